@@ -1,0 +1,16 @@
+//! heapster-rs: a Kubernetes cluster metrics collector compatible with Heapster.
+//!
+//! Data flows one way: [`source`] (apiserver discovery, kubelet scraping) → [`process`] (rates,
+//! enrichment, aggregation; pure) → [`store`] / [`sink`] → [`api`]. [`model`] is the vocabulary
+//! they share; [`config`] turns flags into a validated [`config::Config`]; [`app`] wires it up.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod model;
+pub mod process;
+pub mod sim;
+pub mod sink;
+pub mod source;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,141 @@
+//! Sinks: where batches go after processing.
+//!
+//! Each sink runs as its own task behind a bounded [`queue::DropOldest`] queue, so a slow sink
+//! never blocks scraping: when its queue is full the oldest batch is dropped and counted.
+//! [`FanOut`] hands every batch to every sink.
+
+pub mod log;
+pub mod queue;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tokio::task::JoinHandle;
+
+use crate::model::Batch;
+use queue::DropOldest;
+
+/// A destination for batches. Implementations own their transport and retries.
+pub trait Sink: Send + 'static {
+    /// A short name for logs and self-metrics (`influxdb`, `log`, `metric`).
+    fn name(&self) -> &'static str;
+
+    /// Takes one batch. Called sequentially; a slow call only delays this sink.
+    fn export(&mut self, batch: Arc<Batch>) -> impl Future<Output = ()> + Send;
+
+    /// Called once at shutdown with a time budget: deliver what is buffered, report the rest.
+    fn flush(&mut self, _budget: Duration) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabel {
+    sink: &'static str,
+    reason: &'static str,
+}
+
+/// Self-metrics shared by all sinks' queues.
+#[derive(Clone, Default)]
+pub struct FanOutMetrics {
+    batches: Family<SinkLabel, Counter>,
+    points: Family<SinkLabel, Counter>,
+    dropped: Family<DropLabel, Counter>,
+}
+
+impl FanOutMetrics {
+    pub fn register(registry: &mut Registry) -> FanOutMetrics {
+        let m = FanOutMetrics::default();
+        registry.register(
+            "sink_batches",
+            "Batches handed to each sink",
+            m.batches.clone(),
+        );
+        registry.register(
+            "sink_points",
+            "Points handed to each sink",
+            m.points.clone(),
+        );
+        registry.register(
+            "sink_dropped_batches",
+            "Batches dropped before a sink took them, by reason",
+            m.dropped.clone(),
+        );
+        m
+    }
+}
+
+struct Lane {
+    name: &'static str,
+    queue: Arc<DropOldest<Arc<Batch>>>,
+    task: JoinHandle<()>,
+}
+
+/// Hands each batch to every sink through a bounded queue per sink.
+pub struct FanOut {
+    lanes: Vec<Lane>,
+    metrics: FanOutMetrics,
+}
+
+impl FanOut {
+    pub fn new(metrics: FanOutMetrics) -> FanOut {
+        FanOut {
+            lanes: Vec::new(),
+            metrics,
+        }
+    }
+
+    /// Starts a sink's task with a queue of `capacity` batches.
+    pub fn add<S: Sink>(&mut self, mut sink: S, capacity: usize) {
+        let name = sink.name();
+        let queue = Arc::new(DropOldest::new(capacity));
+        let q = Arc::clone(&queue);
+        let task = tokio::spawn(async move {
+            while let Some(batch) = q.pop().await {
+                sink.export(batch).await;
+            }
+            sink.flush(q.flush_budget()).await;
+        });
+        self.lanes.push(Lane { name, queue, task });
+    }
+
+    /// Offers a batch to every sink; never waits.
+    pub fn send(&self, batch: &Arc<Batch>) {
+        let points = batch.point_count() as u64;
+        for lane in &self.lanes {
+            let label = SinkLabel { sink: lane.name };
+            self.metrics.batches.get_or_create(&label).inc();
+            self.metrics.points.get_or_create(&label).inc_by(points);
+            if lane.queue.push(Arc::clone(batch)).is_some() {
+                self.metrics
+                    .dropped
+                    .get_or_create(&DropLabel {
+                        sink: lane.name,
+                        reason: "queue_full",
+                    })
+                    .inc();
+                tracing::warn!(sink = lane.name, "sink queue full, dropped the oldest batch");
+            }
+        }
+    }
+
+    /// Closes the queues and waits for every sink to drain and flush within `budget`.
+    pub async fn shutdown(self, budget: Duration) {
+        for lane in &self.lanes {
+            lane.queue.close(budget);
+        }
+        let all = futures::future::join_all(self.lanes.into_iter().map(|l| l.task));
+        // The sinks' own flush honours the budget; the margin covers scheduling.
+        let _ = tokio::time::timeout(budget + Duration::from_secs(1), all).await;
+    }
+}
