@@ -4,6 +4,8 @@
 //! they all import. A [`Batch`] is what one scrape tick produces: every entity of the cluster
 //! (node, system container, pod, container, namespace, cluster) as a [`MetricSet`] of values.
 
+pub mod cluster;
+pub mod labels;
 mod metric;
 pub mod time;
 
@@ -179,6 +181,8 @@ pub struct MetricSet {
     pub image: Option<Arc<str>>,
     /// Node schedulability (`schedulable` tag on nodes).
     pub schedulable: Option<bool>,
+    /// Labels stored as tags of their own (`--store_label`).
+    pub extra_tags: Option<labels::StoredLabels>,
     /// Unlabeled values, at most one per metric.
     pub values: Vec<(Metric, Value)>,
     /// Values labeled by `resource_id`.
@@ -196,6 +200,7 @@ impl MetricSet {
             pod_uid: None,
             image: None,
             schedulable: None,
+            extra_tags: None,
             values: Vec::new(),
             labeled: Vec::new(),
         }

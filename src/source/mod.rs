@@ -1,1 +1,8 @@
-//! (in progress)
+//! Sources: the apiserver (node and pod discovery) and the kubelets (samples).
+
+pub mod apiserver;
+pub mod credentials;
+pub mod kubelet;
+pub mod quantity;
+pub mod summary;
+pub mod watch;

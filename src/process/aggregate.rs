@@ -1,0 +1,135 @@
+//! Aggregation: containers → pod (what the pod lacks), pods → node (requests and limits),
+//! pods → namespace → cluster (usage, requests, limits).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::decode::{RawSet, bit};
+use super::enrich::NODE_FROM_PODS;
+use crate::model::{Metric, MetricSet, Nanos, SetKey};
+
+/// Summed into namespaces and the cluster (Heapster's list, plus the working set).
+pub const NS_METRICS: [Metric; 7] = [
+    Metric::CpuUsageRate,
+    Metric::MemoryUsage,
+    Metric::MemoryWorkingSet,
+    Metric::CpuRequest,
+    Metric::CpuLimit,
+    Metric::MemoryRequest,
+    Metric::MemoryLimit,
+];
+
+/// Container values a pod never takes from its containers.
+fn pod_skips(m: Metric) -> bool {
+    matches!(m, Metric::Uptime)
+}
+
+/// Fills pods from their containers. Pods that only exist through containers are created.
+pub fn containers_to_pods(sets: &mut Vec<RawSet>) {
+    let mut pods: HashMap<(Arc<str>, Arc<str>), usize> = HashMap::new();
+    for (i, raw) in sets.iter().enumerate() {
+        if let SetKey::Pod { namespace, pod } = &raw.set.key {
+            pods.insert((Arc::clone(namespace), Arc::clone(pod)), i);
+        }
+    }
+    for i in 0..sets.len() {
+        let SetKey::PodContainer { namespace, pod, .. } = &sets[i].set.key else {
+            continue;
+        };
+        let pk = (Arc::clone(namespace), Arc::clone(pod));
+        let pi = match pods.get(&pk) {
+            Some(&pi) => pi,
+            None => {
+                let c = &sets[i].set;
+                let mut set = MetricSet::new(
+                    SetKey::Pod {
+                        namespace: Arc::clone(&pk.0),
+                        pod: Arc::clone(&pk.1),
+                    },
+                    c.scrape_time,
+                );
+                set.node.clone_from(&c.node);
+                set.labels.clone_from(&c.labels);
+                set.extra_tags.clone_from(&c.extra_tags);
+                set.pod_uid.clone_from(&c.pod_uid);
+                sets.push(RawSet {
+                    set,
+                    times: Default::default(),
+                    own: 0,
+                });
+                pods.insert(pk, sets.len() - 1);
+                sets.len() - 1
+            }
+        };
+        let values = sets[i].set.values.clone();
+        let pod_set = &mut sets[pi];
+        for (m, v) in values {
+            if pod_skips(m) || pod_set.own & bit(m) != 0 {
+                continue;
+            }
+            pod_set.set.add(m, v);
+        }
+    }
+}
+
+/// Sums pods into their nodes, namespaces and the cluster; adds the node ratios.
+pub fn pods_up(sets: &mut Vec<RawSet>, timestamp: Nanos) {
+    let mut nodes: HashMap<Arc<str>, usize> = HashMap::new();
+    for (i, raw) in sets.iter().enumerate() {
+        if let SetKey::Node { node } = &raw.set.key {
+            nodes.insert(Arc::clone(node), i);
+        }
+    }
+    let mut namespaces: Vec<MetricSet> = Vec::new();
+    let mut ns_index: HashMap<Arc<str>, usize> = HashMap::new();
+    for i in 0..sets.len() {
+        let SetKey::Pod { namespace, .. } = &sets[i].set.key else {
+            continue;
+        };
+        let ni = *ns_index.entry(Arc::clone(namespace)).or_insert_with(|| {
+            namespaces.push(MetricSet::new(
+                SetKey::Namespace {
+                    namespace: Arc::clone(namespace),
+                },
+                timestamp,
+            ));
+            namespaces.len() - 1
+        });
+        for m in NS_METRICS {
+            if let Some(v) = sets[i].set.get(m) {
+                namespaces[ni].add(m, v);
+            }
+        }
+        let node_idx = sets[i].set.node.as_ref().and_then(|n| nodes.get(n)).copied();
+        if let Some(node_idx) = node_idx {
+            let pod_values: Vec<_> = NODE_FROM_PODS
+                .iter()
+                .filter_map(|m| sets[i].set.get(*m).map(|v| (*m, v)))
+                .collect();
+            for (m, v) in pod_values {
+                sets[node_idx].set.add(m, v);
+            }
+        }
+    }
+    for &i in nodes.values() {
+        super::enrich::node_ratios(&mut sets[i].set);
+    }
+    let mut cluster = MetricSet::new(SetKey::Cluster, timestamp);
+    for ns in &namespaces {
+        for m in NS_METRICS {
+            if let Some(v) = ns.get(m) {
+                cluster.add(m, v);
+            }
+        }
+    }
+    sets.extend(namespaces.into_iter().map(|set| RawSet {
+        set,
+        times: Default::default(),
+        own: 0,
+    }));
+    sets.push(RawSet {
+        set: cluster,
+        times: Default::default(),
+        own: 0,
+    });
+}

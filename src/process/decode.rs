@@ -1,0 +1,225 @@
+//! Summary → raw metric sets (cumulative counters and gauges; no rates yet).
+//!
+//! Follows Heapster's summary source: a node set, its system containers (renamed as Heapster
+//! did), a set per pod and per container. Filesystems become values labeled by `resource_id`.
+
+use std::sync::Arc;
+
+use crate::model::{LabeledValue, Metric, MetricSet, Nanos, SetKey, Value};
+use crate::source::summary::{ContainerStats, CpuStats, FsStats, MemoryStats, NetworkStats, Summary};
+
+/// When each group of cumulative counters was sampled (they differ within one response).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SampleTimes {
+    pub cpu: Option<Nanos>,
+    pub memory: Option<Nanos>,
+    pub network: Option<Nanos>,
+}
+
+/// A metric set straight from the kubelet, with its sample times.
+#[derive(Clone, Debug)]
+pub struct RawSet {
+    pub set: MetricSet,
+    pub times: SampleTimes,
+    /// Bit `m` set when the kubelet reported metric `m` for this set itself (pods: so container
+    /// sums fill only what the pod lacks).
+    pub own: u64,
+}
+
+/// Everything one kubelet answered, decoded.
+#[derive(Clone, Debug)]
+pub struct NodeSample {
+    pub node: Arc<str>,
+    pub sets: Vec<RawSet>,
+}
+
+/// Heapster's names for the kubelet's system containers.
+pub fn sys_container_name(name: &str) -> &str {
+    match name {
+        "runtime" => "docker-daemon",
+        "misc" => "system",
+        other => other,
+    }
+}
+
+pub(crate) fn bit(m: Metric) -> u64 {
+    1u64 << (m as u8)
+}
+
+struct Builder {
+    set: MetricSet,
+    times: SampleTimes,
+}
+
+impl Builder {
+    fn new(key: SetKey, node: &Arc<str>, fallback_time: Nanos) -> Builder {
+        let mut set = MetricSet::new(key, fallback_time);
+        set.node = Some(Arc::clone(node));
+        Builder {
+            set,
+            times: SampleTimes::default(),
+        }
+    }
+
+    fn cpu(&mut self, cpu: Option<CpuStats>) {
+        let Some(cpu) = cpu else { return };
+        self.set.set_int(Metric::CpuUsage, cpu.usage_core_nano_seconds);
+        if cpu.usage_core_nano_seconds.is_some() {
+            self.times.cpu = cpu.time.map(|t| t.0);
+        }
+    }
+
+    fn memory(&mut self, mem: Option<MemoryStats>) {
+        let Some(mem) = mem else { return };
+        self.set.set_int(Metric::MemoryUsage, mem.usage_bytes);
+        self.set.set_int(Metric::MemoryWorkingSet, mem.working_set_bytes);
+        self.set.set_int(Metric::MemoryRss, mem.rss_bytes);
+        self.set.set_int(Metric::MemoryPageFaults, mem.page_faults);
+        self.set.set_int(Metric::MemoryMajorPageFaults, mem.major_page_faults);
+        self.times.memory = mem.time.map(|t| t.0);
+    }
+
+    fn network(&mut self, net: Option<NetworkStats>) {
+        let Some(net) = net else { return };
+        self.set.set_int(Metric::NetworkRx, net.rx_bytes);
+        self.set.set_int(Metric::NetworkRxErrors, net.rx_errors);
+        self.set.set_int(Metric::NetworkTx, net.tx_bytes);
+        self.set.set_int(Metric::NetworkTxErrors, net.tx_errors);
+        self.times.network = net.time.map(|t| t.0);
+    }
+
+    fn fs(&mut self, resource_id: &Arc<str>, fs: Option<FsStats>) {
+        let Some(fs) = fs else { return };
+        let pairs = [
+            (Metric::FilesystemUsage, fs.used_bytes),
+            (Metric::FilesystemLimit, fs.capacity_bytes),
+            (Metric::FilesystemAvailable, fs.available_bytes),
+            (Metric::FilesystemInodes, fs.inodes),
+            (Metric::FilesystemInodesFree, fs.inodes_free),
+        ];
+        for (metric, v) in pairs {
+            if let Some(v) = v {
+                self.set.labeled.push(LabeledValue {
+                    metric,
+                    resource_id: Arc::clone(resource_id),
+                    value: Value::Int(i64::try_from(v).unwrap_or(i64::MAX)),
+                });
+            }
+        }
+    }
+
+    fn start(&mut self, start: Option<Nanos>) {
+        self.set.create_time = start;
+    }
+
+    fn finish(mut self) -> RawSet {
+        let t = self.times;
+        if let Some(sample) = t.cpu.or(t.memory).or(t.network) {
+            self.set.scrape_time = sample;
+        }
+        if let Some(start) = self.set.create_time
+            && self.set.scrape_time >= start
+        {
+            let ms = (self.set.scrape_time - start) / 1_000_000;
+            self.set.set(Metric::Uptime, Value::Int(ms));
+        }
+        let own = self.set.values.iter().fold(0, |acc, (m, _)| acc | bit(*m));
+        RawSet {
+            set: self.set,
+            times: self.times,
+            own,
+        }
+    }
+
+    fn container(mut self, c: &ContainerStats<'_>) -> RawSet {
+        self.start(c.start_time.map(|t| t.0));
+        self.cpu(c.cpu);
+        self.memory(c.memory);
+        self
+            .finish()
+    }
+}
+
+/// Resource ids shared by every set (interned once per process).
+pub struct ResourceIds {
+    pub root: Arc<str>,
+    pub logs: Arc<str>,
+}
+
+impl Default for ResourceIds {
+    fn default() -> ResourceIds {
+        ResourceIds {
+            root: Arc::from("/"),
+            logs: Arc::from("logs"),
+        }
+    }
+}
+
+/// Decodes one kubelet's answer. `node` is the name the apiserver knows the node by;
+/// `fallback_time` is used for sets without any sample time (the scrape time).
+pub fn decode_summary(summary: &Summary<'_>, node: &Arc<str>, fallback_time: Nanos, ids: &ResourceIds) -> NodeSample {
+    let mut sets = Vec::with_capacity(2 + summary.node.system_containers.len() + summary.pods.len() * 3);
+    let n = &summary.node;
+
+    let mut b = Builder::new(SetKey::Node { node: Arc::clone(node) }, node, fallback_time);
+    b.start(n.start_time.map(|t| t.0));
+    b.cpu(n.cpu);
+    b.memory(n.memory);
+    b.network(n.network);
+    b.fs(&ids.root, n.fs);
+    sets.push(b.finish());
+
+    for c in &n.system_containers {
+        let key = SetKey::SysContainer {
+            node: Arc::clone(node),
+            container: Arc::from(sys_container_name(&c.name)),
+        };
+        sets.push(Builder::new(key, node, fallback_time).container(c));
+    }
+
+    for pod in &summary.pods {
+        let namespace: Arc<str> = Arc::from(&*pod.pod_ref.namespace);
+        let name: Arc<str> = Arc::from(&*pod.pod_ref.name);
+        let key = SetKey::Pod {
+            namespace: Arc::clone(&namespace),
+            pod: Arc::clone(&name),
+        };
+        let mut b = Builder::new(key, node, fallback_time);
+        b.set.pod_uid = (!pod.pod_ref.uid.is_empty()).then(|| Arc::from(&*pod.pod_ref.uid));
+        b.start(pod.start_time.map(|t| t.0));
+        b.cpu(pod.cpu);
+        b.memory(pod.memory);
+        b.network(pod.network);
+        for v in &pod.volume {
+            let id: Arc<str> = Arc::from(format!("Volume:{}", v.name));
+            b.fs(&id, Some(v.fs()));
+        }
+        if let Some(eph) = pod.ephemeral_storage {
+            b.set.set_int(Metric::EphemeralStorageUsage, eph.used_bytes);
+        }
+        let pod_uid = b.set.pod_uid.clone();
+        sets.push(b.finish());
+
+        for c in &pod.containers {
+            let key = SetKey::PodContainer {
+                namespace: Arc::clone(&namespace),
+                pod: Arc::clone(&name),
+                container: Arc::from(&*c.name),
+            };
+            let mut b = Builder::new(key, node, fallback_time);
+            b.set.pod_uid = pod_uid.clone();
+            b.fs(&ids.root, c.rootfs);
+            b.fs(&ids.logs, c.logs);
+            let eph = match (c.rootfs.and_then(|f| f.used_bytes), c.logs.and_then(|f| f.used_bytes)) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+            };
+            b.set.set_int(Metric::EphemeralStorageUsage, eph);
+            sets.push(b.container(c));
+        }
+    }
+    NodeSample {
+        node: Arc::clone(node),
+        sets,
+    }
+}

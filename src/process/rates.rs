@@ -1,0 +1,171 @@
+//! Rates from cumulative counters, with the guards that keep them honest.
+//!
+//! A rate exists only when the entity was in both samples, time advanced, its start time did
+//! not change (a restart gives a gap) and the counter did not decrease. So no rate is ever
+//! negative. The state is rebuilt from each tick; entries of nodes that failed a scrape are
+//! carried over for a few ticks so one missed scrape costs one rate, not two.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::decode::{RawSet, SampleTimes};
+use crate::model::{Metric, MetricSet, Nanos, SetKey, Value};
+
+const NANOS_PER_SEC_F: f64 = 1e9;
+
+#[derive(Clone, Debug)]
+struct Prev {
+    node: Option<Arc<str>>,
+    create_time: Option<Nanos>,
+    times: SampleTimes,
+    /// Counter values in the order of [`COUNTERS`]; `None` when absent.
+    counters: [Option<i64>; COUNTERS.len()],
+    /// When the entry was last refreshed by a successful scrape.
+    seen: Nanos,
+}
+
+/// (cumulative metric, rate metric, which sample time applies).
+const COUNTERS: [(Metric, Metric, Group); 7] = [
+    (Metric::CpuUsage, Metric::CpuUsageRate, Group::Cpu),
+    (Metric::MemoryPageFaults, Metric::MemoryPageFaultsRate, Group::Memory),
+    (Metric::MemoryMajorPageFaults, Metric::MemoryMajorPageFaultsRate, Group::Memory),
+    (Metric::NetworkRx, Metric::NetworkRxRate, Group::Network),
+    (Metric::NetworkRxErrors, Metric::NetworkRxErrorsRate, Group::Network),
+    (Metric::NetworkTx, Metric::NetworkTxRate, Group::Network),
+    (Metric::NetworkTxErrors, Metric::NetworkTxErrorsRate, Group::Network),
+];
+
+#[derive(Clone, Copy, Debug)]
+enum Group {
+    Cpu,
+    Memory,
+    Network,
+}
+
+impl Group {
+    fn time(self, t: &SampleTimes) -> Option<Nanos> {
+        match self {
+            Group::Cpu => t.cpu,
+            Group::Memory => t.memory,
+            Group::Network => t.network,
+        }
+    }
+}
+
+/// The rate of a counter between two samples, if the guards allow one.
+/// `cpu/usage_rate` is integer millicores (truncated, as Heapster); the others per second.
+pub fn rate(metric: Metric, old: (Nanos, i64), new: (Nanos, i64)) -> Option<Value> {
+    let dt = new.0.checked_sub(old.0)?;
+    let dv = new.1.checked_sub(old.1)?;
+    if dt <= 0 || dv < 0 {
+        return None;
+    }
+    if metric == Metric::CpuUsageRate {
+        let millis = i128::from(dv) * 1000 / i128::from(dt);
+        Some(Value::Int(i64::try_from(millis).ok()?))
+    } else {
+        Some(Value::Float(dv as f64 * NANOS_PER_SEC_F / dt as f64))
+    }
+}
+
+/// Remembers the previous sample of every entity.
+#[derive(Default)]
+pub struct RateState {
+    prev: HashMap<SetKey, Prev>,
+}
+
+impl RateState {
+    pub fn len(&self) -> usize {
+        self.prev.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prev.is_empty()
+    }
+
+    /// Adds rate values to `sets` and remembers them for the next tick. Entries of nodes not in
+    /// `scraped_nodes` survive until older than `max_age`.
+    pub fn apply(&mut self, sets: &mut [RawSet], scraped_nodes: &[Arc<str>], now: Nanos, max_age: Nanos) {
+        let mut next: HashMap<SetKey, Prev> = HashMap::with_capacity(sets.len());
+        for raw in sets.iter_mut() {
+            let counters = COUNTERS.map(|(m, _, _)| raw.set.get(m).map(Value::as_i64));
+            if let Some(old) = self.prev.get(&raw.set.key) {
+                add_rates(&mut raw.set, &raw.times, &counters, old);
+            }
+            if counters.iter().any(Option::is_some) {
+                next.insert(
+                    raw.set.key.clone(),
+                    Prev {
+                        node: raw.set.node.clone(),
+                        create_time: raw.set.create_time,
+                        times: raw.times,
+                        counters,
+                        seen: now,
+                    },
+                );
+            }
+        }
+        for (key, old) in self.prev.drain() {
+            let node_missed = old
+                .node
+                .as_ref()
+                .is_some_and(|n| !scraped_nodes.iter().any(|s| s == n));
+            if node_missed && now - old.seen <= max_age {
+                next.entry(key).or_insert(old);
+            }
+        }
+        self.prev = next;
+    }
+}
+
+fn add_rates(set: &mut MetricSet, times: &SampleTimes, counters: &[Option<i64>; COUNTERS.len()], old: &Prev) {
+    if let (Some(a), Some(b)) = (old.create_time, set.create_time)
+        && a != b
+    {
+        return; // restarted: a gap, never a negative or inflated rate
+    }
+    for (i, (_, rate_metric, group)) in COUNTERS.iter().enumerate() {
+        let (Some(new_v), Some(old_v)) = (counters[i], old.counters[i]) else {
+            continue;
+        };
+        let (Some(new_t), Some(old_t)) = (group.time(times), group.time(&old.times)) else {
+            continue;
+        };
+        if let Some(v) = rate(*rate_metric, (old_t, old_v), (new_t, new_v)) {
+            set.set(*rate_metric, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const S: Nanos = 1_000_000_000;
+
+    #[test]
+    fn cpu_rate_is_millicores() {
+        // 0.25 cores for 10 s = 2.5e9 ns
+        assert_eq!(rate(Metric::CpuUsageRate, (0, 0), (10 * S, 2_500_000_000)), Some(Value::Int(250)));
+        assert_eq!(rate(Metric::NetworkRxRate, (0, 100), (2 * S, 300)), Some(Value::Float(100.0)));
+    }
+
+    #[test]
+    fn guards() {
+        assert_eq!(rate(Metric::CpuUsageRate, (10 * S, 5), (10 * S, 9)), None, "no time advance");
+        assert_eq!(rate(Metric::CpuUsageRate, (0, 9), (S, 5)), None, "counter decreased");
+        assert_eq!(rate(Metric::CpuUsageRate, (S, 5), (0, 9)), None, "time went back");
+    }
+
+    proptest! {
+        #[test]
+        fn never_negative(t0 in any::<i64>(), t1 in any::<i64>(), v0 in any::<i64>(), v1 in any::<i64>()) {
+            for m in [Metric::CpuUsageRate, Metric::NetworkTxRate] {
+                if let Some(v) = rate(m, (t0, v0), (t1, v1)) {
+                    prop_assert!(v.as_f64() >= 0.0);
+                }
+            }
+        }
+    }
+}

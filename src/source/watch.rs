@@ -1,0 +1,182 @@
+//! Node and pod watchers: list then watch, resume with backoff, and keep only a compact
+//! [`NodeInfo`]/[`PodInfo`] per object in the shared [`ClusterState`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::Api;
+use tokio::sync::watch as signal;
+
+use super::quantity;
+use crate::model::cluster::{ClusterState, ContainerInfo, NodeInfo, PodInfo};
+use crate::model::labels::LabelPolicy;
+
+/// Shared cluster state: written by the watchers, read once per tick (never across `.await`).
+pub type SharedState = Arc<RwLock<ClusterState>>;
+
+/// Which watchers have finished their first list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Synced {
+    pub nodes: bool,
+    pub pods: bool,
+}
+
+pub fn node_info(node: &Node, policy: &LabelPolicy) -> Option<NodeInfo> {
+    let name = node.metadata.name.as_deref()?;
+    let labels = node.metadata.labels.as_ref();
+    let pairs = || labels.into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()));
+    let status = node.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True");
+    let q = |map: Option<&std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str| {
+        map.and_then(|m| m.get(key)).map(|q| q.0.clone())
+    };
+    let capacity = status.and_then(|s| s.capacity.as_ref());
+    let allocatable = status.and_then(|s| s.allocatable.as_ref());
+    Some(NodeInfo {
+        name: Arc::from(name),
+        labels: policy.join(pairs()),
+        extra_tags: policy.stored(pairs()),
+        label_map: pairs().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        schedulable: !node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
+        ready,
+        addresses: status
+            .and_then(|s| s.addresses.as_ref())
+            .map(|a| a.iter().map(|a| (a.type_.clone(), a.address.clone())).collect())
+            .unwrap_or_default(),
+        kubelet_port: status
+            .and_then(|s| s.daemon_endpoints.as_ref())
+            .and_then(|d| d.kubelet_endpoint.as_ref())
+            .and_then(|e| u16::try_from(e.port).ok())
+            .unwrap_or(0),
+        cpu_capacity_millis: q(capacity, "cpu").and_then(|v| quantity::millicores(&v)),
+        memory_capacity_bytes: q(capacity, "memory").and_then(|v| quantity::bytes(&v)),
+        cpu_allocatable_millis: q(allocatable, "cpu").and_then(|v| quantity::millicores(&v)),
+        memory_allocatable_bytes: q(allocatable, "memory").and_then(|v| quantity::bytes(&v)),
+    })
+}
+
+pub fn pod_info(pod: &Pod, policy: &LabelPolicy) -> Option<PodInfo> {
+    let name = pod.metadata.name.as_deref()?;
+    let namespace = pod.metadata.namespace.as_deref()?;
+    let labels = pod.metadata.labels.as_ref();
+    let pairs = || labels.into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()));
+    let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref());
+    let spec = pod.spec.as_ref();
+    let containers = spec
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            let res = c.resources.as_ref();
+            let get = |which: Option<&std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str, f: fn(&str) -> Option<i64>| {
+                which.and_then(|m| m.get(key)).and_then(|q| f(&q.0)).unwrap_or(0)
+            };
+            let req = res.and_then(|r| r.requests.as_ref());
+            let lim = res.and_then(|r| r.limits.as_ref());
+            ContainerInfo {
+                name: Arc::from(c.name.as_str()),
+                image: c.image.as_deref().map(Arc::from),
+                cpu_request_millis: get(req, "cpu", quantity::millicores),
+                cpu_limit_millis: get(lim, "cpu", quantity::millicores),
+                memory_request_bytes: get(req, "memory", quantity::bytes),
+                memory_limit_bytes: get(lim, "memory", quantity::bytes),
+                ephemeral_request_bytes: get(req, "ephemeral-storage", quantity::bytes),
+                ephemeral_limit_bytes: get(lim, "ephemeral-storage", quantity::bytes),
+                restart_count: statuses
+                    .and_then(|s| s.iter().find(|s| s.name == c.name))
+                    .map(|s| i64::from(s.restart_count))
+                    .unwrap_or(0),
+            }
+        })
+        .collect();
+    Some(PodInfo {
+        namespace: Arc::from(namespace),
+        name: Arc::from(name),
+        uid: Arc::from(pod.metadata.uid.as_deref().unwrap_or_default()),
+        node: spec.and_then(|s| s.node_name.as_deref()).map(Arc::from),
+        labels: policy.join(pairs()),
+        extra_tags: policy.stored(pairs()),
+        label_map: pairs().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        containers,
+    })
+}
+
+/// Watches nodes until the stream ends (never, in practice: the watcher retries with backoff).
+pub async fn watch_nodes(client: kube::Client, policy: Arc<LabelPolicy>, state: SharedState, synced: signal::Sender<Synced>) {
+    let api: Api<Node> = Api::all(client);
+    let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+    let mut fresh: HashMap<Arc<str>, Arc<NodeInfo>> = HashMap::new();
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(Event::Init) => fresh.clear(),
+            Ok(Event::InitApply(n)) => {
+                if let Some(info) = node_info(&n, &policy) {
+                    fresh.insert(Arc::clone(&info.name), Arc::new(info));
+                }
+            }
+            Ok(Event::InitDone) => {
+                let count = fresh.len();
+                write(&state).nodes = std::mem::take(&mut fresh);
+                synced.send_modify(|s| s.nodes = true);
+                tracing::info!(nodes = count, "node list synced");
+            }
+            Ok(Event::Apply(n)) => {
+                if let Some(info) = node_info(&n, &policy) {
+                    write(&state).nodes.insert(Arc::clone(&info.name), Arc::new(info));
+                }
+            }
+            Ok(Event::Delete(n)) => {
+                if let Some(name) = n.metadata.name.as_deref() {
+                    write(&state).nodes.remove(name);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "node watch failed; retrying"),
+        }
+    }
+}
+
+/// Watches scheduled, not yet finished pods.
+pub async fn watch_pods(client: kube::Client, policy: Arc<LabelPolicy>, state: SharedState, synced: signal::Sender<Synced>) {
+    let api: Api<Pod> = Api::all(client);
+    let cfg = watcher::Config::default().fields("spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed");
+    let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
+    let mut fresh = ClusterState::default();
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(Event::Init) => fresh = ClusterState::default(),
+            Ok(Event::InitApply(p)) => {
+                if let Some(info) = pod_info(&p, &policy) {
+                    fresh.insert_pod(Arc::new(info));
+                }
+            }
+            Ok(Event::InitDone) => {
+                let count = fresh.pod_count();
+                write(&state).pods = std::mem::take(&mut fresh.pods);
+                synced.send_modify(|s| s.pods = true);
+                tracing::info!(pods = count, "pod list synced");
+            }
+            Ok(Event::Apply(p)) => {
+                if let Some(info) = pod_info(&p, &policy) {
+                    write(&state).insert_pod(Arc::new(info));
+                }
+            }
+            Ok(Event::Delete(p)) => {
+                if let (Some(ns), Some(name)) = (p.metadata.namespace.as_deref(), p.metadata.name.as_deref()) {
+                    write(&state).remove_pod(ns, name);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
+        }
+    }
+}
+
+fn write(state: &SharedState) -> std::sync::RwLockWriteGuard<'_, ClusterState> {
+    state.write().unwrap_or_else(|e| e.into_inner())
+}
