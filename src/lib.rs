@@ -14,3 +14,5 @@ pub mod sink;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;

@@ -1,1 +1,50 @@
-//! (in progress)
+//! HTTP APIs on the Heapster port: `/healthz`, `/metrics` (self-metrics).
+
+pub mod health;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+
+use crate::model::time;
+use crate::store::Store;
+use health::Health;
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct ApiState {
+    pub health: Arc<Health>,
+    pub registry: Arc<Registry>,
+    pub store: Option<Arc<Store>>,
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn healthz(State(s): State<ApiState>) -> Response {
+    match s.health.check(time::now()) {
+        Ok(msg) => (StatusCode::OK, msg).into_response(),
+        Err(msg) => (StatusCode::INTERNAL_SERVER_ERROR, msg).into_response(),
+    }
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, &s.registry) {
+        Ok(()) => (
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            out,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

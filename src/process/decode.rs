@@ -140,6 +140,16 @@ impl Builder {
     }
 }
 
+/// Some kubelets (seen in 1.15) list a container twice in one pod; the entry with the newest
+/// CPU sample wins (ties: the later entry), so each container gives one set.
+fn is_superseded(containers: &[ContainerStats<'_>], i: usize) -> bool {
+    let c = &containers[i];
+    let t = |c: &ContainerStats<'_>| c.cpu.and_then(|x| x.time).map(|t| t.0);
+    containers.iter().enumerate().any(|(j, o)| {
+        j != i && o.name == c.name && (t(o) > t(c) || (t(o) == t(c) && j > i))
+    })
+}
+
 /// Resource ids shared by every set (interned once per process).
 pub struct ResourceIds {
     pub root: Arc<str>,
@@ -200,7 +210,10 @@ pub fn decode_summary(summary: &Summary<'_>, node: &Arc<str>, fallback_time: Nan
         let pod_uid = b.set.pod_uid.clone();
         sets.push(b.finish());
 
-        for c in &pod.containers {
+        for (ci, c) in pod.containers.iter().enumerate() {
+            if is_superseded(&pod.containers, ci) {
+                continue;
+            }
             let key = SetKey::PodContainer {
                 namespace: Arc::clone(&namespace),
                 pod: Arc::clone(&name),

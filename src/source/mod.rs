@@ -4,5 +4,6 @@ pub mod apiserver;
 pub mod credentials;
 pub mod kubelet;
 pub mod quantity;
+pub mod scrape;
 pub mod summary;
 pub mod watch;

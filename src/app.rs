@@ -1,1 +1,0 @@
-//! Wiring: config → tasks.

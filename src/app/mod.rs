@@ -1,0 +1,212 @@
+//! Wiring: a validated [`Config`] → watchers, scraper, processor, sinks, HTTP server, and the
+//! tick loop that drives them. [`App::start`] returns handles so tests run it in-process.
+
+mod simulated;
+mod tick;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState, health::Health};
+use crate::config::{Config, SinkConfig, SourceConfig};
+use crate::model::cluster::ClusterState;
+use crate::model::labels::LabelPolicy;
+use crate::sink::{FanOut, FanOutMetrics, log::LogSink};
+use crate::source::apiserver;
+use crate::source::kubelet::{KubeletClient, KubeletClientOptions};
+use crate::source::scrape::{Endpoint, ScrapeMetrics, Scraper};
+use crate::source::watch;
+use crate::store::{MetricSink, Store};
+
+/// Environment lookups (in-cluster variables), injected so tests never touch the process env.
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process environment.
+pub fn process_env() -> Env {
+    Arc::new(|k: &str| std::env::var(k).ok())
+}
+
+/// A running collector.
+pub struct App {
+    /// Where the Heapster port listens.
+    pub addr: SocketAddr,
+    pub store: Option<Arc<Store>>,
+    pub health: Arc<Health>,
+    pub registry: Arc<Registry>,
+    pub cluster: watch::SharedState,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+    /// The simulated cluster, when the source is `simulated:` (kept alive with the app).
+    pub simulator: Option<crate::sim::SimCluster>,
+}
+
+impl App {
+    /// Builds everything and starts the tasks. Fails only on what cannot work at all (a port
+    /// in use, unreadable credentials); an unreachable apiserver is retried.
+    pub async fn start(cfg: Config, env: Env) -> anyhow::Result<App> {
+        let mut registry = Registry::with_prefix("heapster");
+        let resolution_ns = i64::try_from(cfg.metric_resolution.as_nanos()).unwrap_or(i64::MAX);
+        let health = Arc::new(Health::new(resolution_ns));
+        health.waiting("connecting to the apiserver");
+
+        let (source, simulator) = match &cfg.source {
+            SourceConfig::Kubernetes(k) => (k.clone(), None),
+            SourceConfig::Simulated(s) => {
+                let (k, sim) = simulated::start(s).await?;
+                (k, Some(sim))
+            }
+        };
+        let clients = apiserver::connect(&source, &*env).await?;
+        let kubelet = KubeletClient::new(
+            Arc::clone(&clients.kubelet),
+            KubeletClientOptions {
+                timeout: cfg.scrape_timeout,
+                max_response_bytes: cfg.max_response_bytes,
+                insecure: source.kubelet_insecure,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("kubelet client: {e}"))?;
+        let endpoint = if source.node_proxy {
+            Endpoint::Proxy {
+                client: clients.client.clone(),
+            }
+        } else {
+            let explicit = source.kubelet_port.is_some() || source.kubelet_https.is_some();
+            Endpoint::Direct {
+                // Heapster's defaults when either option is given; the node's advertised https
+                // port otherwise.
+                https: if explicit { source.kubelet_https.unwrap_or(false) } else { true },
+                port: if explicit && !source.kubelet_https.unwrap_or(false) {
+                    Some(source.kubelet_port.unwrap_or(10255))
+                } else {
+                    source.kubelet_port
+                },
+                address_types: source.address_types.iter().map(|a| a.as_str()).collect(),
+            }
+        };
+        let stagger = cfg.metric_resolution.mul_f64(0.05).min(Duration::from_secs(1));
+        let scraper = Arc::new(Scraper::new(
+            kubelet,
+            endpoint,
+            cfg.max_concurrent_scrapes,
+            stagger,
+            ScrapeMetrics::register(&mut registry),
+        ));
+
+        let cluster: watch::SharedState = Arc::new(RwLock::new(ClusterState::default()));
+        let policy = Arc::new(LabelPolicy::new(&cfg.label_separator, &cfg.ignore_labels, &cfg.store_labels));
+        let (synced_tx, synced_rx) = tokio::sync::watch::channel(watch::Synced::default());
+        let synced_tx = Arc::new(synced_tx);
+        let shutdown = CancellationToken::new();
+        spawn_until(
+            &shutdown,
+            watch::watch_nodes(clients.client.clone(), Arc::clone(&policy), Arc::clone(&cluster), synced_tx.as_ref().clone()),
+        );
+        spawn_until(
+            &shutdown,
+            watch::watch_pods(clients.client.clone(), policy, Arc::clone(&cluster), synced_tx.as_ref().clone()),
+        );
+
+        let mut fanout = FanOut::new(FanOutMetrics::register(&mut registry));
+        let mut store = None;
+        for sink in &cfg.sinks {
+            match sink {
+                SinkConfig::Metric => {
+                    let history = i64::try_from(cfg.metric_history.as_nanos()).unwrap_or(i64::MAX);
+                    let max_batches = (history / resolution_ns.max(1)) as usize + 2;
+                    let s = Arc::new(Store::new(history, max_batches, &mut registry));
+                    fanout.add(MetricSink(Arc::clone(&s)), 4);
+                    store = Some(s);
+                }
+                SinkConfig::Log => fanout.add(LogSink, 4),
+                SinkConfig::InfluxDb(_) => {
+                    tracing::warn!("the influxdb sink is not available in this build; ignoring it");
+                }
+            }
+        }
+
+        let tick_metrics = tick::TickMetrics::register(&mut registry);
+        let registry = Arc::new(registry);
+        let listener = tokio::net::TcpListener::bind((cfg.listen_ip, cfg.heapster_port)).await?;
+        let addr = listener.local_addr()?;
+        let router = api::router(ApiState {
+            health: Arc::clone(&health),
+            registry: Arc::clone(&registry),
+            store: store.clone(),
+        });
+        let server_stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(server_stop.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        });
+        tracing::info!(%addr, "serving /healthz, /metrics and the APIs");
+
+        let looper = tick::TickLoop {
+            resolution: cfg.metric_resolution,
+            scraper,
+            cluster: Arc::clone(&cluster),
+            synced: synced_rx,
+            health: Arc::clone(&health),
+            metrics: tick_metrics,
+        };
+        let stop = shutdown.clone();
+        let shutdown_budget = cfg.shutdown_timeout;
+        let task = tokio::spawn(async move {
+            looper.run(&fanout, stop).await;
+            tracing::info!(budget = ?shutdown_budget, "stopping: flushing sinks");
+            fanout.shutdown(shutdown_budget).await;
+            let _ = server.await;
+        });
+        Ok(App {
+            addr,
+            store,
+            health,
+            registry,
+            cluster,
+            shutdown,
+            task,
+            simulator,
+        })
+    }
+
+    /// A token that stops the app when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops the tick loop, flushes the sinks within the configured budget, stops the server.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+        if let Some(sim) = self.simulator {
+            sim.shutdown().await;
+        }
+    }
+
+    /// Runs until the shutdown token is cancelled (e.g. by SIGTERM), then stops.
+    pub async fn wait(self) {
+        self.shutdown.cancelled().await;
+        self.stop().await;
+    }
+}
+
+/// Spawns a task that ends with the app.
+fn spawn_until<F>(token: &CancellationToken, fut: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let token = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = fut => {}
+        }
+    });
+}
