@@ -1,4 +1,7 @@
 //! Flag and URL parsing (`--source`, `--sink`), validation returning every error.
 
+mod duration;
+mod expand;
+mod source;
 mod types;
 pub use types::*;
