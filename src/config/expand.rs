@@ -203,6 +203,23 @@ impl Options {
         }
     }
 
+    /// A Go duration (`90s`, `1h`, `0`).
+    pub fn take_duration(&mut self, name: &str) -> Option<std::time::Duration> {
+        let value = self.take(name)?;
+        match super::duration::parse(&value) {
+            Ok(d) => Some(d),
+            Err(_) if self.from_env || SECRET_OPTIONS.contains(&name) => {
+                let shown = self.show(name, &value);
+                self.error(name, format!("{shown} is not a duration (e.g. 30s, 1h)"));
+                None
+            }
+            Err(e) => {
+                self.error(name, e);
+                None
+            }
+        }
+    }
+
     /// A string, or `default` when absent; when `non_empty`, an empty value is an error.
     pub fn take_string(&mut self, name: &str, default: &str, non_empty: bool) -> String {
         match self.take(name) {

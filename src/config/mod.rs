@@ -2,6 +2,7 @@
 
 mod duration;
 mod expand;
+mod sink;
 mod source;
 mod types;
 pub use types::*;
