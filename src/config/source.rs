@@ -134,17 +134,28 @@ fn address_types(options: &mut Options) -> Vec<AddressType> {
     if out.is_empty() { default } else { out }
 }
 
+/// The demo cluster of `simulated:` (also the source when `--source` is absent).
+pub fn simulated_default() -> SimulatedSource {
+    SimulatedSource {
+        nodes: 5,
+        pods_per_node: 10,
+        containers_per_pod: 2,
+        https: false,
+    }
+}
+
 fn simulated(target: Target) -> Result<SimulatedSource, Vec<String>> {
     let Target { url, mut options } = target;
     let mut errors = Vec::new();
     if url.is_some() {
         errors.push("simulated takes only options (simulated:?nodes=N&podsPerNode=M)".to_string());
     }
+    let d = simulated_default();
     let source = SimulatedSource {
-        nodes: options.take_num("nodes", 5, 1, 20_000),
-        pods_per_node: options.take_num("podsPerNode", 10, 0, 500),
-        containers_per_pod: options.take_num("containersPerPod", 2, 1, 20),
-        https: options.take_bool("https").unwrap_or(false),
+        nodes: options.take_num("nodes", d.nodes, 1, 20_000),
+        pods_per_node: options.take_num("podsPerNode", d.pods_per_node, 0, 500),
+        containers_per_pod: options.take_num("containersPerPod", d.containers_per_pod, 1, 20),
+        https: options.take_bool("https").unwrap_or(d.https),
     };
     errors.extend(options.finish(SIMULATED_OPTIONS));
     if errors.is_empty() {
