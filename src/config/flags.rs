@@ -1,10 +1,6 @@
 //! The command line: Heapster's flag names, read by clap as raw strings, then validated together
 //! so that every problem is reported in one run.
-//!
-//! [`normalise`] makes `_` and `-` interchangeable in flag names and accepts Go's single dash
-//! (`-metric_resolution=30s` == `--metric-resolution=30s`) before clap sees the arguments.
 
-use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
@@ -12,9 +8,6 @@ use clap::Parser;
 
 use super::types::{Config, LogFormat, SinkConfig, SourceConfig};
 use super::{duration, sink, source};
-
-/// Flags that take no separate value (`--flag` or `--flag=VALUE`).
-const NO_VALUE_FLAGS: &[&str] = &["help", "version", "disable-metric-sink"];
 
 /// Heapster-compatible flags, as given. Validation happens in [`validate`].
 #[derive(Parser, Debug)]
@@ -73,50 +66,6 @@ pub struct RawFlags {
     /// Time allowed to flush sinks at shutdown [default: 10s]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     shutdown_timeout: Option<String>,
-}
-
-/// Rewrites `-name`, `--na_me` and `-na_me=v` to `--na-me[=v]`; leaves values, `-h`, `-V`, `-`
-/// and everything after `--` alone. argv[0] is kept.
-pub fn normalise(args: Vec<OsString>) -> Vec<OsString> {
-    let mut out = Vec::with_capacity(args.len());
-    let mut args = args.into_iter();
-    out.extend(args.next());
-    let mut value_next = false;
-    for arg in args.by_ref() {
-        let text = match arg.to_str() {
-            Some(text) if !value_next => text,
-            _ => {
-                value_next = false;
-                out.push(arg);
-                continue;
-            }
-        };
-        if text == "--" {
-            out.push(arg);
-            break;
-        }
-        let body = match text.strip_prefix("--") {
-            Some(body) => body,
-            None => match text.strip_prefix('-') {
-                Some(body) if body.chars().count() > 1 => body,
-                _ => {
-                    out.push(arg);
-                    continue;
-                }
-            },
-        };
-        let (name, value) = match body.split_once('=') {
-            Some((name, value)) => (name.replace('_', "-"), Some(value)),
-            None => (body.replace('_', "-"), None),
-        };
-        value_next = value.is_none() && !NO_VALUE_FLAGS.contains(&name.as_str());
-        out.push(match value {
-            Some(value) => format!("--{name}={value}").into(),
-            None => format!("--{name}").into(),
-        });
-    }
-    out.extend(args);
-    out
 }
 
 /// Every problem found, one `error: --flag: message` line each.
@@ -241,14 +190,18 @@ pub fn validate(
         }
         Some(d) => d,
     };
-    let metric_history = match raw.metric_history.as_deref() {
+    let history = raw.metric_history.as_deref();
+    let metric_history = match p.duration("--metric_history", history, Duration::ZERO) {
         None => Duration::from_secs(15 * 60).max(resolution),
-        raw if resolution_ok => p
-            .duration("--metric_history", raw, resolution)
-            .unwrap_or(resolution),
-        raw => p
-            .duration("--metric_history", raw, Duration::ZERO)
-            .unwrap_or(resolution),
+        Some(d) if d < resolution && resolution_ok => {
+            let (given, min) = (duration::format(d), duration::format(resolution));
+            p.add(
+                "--metric_history",
+                format!("{given} is shorter than --metric_resolution ({min})"),
+            );
+            resolution
+        }
+        Some(d) => d,
     };
     let shutdown_timeout = p
         .duration(
@@ -353,4 +306,15 @@ fn split_labels(values: &[String]) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .map(String::from)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_split_on_commas() {
+        let values = vec!["a,b".to_string(), " c ,,".to_string()];
+        assert_eq!(split_labels(&values), ["a", "b", "c"]);
+    }
 }
