@@ -1,0 +1,320 @@
+//! The command line: Heapster's flag names, read by clap as raw strings, then validated together
+//! so that every problem is reported in one run.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::types::{Config, LogFormat, SinkConfig, SourceConfig};
+use super::{duration, sink, source};
+
+/// Heapster-compatible flags, as given. Validation happens in [`validate`].
+#[derive(Parser, Debug)]
+#[command(
+    name = "heapster-rs",
+    version,
+    about = "A Kubernetes cluster metrics collector compatible with Heapster."
+)]
+#[command(after_help = "Flag names accept `_` or `-` and one dash or two, as Heapster's did.")]
+pub struct RawFlags {
+    /// Where metrics come from: kubernetes:URL?options or simulated:?nodes=N [default: simulated:]
+    #[arg(long, value_name = "KIND:URL?OPTIONS", allow_hyphen_values = true)]
+    source: Vec<String>,
+    /// Where metrics go (repeatable): log, metric, influxdb:URL?options
+    #[arg(long, value_name = "KIND:URL?OPTIONS", allow_hyphen_values = true)]
+    sink: Vec<String>,
+    /// Scrape interval, a Go duration (at least 5s) [default: 60s]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    metric_resolution: Option<String>,
+    /// Port of the APIs [default: 8082]
+    #[arg(long, value_name = "PORT", allow_hyphen_values = true)]
+    heapster_port: Option<String>,
+    /// Address of the APIs [default: 127.0.0.1 for the simulated source, 0.0.0.0 otherwise]
+    #[arg(long, value_name = "IP", allow_hyphen_values = true)]
+    listen_ip: Option<String>,
+    /// Separator of the `labels` tag [default: ,]
+    #[arg(long, value_name = "SEP", allow_hyphen_values = true)]
+    label_separator: Option<String>,
+    /// Labels left out of the `labels` tag (repeatable, comma-separated)
+    #[arg(long, value_name = "LABELS", allow_hyphen_values = true)]
+    ignore_label: Vec<String>,
+    /// Labels also stored as tags of their own (repeatable, comma-separated)
+    #[arg(long, value_name = "LABELS", allow_hyphen_values = true)]
+    store_label: Vec<String>,
+    /// Do not keep metrics in memory for the APIs
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    disable_metric_sink: Option<String>,
+    /// Log format: text or json [default: text]
+    #[arg(long, value_name = "FORMAT", allow_hyphen_values = true)]
+    log_format: Option<String>,
+    /// A tracing filter, e.g. info or heapster_rs=debug [default: info]
+    #[arg(long, value_name = "FILTER", allow_hyphen_values = true)]
+    log_level: Option<String>,
+    /// Most kubelet requests in flight [default: 256]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    max_concurrent_scrapes: Option<String>,
+    /// Per-node scrape timeout, at most 0.9 x resolution [default: min(10s, 0.9 x resolution)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    scrape_timeout: Option<String>,
+    /// Largest kubelet response accepted, in bytes (at least 1024) [default: 67108864]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    max_response_bytes: Option<String>,
+    /// History kept in memory for the APIs, at least one resolution [default: 15m]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    metric_history: Option<String>,
+    /// Time allowed to flush sinks at shutdown [default: 10s]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    shutdown_timeout: Option<String>,
+}
+
+/// Every problem found, one `error: --flag: message` line each.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, flag: &str, message: impl std::fmt::Display) {
+        self.0.push(format!("error: {flag}: {message}"));
+    }
+
+    fn duration(&mut self, flag: &str, raw: Option<&str>, min: Duration) -> Option<Duration> {
+        let raw = raw?;
+        match duration::parse(raw) {
+            Ok(d) if d < min => {
+                let min = duration::format(min);
+                self.add(flag, format!("{raw} is below the minimum of {min}"));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.add(flag, e);
+                None
+            }
+        }
+    }
+
+    fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+        &mut self,
+        flag: &str,
+        raw: Option<&str>,
+        min: T,
+        default: T,
+    ) -> T {
+        let Some(raw) = raw else { return default };
+        match raw.parse::<T>() {
+            Ok(n) if n >= min => n,
+            _ => {
+                self.add(
+                    flag,
+                    format!("{raw:?} is not a whole number of at least {min}"),
+                );
+                default
+            }
+        }
+    }
+}
+
+/// Checks every flag and builds the [`Config`], or returns every problem.
+pub fn validate(
+    raw: RawFlags,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<String>> {
+    let mut p = Problems::default();
+    let source = match raw.source.as_slice() {
+        [] => Some(SourceConfig::Simulated(source::simulated_default())),
+        [one] => source::parse(one, env)
+            .map_err(|errors| errors.into_iter().for_each(|e| p.add("--source", e)))
+            .ok(),
+        many => {
+            let n = many.len();
+            p.add(
+                "--source",
+                format!("given {n} times; exactly one source is supported"),
+            );
+            None
+        }
+    };
+
+    let disable_metric_sink = match raw.disable_metric_sink.as_deref() {
+        None => false,
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => true,
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => false,
+        Some(other) => {
+            p.add(
+                "--disable_metric_sink",
+                format!("{other:?} is not a boolean (true or false)"),
+            );
+            false
+        }
+    };
+    let mut sinks = Vec::new();
+    if !disable_metric_sink {
+        sinks.push(SinkConfig::Metric);
+    }
+    for value in &raw.sink {
+        match sink::parse(value, env) {
+            Ok(SinkConfig::Metric) if disable_metric_sink => {
+                p.add("--disable_metric_sink", "conflicts with --sink=metric");
+            }
+            Ok(SinkConfig::Metric) => {}
+            Ok(sink) => sinks.push(sink),
+            Err(errors) => errors.into_iter().for_each(|e| p.add("--sink", e)),
+        }
+    }
+
+    let resolution = p.duration(
+        "--metric_resolution",
+        raw.metric_resolution.as_deref(),
+        Duration::from_secs(5),
+    );
+    let resolution_ok = resolution.is_some() || raw.metric_resolution.is_none();
+    let resolution = resolution.unwrap_or(Duration::from_secs(60));
+    let max_timeout = resolution * 9 / 10;
+    let scrape_timeout = match p.duration(
+        "--scrape_timeout",
+        raw.scrape_timeout.as_deref(),
+        Duration::ZERO,
+    ) {
+        None => Duration::from_secs(10).min(max_timeout),
+        Some(Duration::ZERO) => {
+            p.add("--scrape_timeout", "must be greater than 0");
+            max_timeout
+        }
+        Some(d) if d > max_timeout && resolution_ok => {
+            let (given, max) = (duration::format(d), duration::format(max_timeout));
+            p.add(
+                "--scrape_timeout",
+                format!("{given} exceeds 0.9 x --metric_resolution ({max})"),
+            );
+            max_timeout
+        }
+        Some(d) => d,
+    };
+    let history = raw.metric_history.as_deref();
+    let metric_history = match p.duration("--metric_history", history, Duration::ZERO) {
+        None => Duration::from_secs(15 * 60).max(resolution),
+        Some(d) if d < resolution && resolution_ok => {
+            let (given, min) = (duration::format(d), duration::format(resolution));
+            p.add(
+                "--metric_history",
+                format!("{given} is shorter than --metric_resolution ({min})"),
+            );
+            resolution
+        }
+        Some(d) => d,
+    };
+    let shutdown_timeout = p
+        .duration(
+            "--shutdown_timeout",
+            raw.shutdown_timeout.as_deref(),
+            Duration::ZERO,
+        )
+        .unwrap_or(Duration::from_secs(10));
+
+    let heapster_port = match raw.heapster_port.as_deref().map(str::parse::<u16>) {
+        None => 8082,
+        Some(Ok(port)) => port,
+        Some(Err(_)) => {
+            p.add(
+                "--heapster-port",
+                format!(
+                    "{:?} is not a port (0 to 65535)",
+                    raw.heapster_port.unwrap_or_default()
+                ),
+            );
+            8082
+        }
+    };
+    let simulated = matches!(source, Some(SourceConfig::Simulated(_)));
+    let listen_ip = match raw.listen_ip.as_deref() {
+        None if simulated => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        Some(text) => text.parse().unwrap_or_else(|_| {
+            p.add("--listen_ip", format!("{text:?} is not an IP address"));
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }),
+    };
+    let label_separator = raw.label_separator.unwrap_or_else(|| ",".into());
+    if label_separator.is_empty() {
+        p.add("--label_separator", "must not be empty");
+    }
+    let log_format = match raw.log_format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            p.add(
+                "--log-format",
+                format!("unknown format {other:?} (known: json, text)"),
+            );
+            LogFormat::Text
+        }
+    };
+    let log_level = raw.log_level.unwrap_or_else(|| "info".into());
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
+        p.add(
+            "--log-level",
+            format!("{log_level:?} is not a tracing filter ({e})"),
+        );
+    } else if log_level.trim().is_empty() {
+        p.add(
+            "--log-level",
+            "must not be empty (e.g. info, heapster_rs=debug)",
+        );
+    }
+    let max_concurrent_scrapes = p.number(
+        "--max_concurrent_scrapes",
+        raw.max_concurrent_scrapes.as_deref(),
+        1,
+        256,
+    );
+    let max_response_bytes = p.number(
+        "--max_response_bytes",
+        raw.max_response_bytes.as_deref(),
+        1024,
+        64 << 20,
+    );
+
+    let Some(source) = source.filter(|_| p.0.is_empty()) else {
+        return Err(p.0);
+    };
+    Ok(Config {
+        source,
+        sinks,
+        metric_resolution: resolution,
+        scrape_timeout,
+        max_concurrent_scrapes,
+        max_response_bytes,
+        heapster_port,
+        listen_ip,
+        label_separator,
+        ignore_labels: split_labels(&raw.ignore_label),
+        store_labels: split_labels(&raw.store_label),
+        disable_metric_sink,
+        log_format,
+        log_level,
+        metric_history,
+        shutdown_timeout,
+    })
+}
+
+/// `--ignore_label=a,b --ignore_label=c` → `[a, b, c]`.
+fn split_labels(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_split_on_commas() {
+        let values = vec!["a,b".to_string(), " c ,,".to_string()];
+        assert_eq!(split_labels(&values), ["a", "b", "c"]);
+    }
+}

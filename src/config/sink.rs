@@ -1,0 +1,300 @@
+//! `--sink=kind:URL?options`: `log`, `metric` and `influxdb` (REFERENCE.md §2 plus the 2.x and
+//! batching options). Every problem is returned, one message each.
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::duration;
+use super::expand::{self, Target};
+use super::types::{InfluxConfig, SinkConfig};
+
+const KINDS: &str = "influxdb, log, metric";
+
+const INFLUX_OPTIONS: &[&str] = &[
+    "user",
+    "pw",
+    "db",
+    "retention",
+    "rp",
+    "secure",
+    "insecuressl",
+    "withfields",
+    "cluster_name",
+    "disable_counter_metrics",
+    "concurrency",
+    "version",
+    "token",
+    "org",
+    "bucket",
+    "batch_size",
+    "buffer_points",
+    "gzip",
+];
+
+/// Heapster's address when `influxdb:` names none.
+const DEFAULT_INFLUX_URL: &str = "http://localhost:8086";
+const DEFAULT_INFLUX_PORT: u16 = 8086;
+/// InfluxDB refuses retention policies shorter than an hour.
+const MIN_RETENTION: Duration = Duration::from_secs(3600);
+
+/// Parses one `--sink` value. Messages do not carry the `--sink` prefix.
+pub fn parse(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<SinkConfig, Vec<String>> {
+    let (kind, rest) = expand::split(value);
+    match kind {
+        "log" | "metric" if !rest.is_empty() => {
+            Err(vec![format!("the {kind} sink takes no URL or options")])
+        }
+        "log" => Ok(SinkConfig::Log),
+        "metric" => Ok(SinkConfig::Metric),
+        "influxdb" => {
+            influxdb(Target::parse(rest, env)?).map(|c| SinkConfig::InfluxDb(Box::new(c)))
+        }
+        _ => Err(vec![format!("unknown sink kind {kind:?} (known: {KINDS})")]),
+    }
+}
+
+fn influxdb(target: Target) -> Result<InfluxConfig, Vec<String>> {
+    let Target { url, mut options } = target;
+    let mut errors = Vec::new();
+    let mut url = match url {
+        Some(url) => url,
+        None => Url::parse(DEFAULT_INFLUX_URL).map_err(|e| vec![e.to_string()])?,
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        errors.push(format!(
+            "InfluxDB URL scheme {:?} is not supported (use http or https, e.g. http://influxdb:8086)",
+            url.scheme()
+        ));
+    }
+    let explicit_port = url.port();
+    if options.take_bool("secure") == Some(true) && url.set_scheme("https").is_err() {
+        errors.push("secure=true: cannot switch this URL to https".to_string());
+    }
+    if explicit_port.is_none() && url.set_port(Some(DEFAULT_INFLUX_PORT)).is_err() {
+        errors.push("InfluxDB URL cannot take a port".to_string());
+    }
+
+    let retention = match options.take_duration("retention") {
+        Some(Duration::ZERO) | None => None,
+        Some(d) if d < MIN_RETENTION => {
+            let shown = options.show("retention", &duration::format(d));
+            let message = format!(
+                "{shown} is below the minimum of 1h (InfluxDB refuses shorter retention \
+                 policies; 0 means infinite)"
+            );
+            options.error("retention", message);
+            None
+        }
+        Some(d) => Some(d),
+    };
+    let version = match options.take("version").as_deref() {
+        None => None,
+        Some("1") => Some(1),
+        Some("2") => Some(2),
+        Some(other) => {
+            let shown = options.show("version", other);
+            options.error(
+                "version",
+                format!("{shown} is not 1 or 2 (omit it to detect)"),
+            );
+            None
+        }
+    };
+    let mut optional = |name: &str| options.take(name).filter(|v| !v.is_empty());
+    let (token, org, bucket) = (optional("token"), optional("org"), optional("bucket"));
+    let config = InfluxConfig {
+        url,
+        user: options.take_string("user", "root", false),
+        password: options.take_string("pw", "root", false),
+        db: options.take_string("db", "k8s", true),
+        retention,
+        retention_policy: options.take_string("rp", "default", true),
+        insecure_ssl: options.take_bool("insecuressl").unwrap_or(false),
+        with_fields: options.take_bool("withfields").unwrap_or(false),
+        cluster_name: options.take_string("cluster_name", "default", false),
+        disable_counter_metrics: options
+            .take_bool("disable_counter_metrics")
+            .unwrap_or(false),
+        concurrency: options.take_num("concurrency", 1, 1, 64),
+        version,
+        token,
+        org,
+        bucket,
+        batch_size: options.take_num("batch_size", 5_000, 1, 100_000),
+        buffer_points: options.take_num("buffer_points", 1_000_000, 1, usize::MAX),
+        gzip: options.take_bool("gzip").unwrap_or(true),
+    };
+    errors.extend(options.finish(INFLUX_OPTIONS));
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "INFLUX_PW" => Some("pa55word".into()),
+            "INFLUX_HOST" => Some("monitoring-influxdb".into()),
+            _ => None,
+        }
+    }
+
+    fn influx(value: &str) -> InfluxConfig {
+        match parse(value, &env) {
+            Ok(SinkConfig::InfluxDb(c)) => *c,
+            other => panic!("{value}: {other:?}"),
+        }
+    }
+
+    fn errors(value: &str) -> String {
+        parse(value, &env).expect_err(value).join("\n")
+    }
+
+    #[test]
+    fn simple_sinks() {
+        assert_eq!(parse("log", &env), Ok(SinkConfig::Log));
+        assert_eq!(parse("log:", &env), Ok(SinkConfig::Log));
+        assert_eq!(parse("metric", &env), Ok(SinkConfig::Metric));
+        assert!(errors("log:http://x").contains("takes no URL or options"));
+        assert_eq!(
+            errors("kafka:?brokers=x"),
+            "unknown sink kind \"kafka\" (known: influxdb, log, metric)"
+        );
+    }
+
+    #[test]
+    fn influx_defaults() {
+        for value in ["influxdb", "influxdb:", "influxdb:''"] {
+            let c = influx(value);
+            assert_eq!(c.url.as_str(), "http://localhost:8086/", "{value}");
+            assert_eq!(
+                (c.user.as_str(), c.password.as_str(), c.db.as_str()),
+                ("root", "root", "k8s")
+            );
+            assert_eq!(
+                (c.retention, c.retention_policy.as_str()),
+                (None, "default")
+            );
+            assert!(!c.insecure_ssl && !c.with_fields && !c.disable_counter_metrics && c.gzip);
+            assert_eq!(
+                (c.cluster_name.as_str(), c.concurrency, c.version),
+                ("default", 1, None)
+            );
+            assert_eq!((c.token, c.org, c.bucket), (None, None, None));
+            assert_eq!((c.batch_size, c.buffer_points), (5_000, 1_000_000));
+        }
+    }
+
+    #[test]
+    fn influx_every_option() {
+        let c = influx(
+            "influxdb:http://$INFLUX_HOST/prefix?user=u&pw=$INFLUX_PW&db=d&retention=48h&rp=two_days\
+             &secure=true&insecuressl=1&withfields=true&cluster_name=prod&disable_counter_metrics=t\
+             &concurrency=64&version=2&token=tok&org=o&bucket=b&batch_size=100000&buffer_points=7&gzip=false",
+        );
+        assert_eq!(c.url.as_str(), "https://monitoring-influxdb:8086/prefix");
+        assert_eq!(
+            (c.user.as_str(), c.password.as_str(), c.db.as_str()),
+            ("u", "pa55word", "d")
+        );
+        assert_eq!(c.retention, Some(Duration::from_secs(48 * 3600)));
+        assert_eq!(c.retention_policy, "two_days");
+        assert!(c.insecure_ssl && c.with_fields && c.disable_counter_metrics && !c.gzip);
+        assert_eq!(
+            (c.cluster_name.as_str(), c.concurrency, c.version),
+            ("prod", 64, Some(2))
+        );
+        assert_eq!(c.token.as_deref(), Some("tok"));
+        assert_eq!(
+            (c.org.as_deref(), c.bucket.as_deref()),
+            (Some("o"), Some("b"))
+        );
+        assert_eq!((c.batch_size, c.buffer_points), (100_000, 7));
+        assert_eq!(influx("influxdb:http://h:9999?retention=0").retention, None);
+        assert_eq!(
+            influx("influxdb:http://h:9999").url.as_str(),
+            "http://h:9999/"
+        );
+        assert_eq!(
+            influx("influxdb:https://h?version=1").url.as_str(),
+            "https://h:8086/"
+        );
+        assert_eq!(
+            influx("influxdb:?db=x").url.as_str(),
+            "http://localhost:8086/"
+        );
+    }
+
+    #[test]
+    fn influx_errors_name_the_option() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "influxdb:?retention=30m",
+                "option retention: \"30m\" is below the minimum of 1h",
+            ),
+            (
+                "influxdb:?retention=1d",
+                "option retention: \"1d\" has an unknown unit",
+            ),
+            (
+                "influxdb:?concurrency=0",
+                "option concurrency: \"0\" is not a number from 1 to 64",
+            ),
+            ("influxdb:?concurrency=65", "option concurrency"),
+            ("influxdb:?version=3", "option version: \"3\" is not 1 or 2"),
+            ("influxdb:?batch_size=100001", "option batch_size"),
+            ("influxdb:?buffer_points=0", "option buffer_points"),
+            (
+                "influxdb:?gzip=yes",
+                "option gzip: \"yes\" is not a boolean",
+            ),
+            ("influxdb:?db=", "option db: must not be empty"),
+            ("influxdb:?rp=", "option rp: must not be empty"),
+            (
+                "influxdb:?database=k8s",
+                "unknown option \"database\" (known: user, pw, db,",
+            ),
+            ("influxdb:udp://h:8089", "scheme \"udp\" is not supported"),
+            ("influxdb:monitoring-influxdb:8086", "not supported"),
+            (
+                "influxdb:http://$NOPE:8086",
+                "environment variable $NOPE is not set",
+            ),
+        ];
+        for (value, want) in cases {
+            let got = errors(value);
+            assert!(got.contains(want), "{value}: {got}");
+        }
+        let all = errors("influxdb:?concurrency=0&version=9&withfields=x&x=1");
+        assert_eq!(all.lines().count(), 4, "{all}");
+    }
+
+    #[test]
+    fn secrets_never_printed() {
+        let cases = [
+            "influxdb:?pw=hunter2&pw=hunter2",
+            "influxdb:?token=hunter2&bogus=1",
+            "influxdb:http://root:hunter2@h:8086",
+            "influxdb:?retention=$INFLUX_PW",
+            "influxdb:?concurrency=$INFLUX_PW",
+        ];
+        for value in cases {
+            let got = errors(value);
+            assert!(
+                !got.contains("hunter2") && !got.contains("pa55word"),
+                "{value}: {got}"
+            );
+        }
+        let debug = format!("{:?}", influx("influxdb:?pw=hunter2&token=hunter2"));
+        assert!(
+            !debug.contains("hunter2") && debug.contains("**REDACTED**"),
+            "{debug}"
+        );
+    }
+}
