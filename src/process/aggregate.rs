@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::decode::{RawSet, bit};
 use super::enrich::NODE_FROM_PODS;
+use super::rates::counter_of;
 use crate::model::{Metric, MetricSet, Nanos, SetKey};
 
 /// Summed into namespaces and the cluster (Heapster's list, plus the working set).
@@ -64,7 +65,8 @@ pub fn containers_to_pods(sets: &mut Vec<RawSet>) {
         let values = sets[i].set.values.clone();
         let pod_set = &mut sets[pi];
         for (m, v) in values {
-            if pod_skips(m) || pod_set.own & bit(m) != 0 {
+            let own = |m: Metric| pod_set.own & bit(m) != 0;
+            if pod_skips(m) || own(m) || counter_of(m).is_some_and(own) {
                 continue;
             }
             pod_set.set.add(m, v);

@@ -52,6 +52,11 @@ impl Group {
     }
 }
 
+/// The cumulative metric a rate metric is computed from.
+pub fn counter_of(rate: Metric) -> Option<Metric> {
+    COUNTERS.iter().find(|(_, r, _)| *r == rate).map(|(c, _, _)| *c)
+}
+
 /// The rate of a counter between two samples, if the guards allow one.
 /// `cpu/usage_rate` is integer millicores (truncated, as Heapster); the others per second.
 pub fn rate(metric: Metric, old: (Nanos, i64), new: (Nanos, i64)) -> Option<Value> {
