@@ -2,7 +2,7 @@
 //!
 //! [`parse`] is the entry point: argv in, a validated [`Config`] or an exit code and message
 //! out. It never reads the process environment; `$VAR` expansion uses the lookup it is given.
-//! Before clap sees the arguments, [`normalise`] makes `_` and `-` interchangeable in flag names
+//! Before clap sees the arguments, `normalise` makes `_` and `-` interchangeable in flag names
 //! and accepts Go's single dash (`-metric_resolution=30s` == `--metric-resolution=30s`).
 
 mod duration;
@@ -70,7 +70,7 @@ const NO_VALUE_FLAGS: &[&str] = &["help", "version", "disable-metric-sink"];
 
 /// Rewrites `-name`, `--na_me` and `-na_me=v` to `--na-me[=v]`; leaves values, `-h`, `-V`, `-`
 /// and everything after `--` alone. argv[0] is kept.
-pub fn normalise(args: Vec<OsString>) -> Vec<OsString> {
+fn normalise(args: Vec<OsString>) -> Vec<OsString> {
     let mut out = Vec::with_capacity(args.len());
     let mut args = args.into_iter();
     out.extend(args.next());
