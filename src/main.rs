@@ -8,7 +8,9 @@ use heapster_rs::config::{self, Config, LogFormat, Parsed, SourceConfig};
 fn init_tracing(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cfg.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
@@ -30,13 +32,21 @@ fn main() -> ExitCode {
     };
     init_tracing(&cfg);
     // One crypto provider for every TLS client and server in the process (kube, reqwest).
-    if rustls::crypto::ring::default_provider().install_default().is_err() {
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
         tracing::debug!("a rustls crypto provider was already installed");
     }
     if matches!(cfg.source, SourceConfig::Simulated(_)) {
-        tracing::warn!("--source is simulated: scraping an in-process simulated cluster, not a real one");
+        tracing::warn!(
+            "--source is simulated: scraping an in-process simulated cluster, not a real one"
+        );
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the runtime: {e}");

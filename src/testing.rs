@@ -12,9 +12,15 @@ pub fn fixtures_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("HEAPSTER_REQUIRE_FIXTURES").is_ok_and(|v| v == "1") {
-        panic!("fixtures not found at {} and HEAPSTER_REQUIRE_FIXTURES=1", dir.display());
+        panic!(
+            "fixtures not found at {} and HEAPSTER_REQUIRE_FIXTURES=1",
+            dir.display()
+        );
     }
-    eprintln!("skipped: fixtures not found at {} (set HEAPSTER_FIXTURES)", dir.display());
+    eprintln!(
+        "skipped: fixtures not found at {} (set HEAPSTER_FIXTURES)",
+        dir.display()
+    );
     None
 }
 

@@ -20,7 +20,9 @@ fn decode(body: &[u8]) -> NodeSample {
 }
 
 fn find<'a>(sets: &'a [MetricSet], key: &SetKey) -> &'a MetricSet {
-    sets.iter().find(|s| &s.key == key).unwrap_or_else(|| panic!("no set {key}"))
+    sets.iter()
+        .find(|s| &s.key == key)
+        .unwrap_or_else(|| panic!("no set {key}"))
 }
 
 fn node_key(n: &str) -> SetKey {
@@ -28,15 +30,25 @@ fn node_key(n: &str) -> SetKey {
 }
 
 fn pod_key(ns: &str, p: &str) -> SetKey {
-    SetKey::Pod { namespace: Arc::from(ns), pod: Arc::from(p) }
+    SetKey::Pod {
+        namespace: Arc::from(ns),
+        pod: Arc::from(p),
+    }
 }
 
 fn container_key(ns: &str, p: &str, c: &str) -> SetKey {
-    SetKey::PodContainer { namespace: Arc::from(ns), pod: Arc::from(p), container: Arc::from(c) }
+    SetKey::PodContainer {
+        namespace: Arc::from(ns),
+        pod: Arc::from(p),
+        container: Arc::from(c),
+    }
 }
 
 fn labeled(set: &MetricSet, m: Metric, id: &str) -> Option<Value> {
-    set.labeled.iter().find(|l| l.metric == m && &*l.resource_id == id).map(|l| l.value)
+    set.labeled
+        .iter()
+        .find(|l| l.metric == m && &*l.resource_id == id)
+        .map(|l| l.value)
 }
 
 #[test]
@@ -45,7 +57,11 @@ fn every_summary_fixture_decodes() {
     let mut count = 0;
     for entry in std::fs::read_dir(dir.join("kubelet")).expect("kubelet fixtures") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         if !name.ends_with(".json") {
             continue;
         }
@@ -56,7 +72,11 @@ fn every_summary_fixture_decodes() {
         let sets: Vec<_> = sample.sets.iter().map(|r| r.set.clone()).collect();
         let keys: HashSet<_> = sets.iter().map(|s| s.key.clone()).collect();
         assert_eq!(keys.len(), sets.len(), "{name}: duplicate metric sets");
-        assert_eq!(parsed.pods.len(), raw["pods"].as_array().map_or(0, Vec::len), "{name}");
+        assert_eq!(
+            parsed.pods.len(),
+            raw["pods"].as_array().map_or(0, Vec::len),
+            "{name}"
+        );
         for pod in raw["pods"].as_array().into_iter().flatten() {
             let key = pod_key(
                 pod["podRef"]["namespace"].as_str().expect("ns"),
@@ -79,39 +99,79 @@ fn every_summary_fixture_decodes() {
 
 #[test]
 fn known_values_kubernetes_1_35() {
-    let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") else { return };
+    let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") else {
+        return;
+    };
     let sample = decode(&body);
     let sets: Vec<_> = sample.sets.into_iter().map(|r| r.set).collect();
     let node = find(&sets, &node_key("datagen-1-35"));
     assert_eq!(node.get(Metric::CpuUsage), Some(Value::Int(62_148_052_000)));
-    assert_eq!(node.get(Metric::MemoryWorkingSet), Some(Value::Int(917_110_784)));
-    assert_eq!(node.get(Metric::MemoryUsage), Some(Value::Int(3_080_323_072)));
+    assert_eq!(
+        node.get(Metric::MemoryWorkingSet),
+        Some(Value::Int(917_110_784))
+    );
+    assert_eq!(
+        node.get(Metric::MemoryUsage),
+        Some(Value::Int(3_080_323_072))
+    );
     assert_eq!(node.get(Metric::NetworkRx), Some(Value::Int(772_921_510)));
-    assert_eq!(labeled(node, Metric::FilesystemUsage, "/"), Some(Value::Int(106_943_070_208)));
+    assert_eq!(
+        labeled(node, Metric::FilesystemUsage, "/"),
+        Some(Value::Int(106_943_070_208))
+    );
     // startTime 09:18:15, sample 10:14:35 → 56 min 20 s
     assert_eq!(node.get(Metric::Uptime), Some(Value::Int(3_380_000)));
-    assert_eq!(node.scrape_time, time::parse_rfc3339("2026-06-26T10:14:35Z").expect("time"));
-    let c = find(&sets, &container_key("kube-system", "coredns-7d764666f9-qdcxt", "coredns"));
+    assert_eq!(
+        node.scrape_time,
+        time::parse_rfc3339("2026-06-26T10:14:35Z").expect("time")
+    );
+    let c = find(
+        &sets,
+        &container_key("kube-system", "coredns-7d764666f9-qdcxt", "coredns"),
+    );
     assert_eq!(c.get(Metric::CpuUsage), Some(Value::Int(165_531_000)));
-    assert_eq!(c.get(Metric::MemoryWorkingSet), Some(Value::Int(16_232_448)));
-    assert_eq!(c.get(Metric::EphemeralStorageUsage), Some(Value::Int(36_864 + 4_096)));
-    assert_eq!(labeled(c, Metric::FilesystemUsage, "logs"), Some(Value::Int(4_096)));
+    assert_eq!(
+        c.get(Metric::MemoryWorkingSet),
+        Some(Value::Int(16_232_448))
+    );
+    assert_eq!(
+        c.get(Metric::EphemeralStorageUsage),
+        Some(Value::Int(36_864 + 4_096))
+    );
+    assert_eq!(
+        labeled(c, Metric::FilesystemUsage, "logs"),
+        Some(Value::Int(4_096))
+    );
     let p = find(&sets, &pod_key("kube-system", "coredns-7d764666f9-qdcxt"));
     assert_eq!(p.get(Metric::CpuUsage), Some(Value::Int(179_435_000)));
     assert_eq!(p.get(Metric::NetworkRx), Some(Value::Int(49_637)));
     assert!(labeled(p, Metric::FilesystemUsage, "Volume:config-volume").is_some());
-    assert!(sets.iter().any(|s| matches!(&s.key, SetKey::SysContainer { container, .. } if &**container == "kubelet")));
+    assert!(sets.iter().any(
+        |s| matches!(&s.key, SetKey::SysContainer { container, .. } if &**container == "kubelet")
+    ));
 }
 
 #[test]
 fn known_values_kubernetes_1_15() {
-    let Some(body) = fixture("kubelet/nri-kubernetes-1_15-static-kubelet-stats-summary.json") else { return };
+    let Some(body) = fixture("kubelet/nri-kubernetes-1_15-static-kubelet-stats-summary.json")
+    else {
+        return;
+    };
     let sets: Vec<_> = decode(&body).sets.into_iter().map(|r| r.set).collect();
     let node = find(&sets, &node_key("minikube"));
-    assert_eq!(node.get(Metric::CpuUsage), Some(Value::Int(424_427_914_128)));
-    assert_eq!(node.get(Metric::MemoryWorkingSet), Some(Value::Int(1_265_197_056)));
+    assert_eq!(
+        node.get(Metric::CpuUsage),
+        Some(Value::Int(424_427_914_128))
+    );
+    assert_eq!(
+        node.get(Metric::MemoryWorkingSet),
+        Some(Value::Int(1_265_197_056))
+    );
     // The 1.15 kubelet lists coredns twice in this pod; the newer sample (08:54:32) wins.
-    let c = find(&sets, &container_key("kube-system", "coredns-5c98db65d4-m76hk", "coredns"));
+    let c = find(
+        &sets,
+        &container_key("kube-system", "coredns-5c98db65d4-m76hk", "coredns"),
+    );
     assert_eq!(c.get(Metric::CpuUsage), Some(Value::Int(6_880_736_181)));
     // Heapster's names for system containers: runtime → docker-daemon.
     let sys: HashSet<String> = sets
@@ -121,7 +181,10 @@ fn known_values_kubernetes_1_15() {
             _ => None,
         })
         .collect();
-    assert_eq!(sys, HashSet::from(["pods".into(), "kubelet".into(), "docker-daemon".into()]));
+    assert_eq!(
+        sys,
+        HashSet::from(["pods".into(), "kubelet".into(), "docker-daemon".into()])
+    );
 }
 
 /// Advances a payload: every cpu sample by 10 s and `cpu_delta` ns, the node's network by
@@ -134,7 +197,11 @@ fn advance(mut doc: Json, node_cpu_delta: u64, cpu_delta: u64) -> Json {
             stat[field] = json!(v + delta);
         }
     }
-    bump(&mut doc["node"]["cpu"], "usageCoreNanoSeconds", node_cpu_delta);
+    bump(
+        &mut doc["node"]["cpu"],
+        "usageCoreNanoSeconds",
+        node_cpu_delta,
+    );
     bump(&mut doc["node"]["network"], "rxBytes", 10_000);
     for pod in doc["pods"].as_array_mut().expect("pods") {
         if pod["cpu"].is_object() {
@@ -195,7 +262,9 @@ fn process_two(first: &Json, second: &Json) -> Batch {
 
 #[test]
 fn rates_and_aggregates_from_two_payloads() {
-    let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") else { return };
+    let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") else {
+        return;
+    };
     let first: Json = serde_json::from_slice(&body).expect("json");
     // Node: +2.5 s of CPU in 10 s = 250 millicores; each pod and container: +0.1 s = 10 m.
     let second = advance(first.clone(), 2_500_000_000, 100_000_000);
@@ -204,31 +273,65 @@ fn rates_and_aggregates_from_two_payloads() {
 
     let node = node_key("datagen-1-35");
     assert_eq!(get(&node, Metric::CpuUsageRate), Some(Value::Int(250)));
-    assert_eq!(get(&node, Metric::NetworkRxRate), Some(Value::Float(1000.0)));
-    assert_eq!(get(&node, Metric::CpuNodeUtilization), Some(Value::Float(250.0 / 4000.0)));
+    assert_eq!(
+        get(&node, Metric::NetworkRxRate),
+        Some(Value::Float(1000.0))
+    );
+    assert_eq!(
+        get(&node, Metric::CpuNodeUtilization),
+        Some(Value::Float(250.0 / 4000.0))
+    );
     // Requests come from the one pod spec known: 100 m of 4000 m allocatable.
     assert_eq!(get(&node, Metric::CpuRequest), Some(Value::Int(100)));
-    assert_eq!(get(&node, Metric::CpuNodeReservation), Some(Value::Float(0.025)));
-    assert_eq!(get(&node, Metric::MemoryRequest), Some(Value::Int(70 << 20)));
+    assert_eq!(
+        get(&node, Metric::CpuNodeReservation),
+        Some(Value::Float(0.025))
+    );
+    assert_eq!(
+        get(&node, Metric::MemoryRequest),
+        Some(Value::Int(70 << 20))
+    );
 
     let coredns = pod_key("kube-system", "coredns-7d764666f9-qdcxt");
     let c = container_key("kube-system", "coredns-7d764666f9-qdcxt", "coredns");
     assert_eq!(get(&c, Metric::CpuUsageRate), Some(Value::Int(10)));
     assert_eq!(get(&coredns, Metric::CpuUsageRate), Some(Value::Int(10)));
     assert_eq!(get(&c, Metric::RestartCount), Some(Value::Int(2)));
-    assert_eq!(get(&coredns, Metric::RestartCount), Some(Value::Int(2)), "summed to the pod");
-    assert_eq!(get(&coredns, Metric::MemoryLimit), Some(Value::Int(170 << 20)));
+    assert_eq!(
+        get(&coredns, Metric::RestartCount),
+        Some(Value::Int(2)),
+        "summed to the pod"
+    );
+    assert_eq!(
+        get(&coredns, Metric::MemoryLimit),
+        Some(Value::Int(170 << 20))
+    );
     let cset = batch.find(&c).expect("container");
-    assert_eq!(cset.image.as_deref(), Some("registry.k8s.io/coredns/coredns:v1.13.1"));
+    assert_eq!(
+        cset.image.as_deref(),
+        Some("registry.k8s.io/coredns/coredns:v1.13.1")
+    );
     assert_eq!(cset.labels.as_deref(), Some("k8s-app:kube-dns"));
 
     // Every pod advanced 10 m: a namespace's rate is 10 m per pod in it, the cluster's 10 m × pods.
     let pods = first["pods"].as_array().expect("pods");
-    let in_ns = |ns: &str| pods.iter().filter(|p| p["podRef"]["namespace"] == ns && p["cpu"].is_object()).count() as i64;
-    let ks = SetKey::Namespace { namespace: Arc::from("kube-system") };
-    assert_eq!(get(&ks, Metric::CpuUsageRate), Some(Value::Int(10 * in_ns("kube-system"))));
+    let in_ns = |ns: &str| {
+        pods.iter()
+            .filter(|p| p["podRef"]["namespace"] == ns && p["cpu"].is_object())
+            .count() as i64
+    };
+    let ks = SetKey::Namespace {
+        namespace: Arc::from("kube-system"),
+    };
+    assert_eq!(
+        get(&ks, Metric::CpuUsageRate),
+        Some(Value::Int(10 * in_ns("kube-system")))
+    );
     let with_cpu = pods.iter().filter(|p| p["cpu"].is_object()).count() as i64;
-    assert_eq!(get(&SetKey::Cluster, Metric::CpuUsageRate), Some(Value::Int(10 * with_cpu)));
+    assert_eq!(
+        get(&SetKey::Cluster, Metric::CpuUsageRate),
+        Some(Value::Int(10 * with_cpu))
+    );
     // Memory is summed as reported: the namespace's usage is the sum of its pods'.
     let mem: i64 = pods
         .iter()
@@ -241,7 +344,9 @@ fn rates_and_aggregates_from_two_payloads() {
 
 #[test]
 fn restarts_and_decreasing_counters_give_no_rate() {
-    let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") else { return };
+    let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") else {
+        return;
+    };
     let first: Json = serde_json::from_slice(&body).expect("json");
     let mut second = advance(first.clone(), 2_500_000_000, 100_000_000);
     // The coredns container restarted: a new start time and a counter from zero.
@@ -256,8 +361,16 @@ fn restarts_and_decreasing_counters_give_no_rate() {
     second["node"]["cpu"]["usageCoreNanoSeconds"] = json!(1);
     let batch = process_two(&first, &second);
     let c = container_key("kube-system", "coredns-7d764666f9-qdcxt", "coredns");
-    assert_eq!(batch.find(&c).and_then(|s| s.get(Metric::CpuUsageRate)), None);
-    assert_eq!(batch.find(&node_key("datagen-1-35")).and_then(|s| s.get(Metric::CpuUsageRate)), None);
+    assert_eq!(
+        batch.find(&c).and_then(|s| s.get(Metric::CpuUsageRate)),
+        None
+    );
+    assert_eq!(
+        batch
+            .find(&node_key("datagen-1-35"))
+            .and_then(|s| s.get(Metric::CpuUsageRate)),
+        None
+    );
     for set in &batch.sets {
         for (m, v) in &set.values {
             assert!(v.as_f64() >= 0.0, "{} {m} = {v:?}", set.key);

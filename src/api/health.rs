@@ -34,7 +34,11 @@ impl Health {
     pub fn check(&self, now: Nanos) -> Result<String, String> {
         let last = self.last_batch.load(Ordering::Relaxed);
         if last == 0 {
-            let why = self.waiting_for.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let why = self
+                .waiting_for
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             return Err(format!("no batch yet: {why}"));
         }
         let age = now - last;
@@ -57,7 +61,10 @@ mod tests {
         let s = time::NANOS_PER_SEC;
         let h = Health::new(60 * s);
         h.waiting("apiserver unreachable");
-        assert_eq!(h.check(0), Err("no batch yet: apiserver unreachable".into()));
+        assert_eq!(
+            h.check(0),
+            Err("no batch yet: apiserver unreachable".into())
+        );
         h.batch_done(1000 * s);
         assert!(h.check(1100 * s).is_ok());
         assert!(h.check(1181 * s).is_err());

@@ -80,7 +80,11 @@ impl App {
             Endpoint::Direct {
                 // Heapster's defaults when either option is given; the node's advertised https
                 // port otherwise.
-                https: if explicit { source.kubelet_https.unwrap_or(false) } else { true },
+                https: if explicit {
+                    source.kubelet_https.unwrap_or(false)
+                } else {
+                    true
+                },
                 port: if explicit && !source.kubelet_https.unwrap_or(false) {
                     Some(source.kubelet_port.unwrap_or(10255))
                 } else {
@@ -89,7 +93,10 @@ impl App {
                 address_types: source.address_types.iter().map(|a| a.as_str()).collect(),
             }
         };
-        let stagger = cfg.metric_resolution.mul_f64(0.05).min(Duration::from_secs(1));
+        let stagger = cfg
+            .metric_resolution
+            .mul_f64(0.05)
+            .min(Duration::from_secs(1));
         let scraper = Arc::new(Scraper::new(
             kubelet,
             endpoint,
@@ -99,17 +106,31 @@ impl App {
         ));
 
         let cluster: watch::SharedState = Arc::new(RwLock::new(ClusterState::default()));
-        let policy = Arc::new(LabelPolicy::new(&cfg.label_separator, &cfg.ignore_labels, &cfg.store_labels));
+        let policy = Arc::new(LabelPolicy::new(
+            &cfg.label_separator,
+            &cfg.ignore_labels,
+            &cfg.store_labels,
+        ));
         let (synced_tx, synced_rx) = tokio::sync::watch::channel(watch::Synced::default());
         let synced_tx = Arc::new(synced_tx);
         let shutdown = CancellationToken::new();
         spawn_until(
             &shutdown,
-            watch::watch_nodes(clients.client.clone(), Arc::clone(&policy), Arc::clone(&cluster), synced_tx.as_ref().clone()),
+            watch::watch_nodes(
+                clients.client.clone(),
+                Arc::clone(&policy),
+                Arc::clone(&cluster),
+                synced_tx.as_ref().clone(),
+            ),
         );
         spawn_until(
             &shutdown,
-            watch::watch_pods(clients.client.clone(), policy, Arc::clone(&cluster), synced_tx.as_ref().clone()),
+            watch::watch_pods(
+                clients.client.clone(),
+                policy,
+                Arc::clone(&cluster),
+                synced_tx.as_ref().clone(),
+            ),
         );
 
         let mut fanout = FanOut::new(FanOutMetrics::register(&mut registry));
@@ -141,7 +162,8 @@ impl App {
         });
         let server_stop = shutdown.clone();
         let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(server_stop.cancelled_owned());
+            let serve =
+                axum::serve(listener, router).with_graceful_shutdown(server_stop.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "http server failed");
             }

@@ -38,13 +38,33 @@ impl TickMetrics {
             nodes_known: Gauge::default(),
             pods_known: Gauge::default(),
         };
-        r.register("tick_duration_seconds", "Time from tick start to the batch being handed to the sinks", m.duration.clone());
+        r.register(
+            "tick_duration_seconds",
+            "Time from tick start to the batch being handed to the sinks",
+            m.duration.clone(),
+        );
         r.register("ticks", "Ticks completed", m.ticks.clone());
-        r.register("tick_nodes_scraped", "Nodes scraped successfully in the last tick", m.nodes_scraped.clone());
-        r.register("tick_nodes_failed", "Nodes that failed in the last tick", m.nodes_failed.clone());
+        r.register(
+            "tick_nodes_scraped",
+            "Nodes scraped successfully in the last tick",
+            m.nodes_scraped.clone(),
+        );
+        r.register(
+            "tick_nodes_failed",
+            "Nodes that failed in the last tick",
+            m.nodes_failed.clone(),
+        );
         r.register("tick_points", "Points in the last batch", m.points.clone());
-        r.register("cluster_nodes", "Nodes known from the apiserver (ready or not)", m.nodes_known.clone());
-        r.register("cluster_pods", "Pods known from the apiserver", m.pods_known.clone());
+        r.register(
+            "cluster_nodes",
+            "Nodes known from the apiserver (ready or not)",
+            m.nodes_known.clone(),
+        );
+        r.register(
+            "cluster_pods",
+            "Pods known from the apiserver",
+            m.pods_known.clone(),
+        );
         m
     }
 }
@@ -66,7 +86,8 @@ impl TickLoop {
             _ = stop.cancelled() => return,
             _ = self.synced.wait_for(|s| s.nodes) => {}
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.synced.wait_for(|s| s.pods)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), self.synced.wait_for(|s| s.pods)).await;
         self.health.waiting("first scrape in progress");
 
         let mut processor = Processor::new();

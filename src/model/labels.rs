@@ -86,7 +86,10 @@ mod tests {
         assert_eq!(p.join(labels).as_deref(), Some("a:1,b:2"));
         assert_eq!(p.join([("pod-template-hash", "x")]), None);
         let p = LabelPolicy::new(";", &[], &["app".into(), "team=owner".into()]);
-        assert_eq!(p.join(labels).as_deref(), Some("a:1;b:2;pod-template-hash:x"));
+        assert_eq!(
+            p.join(labels).as_deref(),
+            Some("a:1;b:2;pod-template-hash:x")
+        );
         let stored = p.stored([("app", "web"), ("owner", "t1")]).expect("stored");
         assert_eq!(&*stored[0].0, "app");
         assert_eq!(&*stored[1].0, "team");

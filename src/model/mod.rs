@@ -110,7 +110,9 @@ impl std::fmt::Display for SetKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SetKey::Node { node } => write!(f, "node:{node}"),
-            SetKey::SysContainer { node, container } => write!(f, "node:{node}/container:{container}"),
+            SetKey::SysContainer { node, container } => {
+                write!(f, "node:{node}/container:{container}")
+            }
             SetKey::Pod { namespace, pod } => write!(f, "namespace:{namespace}/pod:{pod}"),
             SetKey::PodContainer {
                 namespace,
@@ -147,7 +149,7 @@ impl Value {
     }
 
     /// Sum of two values of the same metric (aggregation).
-    pub fn add(self, other: Value) -> Value {
+    pub fn plus(self, other: Value) -> Value {
         match (self, other) {
             (Value::Int(a), Value::Int(b)) => Value::Int(a.saturating_add(b)),
             (a, b) => Value::Float(a.as_f64() + b.as_f64()),
@@ -231,7 +233,7 @@ impl MetricSet {
     /// Adds to a value (or sets it when absent).
     pub fn add(&mut self, metric: Metric, value: Value) {
         match self.values.iter_mut().find(|(m, _)| *m == metric) {
-            Some(slot) => slot.1 = slot.1.add(value),
+            Some(slot) => slot.1 = slot.1.plus(value),
             None => self.values.push((metric, value)),
         }
     }

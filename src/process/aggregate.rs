@@ -102,7 +102,12 @@ pub fn pods_up(sets: &mut Vec<RawSet>, timestamp: Nanos) {
                 namespaces[ni].add(m, v);
             }
         }
-        let node_idx = sets[i].set.node.as_ref().and_then(|n| nodes.get(n)).copied();
+        let node_idx = sets[i]
+            .set
+            .node
+            .as_ref()
+            .and_then(|n| nodes.get(n))
+            .copied();
         if let Some(node_idx) = node_idx {
             let pod_values: Vec<_> = NODE_FROM_PODS
                 .iter()

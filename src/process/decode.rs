@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use crate::model::{LabeledValue, Metric, MetricSet, Nanos, SetKey, Value};
-use crate::source::summary::{ContainerStats, CpuStats, FsStats, MemoryStats, NetworkStats, Summary};
+use crate::source::summary::{
+    ContainerStats, CpuStats, FsStats, MemoryStats, NetworkStats, Summary,
+};
 
 /// When each group of cumulative counters was sampled (they differ within one response).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,7 +65,8 @@ impl Builder {
 
     fn cpu(&mut self, cpu: Option<CpuStats>) {
         let Some(cpu) = cpu else { return };
-        self.set.set_int(Metric::CpuUsage, cpu.usage_core_nano_seconds);
+        self.set
+            .set_int(Metric::CpuUsage, cpu.usage_core_nano_seconds);
         if cpu.usage_core_nano_seconds.is_some() {
             self.times.cpu = cpu.time.map(|t| t.0);
         }
@@ -72,10 +75,12 @@ impl Builder {
     fn memory(&mut self, mem: Option<MemoryStats>) {
         let Some(mem) = mem else { return };
         self.set.set_int(Metric::MemoryUsage, mem.usage_bytes);
-        self.set.set_int(Metric::MemoryWorkingSet, mem.working_set_bytes);
+        self.set
+            .set_int(Metric::MemoryWorkingSet, mem.working_set_bytes);
         self.set.set_int(Metric::MemoryRss, mem.rss_bytes);
         self.set.set_int(Metric::MemoryPageFaults, mem.page_faults);
-        self.set.set_int(Metric::MemoryMajorPageFaults, mem.major_page_faults);
+        self.set
+            .set_int(Metric::MemoryMajorPageFaults, mem.major_page_faults);
         self.times.memory = mem.time.map(|t| t.0);
     }
 
@@ -135,8 +140,7 @@ impl Builder {
         self.start(c.start_time.map(|t| t.0));
         self.cpu(c.cpu);
         self.memory(c.memory);
-        self
-            .finish()
+        self.finish()
     }
 }
 
@@ -145,9 +149,10 @@ impl Builder {
 fn is_superseded(containers: &[ContainerStats<'_>], i: usize) -> bool {
     let c = &containers[i];
     let t = |c: &ContainerStats<'_>| c.cpu.and_then(|x| x.time).map(|t| t.0);
-    containers.iter().enumerate().any(|(j, o)| {
-        j != i && o.name == c.name && (t(o) > t(c) || (t(o) == t(c) && j > i))
-    })
+    containers
+        .iter()
+        .enumerate()
+        .any(|(j, o)| j != i && o.name == c.name && (t(o) > t(c) || (t(o) == t(c) && j > i)))
 }
 
 /// Resource ids shared by every set (interned once per process).
@@ -167,11 +172,23 @@ impl Default for ResourceIds {
 
 /// Decodes one kubelet's answer. `node` is the name the apiserver knows the node by;
 /// `fallback_time` is used for sets without any sample time (the scrape time).
-pub fn decode_summary(summary: &Summary<'_>, node: &Arc<str>, fallback_time: Nanos, ids: &ResourceIds) -> NodeSample {
-    let mut sets = Vec::with_capacity(2 + summary.node.system_containers.len() + summary.pods.len() * 3);
+pub fn decode_summary(
+    summary: &Summary<'_>,
+    node: &Arc<str>,
+    fallback_time: Nanos,
+    ids: &ResourceIds,
+) -> NodeSample {
+    let mut sets =
+        Vec::with_capacity(2 + summary.node.system_containers.len() + summary.pods.len() * 3);
     let n = &summary.node;
 
-    let mut b = Builder::new(SetKey::Node { node: Arc::clone(node) }, node, fallback_time);
+    let mut b = Builder::new(
+        SetKey::Node {
+            node: Arc::clone(node),
+        },
+        node,
+        fallback_time,
+    );
     b.start(n.start_time.map(|t| t.0));
     b.cpu(n.cpu);
     b.memory(n.memory);
@@ -223,7 +240,10 @@ pub fn decode_summary(summary: &Summary<'_>, node: &Arc<str>, fallback_time: Nan
             b.set.pod_uid = pod_uid.clone();
             b.fs(&ids.root, c.rootfs);
             b.fs(&ids.logs, c.logs);
-            let eph = match (c.rootfs.and_then(|f| f.used_bytes), c.logs.and_then(|f| f.used_bytes)) {
+            let eph = match (
+                c.rootfs.and_then(|f| f.used_bytes),
+                c.logs.and_then(|f| f.used_bytes),
+            ) {
                 (None, None) => None,
                 (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
             };

@@ -32,7 +32,13 @@ impl Processor {
 
     /// One tick: rates, enrichment, aggregation. `timestamp` is the window end (aligned);
     /// `max_age` bounds how long counters of an unreachable node are kept.
-    pub fn process(&mut self, samples: Vec<NodeSample>, cluster: &ClusterState, timestamp: Nanos, max_age: Nanos) -> Batch {
+    pub fn process(
+        &mut self,
+        samples: Vec<NodeSample>,
+        cluster: &ClusterState,
+        timestamp: Nanos,
+        max_age: Nanos,
+    ) -> Batch {
         let scraped: Vec<Arc<str>> = samples.iter().map(|s| Arc::clone(&s.node)).collect();
         let mut sets: Vec<_> = samples.into_iter().flat_map(|s| s.sets).collect();
         self.rates.apply(&mut sets, &scraped, timestamp, max_age);

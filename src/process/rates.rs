@@ -27,12 +27,28 @@ struct Prev {
 /// (cumulative metric, rate metric, which sample time applies).
 const COUNTERS: [(Metric, Metric, Group); 7] = [
     (Metric::CpuUsage, Metric::CpuUsageRate, Group::Cpu),
-    (Metric::MemoryPageFaults, Metric::MemoryPageFaultsRate, Group::Memory),
-    (Metric::MemoryMajorPageFaults, Metric::MemoryMajorPageFaultsRate, Group::Memory),
+    (
+        Metric::MemoryPageFaults,
+        Metric::MemoryPageFaultsRate,
+        Group::Memory,
+    ),
+    (
+        Metric::MemoryMajorPageFaults,
+        Metric::MemoryMajorPageFaultsRate,
+        Group::Memory,
+    ),
     (Metric::NetworkRx, Metric::NetworkRxRate, Group::Network),
-    (Metric::NetworkRxErrors, Metric::NetworkRxErrorsRate, Group::Network),
+    (
+        Metric::NetworkRxErrors,
+        Metric::NetworkRxErrorsRate,
+        Group::Network,
+    ),
     (Metric::NetworkTx, Metric::NetworkTxRate, Group::Network),
-    (Metric::NetworkTxErrors, Metric::NetworkTxErrorsRate, Group::Network),
+    (
+        Metric::NetworkTxErrors,
+        Metric::NetworkTxErrorsRate,
+        Group::Network,
+    ),
 ];
 
 #[derive(Clone, Copy, Debug)]
@@ -54,7 +70,10 @@ impl Group {
 
 /// The cumulative metric a rate metric is computed from.
 pub fn counter_of(rate: Metric) -> Option<Metric> {
-    COUNTERS.iter().find(|(_, r, _)| *r == rate).map(|(c, _, _)| *c)
+    COUNTERS
+        .iter()
+        .find(|(_, r, _)| *r == rate)
+        .map(|(c, _, _)| *c)
 }
 
 /// The rate of a counter between two samples, if the guards allow one.
@@ -90,7 +109,13 @@ impl RateState {
 
     /// Adds rate values to `sets` and remembers them for the next tick. Entries of nodes not in
     /// `scraped_nodes` survive until older than `max_age`.
-    pub fn apply(&mut self, sets: &mut [RawSet], scraped_nodes: &[Arc<str>], now: Nanos, max_age: Nanos) {
+    pub fn apply(
+        &mut self,
+        sets: &mut [RawSet],
+        scraped_nodes: &[Arc<str>],
+        now: Nanos,
+        max_age: Nanos,
+    ) {
         let mut next: HashMap<SetKey, Prev> = HashMap::with_capacity(sets.len());
         for raw in sets.iter_mut() {
             let counters = COUNTERS.map(|(m, _, _)| raw.set.get(m).map(Value::as_i64));
@@ -123,7 +148,12 @@ impl RateState {
     }
 }
 
-fn add_rates(set: &mut MetricSet, times: &SampleTimes, counters: &[Option<i64>; COUNTERS.len()], old: &Prev) {
+fn add_rates(
+    set: &mut MetricSet,
+    times: &SampleTimes,
+    counters: &[Option<i64>; COUNTERS.len()],
+    old: &Prev,
+) {
     if let (Some(a), Some(b)) = (old.create_time, set.create_time)
         && a != b
     {
@@ -152,15 +182,33 @@ mod tests {
     #[test]
     fn cpu_rate_is_millicores() {
         // 0.25 cores for 10 s = 2.5e9 ns
-        assert_eq!(rate(Metric::CpuUsageRate, (0, 0), (10 * S, 2_500_000_000)), Some(Value::Int(250)));
-        assert_eq!(rate(Metric::NetworkRxRate, (0, 100), (2 * S, 300)), Some(Value::Float(100.0)));
+        assert_eq!(
+            rate(Metric::CpuUsageRate, (0, 0), (10 * S, 2_500_000_000)),
+            Some(Value::Int(250))
+        );
+        assert_eq!(
+            rate(Metric::NetworkRxRate, (0, 100), (2 * S, 300)),
+            Some(Value::Float(100.0))
+        );
     }
 
     #[test]
     fn guards() {
-        assert_eq!(rate(Metric::CpuUsageRate, (10 * S, 5), (10 * S, 9)), None, "no time advance");
-        assert_eq!(rate(Metric::CpuUsageRate, (0, 9), (S, 5)), None, "counter decreased");
-        assert_eq!(rate(Metric::CpuUsageRate, (S, 5), (0, 9)), None, "time went back");
+        assert_eq!(
+            rate(Metric::CpuUsageRate, (10 * S, 5), (10 * S, 9)),
+            None,
+            "no time advance"
+        );
+        assert_eq!(
+            rate(Metric::CpuUsageRate, (0, 9), (S, 5)),
+            None,
+            "counter decreased"
+        );
+        assert_eq!(
+            rate(Metric::CpuUsageRate, (S, 5), (0, 9)),
+            None,
+            "time went back"
+        );
     }
 
     proptest! {

@@ -124,7 +124,10 @@ impl FanOut {
                         reason: "queue_full",
                     })
                     .inc();
-                tracing::warn!(sink = lane.name, "sink queue full, dropped the oldest batch");
+                tracing::warn!(
+                    sink = lane.name,
+                    "sink queue full, dropped the oldest batch"
+                );
             }
         }
     }

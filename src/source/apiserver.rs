@@ -14,7 +14,9 @@ use crate::config::{ApiAuth, KubernetesSource};
 /// Why the apiserver client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("in-cluster configuration: no apiserver URL given and KUBERNETES_SERVICE_HOST/PORT are not set")]
+    #[error(
+        "in-cluster configuration: no apiserver URL given and KUBERNETES_SERVICE_HOST/PORT are not set"
+    )]
     NoInClusterEnv,
     #[error("no apiserver URL: give one in --source when inClusterConfig=false without auth=")]
     NoUrl,
@@ -63,11 +65,15 @@ fn pem_certs(pem: &[u8], path: &Path) -> Result<Vec<Vec<u8>>, ClientError> {
 
 fn parse_uri(url: &url::Url) -> Result<http::Uri, ClientError> {
     let s = url.as_str().trim_end_matches('/');
-    s.parse::<http::Uri>().map_err(|_| ClientError::BadUrl(url.to_string()))
+    s.parse::<http::Uri>()
+        .map_err(|_| ClientError::BadUrl(url.to_string()))
 }
 
 /// Builds the clients. `env` looks up `KUBERNETES_SERVICE_HOST`/`_PORT` for in-cluster mode.
-pub async fn connect(src: &KubernetesSource, env: &dyn Fn(&str) -> Option<String>) -> Result<ApiClients, ClientError> {
+pub async fn connect(
+    src: &KubernetesSource,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ApiClients, ClientError> {
     let mut creds = KubeletCredentials::default();
     let sa_token = src.service_account_dir.join("token");
     let (mut cfg, url) = match &src.auth {
@@ -78,7 +84,8 @@ pub async fn connect(src: &KubernetesSource, env: &dyn Fn(&str) -> Option<String
                     let host = env("KUBERNETES_SERVICE_HOST").ok_or(ClientError::NoInClusterEnv)?;
                     let port = env("KUBERNETES_SERVICE_PORT").ok_or(ClientError::NoInClusterEnv)?;
                     let host = crate::model::cluster::NodeInfo::url_host(&host);
-                    url::Url::parse(&format!("https://{host}:{port}")).map_err(|_| ClientError::BadUrl(host))?
+                    url::Url::parse(&format!("https://{host}:{port}"))
+                        .map_err(|_| ClientError::BadUrl(host))?
                 }
             };
             let mut cfg = kube::Config::new(parse_uri(&url)?);

@@ -107,12 +107,18 @@ mod tests {
         let path = dir.path().join("token");
         std::fs::write(&path, "one\n").expect("write");
         let src = TokenSource::file(&path);
-        assert_eq!(src.current().map(|s| s.expose().to_string()).as_deref(), Some("one"));
+        assert_eq!(
+            src.current().map(|s| s.expose().to_string()).as_deref(),
+            Some("one")
+        );
         // Replace the file (as the kubelet does: a new file renamed over the old one).
         let tmp = dir.path().join("token.new");
         std::fs::write(&tmp, "two").expect("write");
         std::fs::rename(&tmp, &path).expect("rename");
         src.invalidate();
-        assert_eq!(src.current().map(|s| s.expose().to_string()).as_deref(), Some("two"));
+        assert_eq!(
+            src.current().map(|s| s.expose().to_string()).as_deref(),
+            Some("two")
+        );
     }
 }

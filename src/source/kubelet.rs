@@ -75,7 +75,10 @@ pub struct KubeletClient {
 }
 
 impl KubeletClient {
-    pub fn new(creds: Arc<KubeletCredentials>, opts: KubeletClientOptions) -> Result<KubeletClient, String> {
+    pub fn new(
+        creds: Arc<KubeletCredentials>,
+        opts: KubeletClientOptions,
+    ) -> Result<KubeletClient, String> {
         let mut b = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(opts.timeout.min(Duration::from_secs(5)))
@@ -129,7 +132,10 @@ impl KubeletClient {
         {
             req = req.bearer_auth(token.expose());
         }
-        let mut resp = req.send().await.map_err(|e| ScrapeError::Connect(describe(&e)))?;
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| ScrapeError::Connect(describe(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(ScrapeError::UnexpectedStatus {
@@ -147,7 +153,11 @@ async fn read_capped(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes
         return Err(ScrapeError::TooLarge { limit });
     }
     let mut buf = BytesMut::with_capacity((declared as usize).clamp(16 * 1024, limit));
-    while let Some(chunk) = resp.chunk().await.map_err(|e| ScrapeError::Body(describe(&e)))? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ScrapeError::Body(describe(&e)))?
+    {
         if buf.len() + chunk.len() > limit {
             return Err(ScrapeError::TooLarge { limit });
         }

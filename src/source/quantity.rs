@@ -8,7 +8,11 @@ pub fn parse(q: &str) -> Option<f64> {
         .unwrap_or(q.len());
     let (num, suffix) = q.split_at(split);
     // `1e3` has an exponent; `1E` alone (exa) is a suffix.
-    let (num, suffix) = if suffix.is_empty() && (num.ends_with('E') || num.ends_with('e')) && !num.contains('.') && num.len() > 1 {
+    let (num, suffix) = if suffix.is_empty()
+        && (num.ends_with('E') || num.ends_with('e'))
+        && !num.contains('.')
+        && num.len() > 1
+    {
         let (n, s) = num.split_at(num.len() - 1);
         (n, s)
     } else {

@@ -29,7 +29,11 @@ use crate::process::decode::{NodeSample, ResourceIds, decode_summary};
 pub enum Endpoint {
     /// `scheme://address:port/stats/summary`. `port: None` means the node's advertised
     /// kubelet port (`status.daemonEndpoints.kubeletEndpoint.Port`, 10250 when unknown).
-    Direct { https: bool, port: Option<u16>, address_types: Vec<&'static str> },
+    Direct {
+        https: bool,
+        port: Option<u16>,
+        address_types: Vec<&'static str>,
+    },
     /// Through the apiserver: `/api/v1/nodes/NAME/proxy/stats/summary`.
     Proxy { client: kube::Client },
 }
@@ -38,12 +42,23 @@ impl Endpoint {
     /// The URL of a node's Summary API (for `Direct`).
     pub fn url(&self, node: &NodeInfo) -> Result<Url, ScrapeError> {
         match self {
-            Endpoint::Direct { https, port, address_types } => {
+            Endpoint::Direct {
+                https,
+                port,
+                address_types,
+            } => {
                 let addr = node.address(address_types).ok_or(ScrapeError::NoAddress)?;
-                let port = port.unwrap_or(if node.kubelet_port != 0 { node.kubelet_port } else { 10250 });
+                let port = port.unwrap_or(if node.kubelet_port != 0 {
+                    node.kubelet_port
+                } else {
+                    10250
+                });
                 let scheme = if *https { "https" } else { "http" };
-                Url::parse(&format!("{scheme}://{}:{port}/stats/summary", NodeInfo::url_host(addr)))
-                    .map_err(|_| ScrapeError::NoAddress)
+                Url::parse(&format!(
+                    "{scheme}://{}:{port}/stats/summary",
+                    NodeInfo::url_host(addr)
+                ))
+                .map_err(|_| ScrapeError::NoAddress)
             }
             Endpoint::Proxy { .. } => Err(ScrapeError::NoAddress),
         }
@@ -101,7 +116,13 @@ pub struct ScrapeResult {
 }
 
 impl Scraper {
-    pub fn new(kubelet: KubeletClient, endpoint: Endpoint, concurrency: usize, stagger: Duration, metrics: ScrapeMetrics) -> Scraper {
+    pub fn new(
+        kubelet: KubeletClient,
+        endpoint: Endpoint,
+        concurrency: usize,
+        stagger: Duration,
+        metrics: ScrapeMetrics,
+    ) -> Scraper {
         Scraper {
             kubelet,
             endpoint,
@@ -114,7 +135,11 @@ impl Scraper {
     }
 
     /// Scrapes `nodes`; whatever has not answered by `deadline` is counted as failed.
-    pub async fn scrape(self: &Arc<Self>, nodes: Vec<Arc<NodeInfo>>, deadline: Instant) -> ScrapeResult {
+    pub async fn scrape(
+        self: &Arc<Self>,
+        nodes: Vec<Arc<NodeInfo>>,
+        deadline: Instant,
+    ) -> ScrapeResult {
         let mut tasks = JoinSet::new();
         let mut pending: HashMap<tokio::task::Id, Arc<str>> = HashMap::with_capacity(nodes.len());
         for node in nodes {
@@ -152,7 +177,8 @@ impl Scraper {
                 }
                 Ok(Some(Err(join_err))) => {
                     if let Some(name) = pending.remove(&join_err.id()) {
-                        let result: Result<(), _> = Err(ScrapeError::Body(format!("scrape task failed: {join_err}")));
+                        let result: Result<(), _> =
+                            Err(ScrapeError::Body(format!("scrape task failed: {join_err}")));
                         self.record(&name, &result);
                         if let Err(e) = result {
                             out.failed.push((name, e));
@@ -191,7 +217,10 @@ impl Scraper {
             .body(kube::client::Body::empty())
             .map_err(|e| ScrapeError::Connect(e.to_string()))?;
         let fetch = async {
-            let resp = client.send(req).await.map_err(|e| ScrapeError::Connect(e.to_string()))?;
+            let resp = client
+                .send(req)
+                .await
+                .map_err(|e| ScrapeError::Connect(e.to_string()))?;
             if !resp.status().is_success() {
                 return Err(ScrapeError::UnexpectedStatus {
                     status: resp.status().as_u16(),
@@ -220,14 +249,20 @@ impl Scraper {
         let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(_) => {
-                self.metrics.requests.get_or_create(&Outcome { outcome: "success" }).inc();
+                self.metrics
+                    .requests
+                    .get_or_create(&Outcome { outcome: "success" })
+                    .inc();
                 if failing.remove(node).is_some() {
                     tracing::info!(node = %node, "kubelet scrape recovered");
                 }
             }
             Err(e) => {
                 let reason = e.reason();
-                self.metrics.requests.get_or_create(&Outcome { outcome: reason }).inc();
+                self.metrics
+                    .requests
+                    .get_or_create(&Outcome { outcome: reason })
+                    .inc();
                 if failing.insert(Arc::clone(node), reason) != Some(reason) {
                     tracing::warn!(node = %node, reason, error = %e, "kubelet scrape failed (logged once until it changes)");
                 }

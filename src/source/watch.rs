@@ -6,9 +6,9 @@ use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch as signal;
 
 use super::quantity;
@@ -28,27 +28,46 @@ pub struct Synced {
 pub fn node_info(node: &Node, policy: &LabelPolicy) -> Option<NodeInfo> {
     let name = node.metadata.name.as_deref()?;
     let labels = node.metadata.labels.as_ref();
-    let pairs = || labels.into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()));
+    let pairs = || {
+        labels
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    };
     let status = node.status.as_ref();
     let ready = status
         .and_then(|s| s.conditions.as_ref())
         .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
         .is_some_and(|c| c.status == "True");
-    let q = |map: Option<&std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str| {
-        map.and_then(|m| m.get(key)).map(|q| q.0.clone())
-    };
+    let q = |map: Option<
+        &std::collections::BTreeMap<
+            String,
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+        >,
+    >,
+             key: &str| { map.and_then(|m| m.get(key)).map(|q| q.0.clone()) };
     let capacity = status.and_then(|s| s.capacity.as_ref());
     let allocatable = status.and_then(|s| s.allocatable.as_ref());
     Some(NodeInfo {
         name: Arc::from(name),
         labels: policy.join(pairs()),
         extra_tags: policy.stored(pairs()),
-        label_map: pairs().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        schedulable: !node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
+        label_map: pairs()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        schedulable: !node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
         ready,
         addresses: status
             .and_then(|s| s.addresses.as_ref())
-            .map(|a| a.iter().map(|a| (a.type_.clone(), a.address.clone())).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|a| (a.type_.clone(), a.address.clone()))
+                    .collect()
+            })
             .unwrap_or_default(),
         kubelet_port: status
             .and_then(|s| s.daemon_endpoints.as_ref())
@@ -66,8 +85,16 @@ pub fn pod_info(pod: &Pod, policy: &LabelPolicy) -> Option<PodInfo> {
     let name = pod.metadata.name.as_deref()?;
     let namespace = pod.metadata.namespace.as_deref()?;
     let labels = pod.metadata.labels.as_ref();
-    let pairs = || labels.into_iter().flatten().map(|(k, v)| (k.as_str(), v.as_str()));
-    let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref());
+    let pairs = || {
+        labels
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+    };
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref());
     let spec = pod.spec.as_ref();
     let containers = spec
         .map(|s| s.containers.as_slice())
@@ -75,8 +102,18 @@ pub fn pod_info(pod: &Pod, policy: &LabelPolicy) -> Option<PodInfo> {
         .iter()
         .map(|c| {
             let res = c.resources.as_ref();
-            let get = |which: Option<&std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str, f: fn(&str) -> Option<i64>| {
-                which.and_then(|m| m.get(key)).and_then(|q| f(&q.0)).unwrap_or(0)
+            let get = |which: Option<
+                &std::collections::BTreeMap<
+                    String,
+                    k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+                >,
+            >,
+                       key: &str,
+                       f: fn(&str) -> Option<i64>| {
+                which
+                    .and_then(|m| m.get(key))
+                    .and_then(|q| f(&q.0))
+                    .unwrap_or(0)
             };
             let req = res.and_then(|r| r.requests.as_ref());
             let lim = res.and_then(|r| r.limits.as_ref());
@@ -103,15 +140,24 @@ pub fn pod_info(pod: &Pod, policy: &LabelPolicy) -> Option<PodInfo> {
         node: spec.and_then(|s| s.node_name.as_deref()).map(Arc::from),
         labels: policy.join(pairs()),
         extra_tags: policy.stored(pairs()),
-        label_map: pairs().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        label_map: pairs()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         containers,
     })
 }
 
 /// Watches nodes until the stream ends (never, in practice: the watcher retries with backoff).
-pub async fn watch_nodes(client: kube::Client, policy: Arc<LabelPolicy>, state: SharedState, synced: signal::Sender<Synced>) {
+pub async fn watch_nodes(
+    client: kube::Client,
+    policy: Arc<LabelPolicy>,
+    state: SharedState,
+    synced: signal::Sender<Synced>,
+) {
     let api: Api<Node> = Api::all(client);
-    let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     let mut fresh: HashMap<Arc<str>, Arc<NodeInfo>> = HashMap::new();
     while let Some(ev) = stream.next().await {
         match ev {
@@ -129,7 +175,9 @@ pub async fn watch_nodes(client: kube::Client, policy: Arc<LabelPolicy>, state: 
             }
             Ok(Event::Apply(n)) => {
                 if let Some(info) = node_info(&n, &policy) {
-                    write(&state).nodes.insert(Arc::clone(&info.name), Arc::new(info));
+                    write(&state)
+                        .nodes
+                        .insert(Arc::clone(&info.name), Arc::new(info));
                 }
             }
             Ok(Event::Delete(n)) => {
@@ -143,9 +191,15 @@ pub async fn watch_nodes(client: kube::Client, policy: Arc<LabelPolicy>, state: 
 }
 
 /// Watches scheduled, not yet finished pods.
-pub async fn watch_pods(client: kube::Client, policy: Arc<LabelPolicy>, state: SharedState, synced: signal::Sender<Synced>) {
+pub async fn watch_pods(
+    client: kube::Client,
+    policy: Arc<LabelPolicy>,
+    state: SharedState,
+    synced: signal::Sender<Synced>,
+) {
     let api: Api<Pod> = Api::all(client);
-    let cfg = watcher::Config::default().fields("spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed");
+    let cfg = watcher::Config::default()
+        .fields("spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed");
     let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
     let mut fresh = ClusterState::default();
     while let Some(ev) = stream.next().await {
@@ -168,7 +222,9 @@ pub async fn watch_pods(client: kube::Client, policy: Arc<LabelPolicy>, state: S
                 }
             }
             Ok(Event::Delete(p)) => {
-                if let (Some(ns), Some(name)) = (p.metadata.namespace.as_deref(), p.metadata.name.as_deref()) {
+                if let (Some(ns), Some(name)) =
+                    (p.metadata.namespace.as_deref(), p.metadata.name.as_deref())
+                {
                     write(&state).remove_pod(ns, name);
                 }
             }

@@ -31,8 +31,16 @@ impl Store {
             size_batches: Gauge::default(),
             size_points: Gauge::default(),
         };
-        registry.register("store_batches", "Batches held by the in-memory store", s.size_batches.clone());
-        registry.register("store_points", "Points held by the in-memory store", s.size_points.clone());
+        registry.register(
+            "store_batches",
+            "Batches held by the in-memory store",
+            s.size_batches.clone(),
+        );
+        registry.register(
+            "store_points",
+            "Points held by the in-memory store",
+            s.size_points.clone(),
+        );
         s
     }
 
@@ -40,21 +48,34 @@ impl Store {
         let mut b = self.batches.write().unwrap_or_else(|e| e.into_inner());
         let newest = batch.timestamp;
         b.push_back(batch);
-        while b.len() > self.max_batches || b.front().is_some_and(|f| newest - f.timestamp > self.max_age) {
+        while b.len() > self.max_batches
+            || b.front()
+                .is_some_and(|f| newest - f.timestamp > self.max_age)
+        {
             b.pop_front();
         }
         self.size_batches.set(b.len() as i64);
-        self.size_points.set(b.iter().map(|x| x.point_count() as i64).sum());
+        self.size_points
+            .set(b.iter().map(|x| x.point_count() as i64).sum());
     }
 
     /// The newest batch.
     pub fn latest(&self) -> Option<Arc<Batch>> {
-        self.batches.read().unwrap_or_else(|e| e.into_inner()).back().cloned()
+        self.batches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .back()
+            .cloned()
     }
 
     /// All batches held, oldest first.
     pub fn snapshot(&self) -> Vec<Arc<Batch>> {
-        self.batches.read().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+        self.batches
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -88,13 +109,19 @@ mod tests {
         let mut reg = Registry::default();
         let s = Store::new(100, 3, &mut reg);
         for t in [0, 50, 100, 150, 200, 250] {
-            s.push(Arc::new(Batch { timestamp: t, sets: vec![] }));
+            s.push(Arc::new(Batch {
+                timestamp: t,
+                sets: vec![],
+            }));
         }
         let ts: Vec<_> = s.snapshot().iter().map(|b| b.timestamp).collect();
         assert_eq!(ts, vec![150, 200, 250]);
         let s = Store::new(100, 10, &mut reg);
         for t in [0, 50, 100, 150] {
-            s.push(Arc::new(Batch { timestamp: t, sets: vec![] }));
+            s.push(Arc::new(Batch {
+                timestamp: t,
+                sets: vec![],
+            }));
         }
         assert_eq!(s.snapshot().first().map(|b| b.timestamp), Some(50));
     }
