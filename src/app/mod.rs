@@ -21,7 +21,7 @@ use crate::source::apiserver;
 use crate::source::kubelet::{KubeletClient, KubeletClientOptions};
 use crate::source::scrape::{Endpoint, ScrapeMetrics, Scraper};
 use crate::source::watch;
-use crate::store::{MetricSink, Store};
+use crate::store::{MetricSink, Store, StoreOptions};
 
 /// Environment lookups (in-cluster variables), injected so tests never touch the process env.
 pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -138,9 +138,12 @@ impl App {
         for sink in &cfg.sinks {
             match sink {
                 SinkConfig::Metric => {
-                    let history = i64::try_from(cfg.metric_history.as_nanos()).unwrap_or(i64::MAX);
-                    let max_batches = (history / resolution_ns.max(1)) as usize + 2;
-                    let s = Arc::new(Store::new(history, max_batches, &mut registry));
+                    let opts = StoreOptions {
+                        history: i64::try_from(cfg.metric_history.as_nanos()).unwrap_or(i64::MAX),
+                        resolution: resolution_ns,
+                        max_series: cfg.max_series,
+                    };
+                    let s = Arc::new(Store::new(opts, &mut registry));
                     fanout.add(MetricSink(Arc::clone(&s)), 4);
                     store = Some(s);
                 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::types::{Config, LogFormat, SinkConfig, SourceConfig};
+use super::types::{Config, LogFormat, SecureServing, SinkConfig, SourceConfig};
 use super::{duration, sink, source};
 
 /// Heapster-compatible flags, as given. Validation happens in [`validate`].
@@ -66,6 +66,24 @@ pub struct RawFlags {
     /// Time allowed to flush sinks at shutdown [default: 10s]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     shutdown_timeout: Option<String>,
+    /// Most series (entities) held in memory for the APIs [default: 475000]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    max_series: Option<String>,
+    /// HTTPS port serving metrics.k8s.io as an aggregated API; 0 = off [default: 0]
+    #[arg(long, value_name = "PORT", allow_hyphen_values = true)]
+    secure_port: Option<String>,
+    /// Serving certificate (PEM) of the secure port [default: self-signed]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    tls_cert_file: Option<std::path::PathBuf>,
+    /// Private key (PEM) of --tls_cert_file
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    tls_private_key_file: Option<std::path::PathBuf>,
+    /// CA that signs the front proxy's client certificates (X-Remote-User is trusted from them)
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    requestheader_client_ca_file: Option<std::path::PathBuf>,
+    /// Accepted front-proxy client certificate CNs, comma-separated [default: any]
+    #[arg(long, value_name = "NAMES", allow_hyphen_values = true)]
+    requestheader_allowed_names: Vec<String>,
 }
 
 /// Every problem found, one `error: --flag: message` line each.
@@ -120,6 +138,7 @@ pub fn validate(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<String>> {
     let mut p = Problems::default();
+    let secure = secure_serving(&mut p, &raw);
     let source = match raw.source.as_slice() {
         [] => Some(SourceConfig::Simulated(source::simulated_default())),
         [one] => source::parse(one, env)
@@ -274,6 +293,13 @@ pub fn validate(
         64 << 20,
     );
 
+    let max_series = p.number(
+        "--max_series",
+        raw.max_series.as_deref(),
+        1,
+        crate::store::DEFAULT_MAX_SERIES,
+    );
+
     let Some(source) = source.filter(|_| p.0.is_empty()) else {
         return Err(p.0);
     };
@@ -294,7 +320,27 @@ pub fn validate(
         log_level,
         metric_history,
         shutdown_timeout,
+        max_series,
+        secure,
     })
+}
+
+/// `--secure_port` and the files it uses.
+fn secure_serving(p: &mut Problems, raw: &RawFlags) -> SecureServing {
+    let port = p.number("--secure_port", raw.secure_port.as_deref(), 0u16, 0);
+    if raw.tls_cert_file.is_some() != raw.tls_private_key_file.is_some() {
+        p.add(
+            "--tls_cert_file",
+            "--tls_cert_file and --tls_private_key_file go together",
+        );
+    }
+    SecureServing {
+        port,
+        cert_file: raw.tls_cert_file.clone(),
+        key_file: raw.tls_private_key_file.clone(),
+        client_ca_file: raw.requestheader_client_ca_file.clone(),
+        allowed_names: split_labels(&raw.requestheader_allowed_names),
+    }
 }
 
 /// `--ignore_label=a,b --ignore_label=c` → `[a, b, c]`.

@@ -177,4 +177,22 @@ pub struct Config {
     pub metric_history: Duration,
     /// Budget to flush sinks at shutdown (`--shutdown_timeout`, default 10s).
     pub shutdown_timeout: Duration,
+    /// Most series (entities) the in-memory store holds (`--max_series`).
+    pub max_series: usize,
+    /// The secure port serving `metrics.k8s.io` as an aggregated API.
+    pub secure: SecureServing,
+}
+
+/// `--secure_port` and its TLS and authentication files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecureServing {
+    /// 0 = off.
+    pub port: u16,
+    /// Serving certificate and key (PEM); both or neither (then a self-signed one is made).
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// CA of the front proxy's client certificates (`--requestheader_client_ca_file`).
+    pub client_ca_file: Option<PathBuf>,
+    /// Accepted client certificate CNs; empty = any signed by the CA.
+    pub allowed_names: Vec<String>,
 }

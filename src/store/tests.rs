@@ -1,0 +1,226 @@
+//! Store unit tests: bounds, expiry, eviction, listings, points, resource usage.
+
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+
+use super::*;
+use crate::model::{LabeledValue, Metric, MetricSet, Value, time::NANOS_PER_SEC as SEC};
+
+fn node(name: &str) -> SetKey {
+    SetKey::Node {
+        node: Arc::from(name),
+    }
+}
+
+fn container(ns: &str, pod: &str, c: &str) -> SetKey {
+    SetKey::PodContainer {
+        namespace: Arc::from(ns),
+        pod: Arc::from(pod),
+        container: Arc::from(c),
+    }
+}
+
+fn pod(ns: &str, p: &str) -> SetKey {
+    SetKey::Pod {
+        namespace: Arc::from(ns),
+        pod: Arc::from(p),
+    }
+}
+
+fn set(key: SetKey, t: Nanos, cpu: i64, ws: i64) -> MetricSet {
+    let mut s = MetricSet::new(key, t);
+    s.node = Some(Arc::from("n1"));
+    s.create_time = Some(1);
+    s.set(Metric::CpuUsage, Value::Int(cpu));
+    s.set(Metric::CpuUsageRate, Value::Int(cpu / 1_000_000));
+    s.set(Metric::MemoryWorkingSet, Value::Int(ws));
+    s.set(Metric::MemoryNodeUtilization, Value::Float(0.25));
+    s
+}
+
+fn store(history_s: i64, max_series: usize) -> Store {
+    Store::new(
+        StoreOptions {
+            history: history_s * SEC,
+            resolution: 10 * SEC,
+            max_series,
+        },
+        &mut Registry::default(),
+    )
+}
+
+fn batch(t: Nanos, sets: Vec<MetricSet>) -> Batch {
+    Batch { timestamp: t, sets }
+}
+
+#[test]
+fn history_is_bounded_by_age() {
+    let s = store(60, 100);
+    for i in 0..20 {
+        let t = i * 10 * SEC;
+        s.push(&batch(t, vec![set(node("n1"), t, i * 1_000_000_000, 100)]));
+    }
+    let pts = s
+        .points(&node("n1"), Metric::CpuUsageRate, None, 0, i64::MAX)
+        .expect("known");
+    assert_eq!(pts.len(), 7, "60 s of 10 s points, both ends included");
+    assert_eq!(pts.last().map(|p| p.value), Some(Value::Int(19_000)));
+    // Non-history metrics: only the latest point.
+    let pts = s
+        .points(
+            &node("n1"),
+            Metric::MemoryNodeUtilization,
+            None,
+            0,
+            i64::MAX,
+        )
+        .expect("known");
+    assert_eq!(
+        pts,
+        vec![Point {
+            timestamp: 190 * SEC,
+            value: Value::Float(0.25)
+        }]
+    );
+    // Time range filters.
+    let pts = s
+        .points(
+            &node("n1"),
+            Metric::CpuUsageRate,
+            None,
+            150 * SEC,
+            170 * SEC,
+        )
+        .expect("known");
+    assert_eq!(pts.len(), 3);
+}
+
+#[test]
+fn vanished_series_expire() {
+    let s = store(60, 100);
+    s.push(&batch(
+        0,
+        vec![set(node("a"), 0, 1, 1), set(node("b"), 0, 1, 1)],
+    ));
+    s.push(&batch(60 * SEC, vec![set(node("a"), 60 * SEC, 2, 1)]));
+    assert_eq!(s.nodes().len(), 2, "b is kept for the history");
+    s.push(&batch(61 * SEC, vec![set(node("a"), 61 * SEC, 3, 1)]));
+    assert_eq!(s.nodes(), vec![Arc::<str>::from("a")]);
+}
+
+#[test]
+fn cap_evicts_stale_then_refuses() {
+    let s = store(600, 2);
+    s.push(&batch(
+        0,
+        vec![set(node("a"), 0, 1, 1), set(node("b"), 0, 1, 1)],
+    ));
+    s.push(&batch(
+        10 * SEC,
+        vec![
+            set(node("b"), 10 * SEC, 1, 1),
+            set(node("c"), 10 * SEC, 1, 1),
+        ],
+    ));
+    assert_eq!(s.nodes().len(), 2);
+    assert!(!s.contains(&node("a")), "the stale series made room");
+    s.push(&batch(
+        20 * SEC,
+        vec![
+            set(node("b"), 20 * SEC, 1, 1),
+            set(node("c"), 20 * SEC, 1, 1),
+            set(node("d"), 20 * SEC, 1, 1),
+        ],
+    ));
+    assert!(!s.contains(&node("d")), "refused: every series is current");
+    assert_eq!(s.series_count(), 2);
+}
+
+#[test]
+fn listings_and_metric_names() {
+    let s = store(600, 100);
+    let mut ns = MetricSet::new(
+        SetKey::Namespace {
+            namespace: Arc::from("default"),
+        },
+        0,
+    );
+    ns.set(Metric::CpuUsageRate, Value::Int(5));
+    let mut n = set(node("n1"), 0, 1, 1);
+    n.labeled.push(LabeledValue {
+        metric: Metric::FilesystemUsage,
+        resource_id: Arc::from("/"),
+        value: Value::Int(42),
+    });
+    s.push(&batch(
+        0,
+        vec![
+            n,
+            ns,
+            set(pod("default", "p1"), 0, 1, 1),
+            set(pod("default", "p0"), 0, 1, 1),
+            set(container("default", "p1", "c"), 0, 1, 1),
+            set(
+                SetKey::SysContainer {
+                    node: Arc::from("n1"),
+                    container: Arc::from("kubelet"),
+                },
+                0,
+                1,
+                1,
+            ),
+        ],
+    ));
+    let names =
+        |v: Option<Vec<Arc<str>>>| v.map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        names(s.pods("default")),
+        Some(vec!["p0".into(), "p1".into()])
+    );
+    assert_eq!(names(s.pods("nope")), None);
+    assert_eq!(names(s.containers("default", "p1")), Some(vec!["c".into()]));
+    assert_eq!(names(s.containers("default", "p0")), Some(vec![]));
+    assert_eq!(names(s.sys_containers("n1")), Some(vec!["kubelet".into()]));
+    assert_eq!(s.pods_on_node("n1").map(|v| v.len()), Some(2));
+    let m = s.metric_names(&node("n1")).expect("known");
+    assert!(m.contains(&"cpu/usage_rate") && m.contains(&"filesystem/usage"));
+    let fs = s.points(&node("n1"), Metric::FilesystemUsage, Some("/"), 0, 10);
+    assert_eq!(fs.map(|v| v.len()), Some(1));
+    let fs = s.points(&node("n1"), Metric::FilesystemUsage, None, 0, 10);
+    assert_eq!(fs.map(|v| v.len()), Some(0));
+}
+
+#[test]
+fn pod_usage_drops_pods_with_an_incomplete_container() {
+    let s = store(600, 100);
+    let sets = |t: Nanos, n: i64| {
+        let mut broken = MetricSet::new(container("ns", "b", "c2"), t);
+        broken.set(Metric::CpuUsage, Value::Int(n * SEC));
+        vec![
+            set(node("n1"), t, n * SEC, 1024),
+            set(container("ns", "a", "c1"), t, n * SEC / 2, 2048),
+            set(container("ns", "a", "c2"), t, n * SEC / 4, 4096),
+            set(container("ns", "b", "c1"), t, n * SEC, 4096),
+            broken,
+        ]
+    };
+    s.push(&batch(10 * SEC, sets(10 * SEC, 1)));
+    assert!(
+        s.pod_usage(None, None).is_empty(),
+        "one sample: no rate yet"
+    );
+    s.push(&batch(20 * SEC, sets(20 * SEC, 2)));
+    let pods = s.pod_usage(None, None);
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(&*pods[0].name, "a");
+    assert_eq!(pods[0].containers[0].usage.cpu_nanocores, SEC / 20);
+    assert_eq!(pods[0].containers[1].usage.memory_bytes, 4096);
+    assert_eq!(s.pod_usage(Some("ns"), Some("a")).len(), 1);
+    assert_eq!(s.pod_usage(Some("other"), None).len(), 0);
+    let nodes = s.node_usage(None);
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].1.cpu_nanocores, SEC / 10);
+    assert_eq!(nodes[0].1.window, 10 * SEC);
+    assert_eq!(s.node_usage(Some("n2")).len(), 0);
+}
