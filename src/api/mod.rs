@@ -1,6 +1,14 @@
-//! HTTP APIs on the Heapster port: `/healthz`, `/metrics` (self-metrics).
+//! HTTP APIs. The Heapster port (plain HTTP) serves `/healthz`, `/metrics` (self-metrics), the
+//! model API (`/api/v1/model/...`) and `metrics.k8s.io` (as Heapster served its old
+//! `/apis/metrics/v1alpha1`); the secure port ([`secure`]) serves only `metrics.k8s.io` and its
+//! discovery, behind authentication and authorization, as an aggregated API.
 
+pub mod error;
+mod gzip;
 pub mod health;
+pub mod model;
+pub mod resource;
+pub mod secure;
 
 use std::sync::Arc;
 
@@ -12,6 +20,7 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 use crate::model::time;
+use crate::source::watch::SharedState;
 use crate::store::Store;
 use health::Health;
 
@@ -21,12 +30,18 @@ pub struct ApiState {
     pub health: Arc<Health>,
     pub registry: Arc<Registry>,
     pub store: Option<Arc<Store>>,
+    /// Node and pod labels (label selectors, `NodeMetrics.metadata.labels`).
+    pub cluster: Option<SharedState>,
 }
 
+/// The Heapster port's routes.
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(model::router())
+        .merge(resource::router())
+        .layer(axum::middleware::from_fn(gzip::compress))
         .with_state(state)
 }
 

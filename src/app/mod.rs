@@ -162,6 +162,7 @@ impl App {
             health: Arc::clone(&health),
             registry: Arc::clone(&registry),
             store: store.clone(),
+            cluster: Some(Arc::clone(&cluster)),
         });
         let server_stop = shutdown.clone();
         let server = tokio::spawn(async move {

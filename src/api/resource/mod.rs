@@ -1,0 +1,290 @@
+//! The resource metrics API, `metrics.k8s.io/v1beta1` (kubectl top, HPA, VPA, Dashboard 2.x),
+//! with its discovery documents and Heapster's old `/apis/metrics/v1alpha1` paths.
+//!
+//! Values as metrics-server computes them (see [`crate::store::Usage`]); lists are filtered by
+//! `labelSelector` (node and pod labels from the cluster state) and `fieldSelector`
+//! (`metadata.name`, `metadata.namespace`); a single object without data is a 404 `Status`.
+
+pub mod discovery;
+pub mod format;
+pub mod selector;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+
+use super::ApiState;
+use super::error::StatusError;
+use crate::model::cluster::{NodeInfo, PodInfo};
+use crate::model::time;
+use crate::store::{Store, Usage};
+use selector::{FieldSelector, LabelSelector};
+
+/// The group versions served: the current one and Heapster's old one.
+const GROUP_VERSIONS: [&str; 2] = ["metrics.k8s.io/v1beta1", discovery::OLD_GROUP_VERSION];
+
+pub fn router() -> Router<ApiState> {
+    let mut r = Router::new()
+        .route("/apis", get(|| async { Json(discovery::group_list()) }))
+        .route("/apis/", get(|| async { Json(discovery::group_list()) }))
+        .route(
+            "/apis/metrics.k8s.io",
+            get(|| async { Json(discovery::group()) }),
+        );
+    for gv in GROUP_VERSIONS {
+        let base = format!("/apis/{gv}");
+        r = r
+            .route(&base, get(move || async move { Json(discovery::resource_list(gv)) }))
+            .route(
+                &format!("{base}/nodes"),
+                get(move |s: State<ApiState>, q: RawQuery| async move { nodes(s, q, None, gv) }),
+            )
+            .route(
+                &format!("{base}/nodes/{{name}}"),
+                get(move |s: State<ApiState>, Path(n): Path<String>, q: RawQuery| async move {
+                    nodes(s, q, Some(n), gv)
+                }),
+            )
+            .route(
+                &format!("{base}/pods"),
+                get(move |s: State<ApiState>, q: RawQuery| async move {
+                    pods(s, q, None, None, gv)
+                }),
+            )
+            .route(
+                &format!("{base}/namespaces/{{ns}}/pods"),
+                get(move |s: State<ApiState>, Path(ns): Path<String>, q: RawQuery| async move {
+                    pods(s, q, Some(ns), None, gv)
+                }),
+            )
+            .route(
+                &format!("{base}/namespaces/{{ns}}/pods/{{name}}"),
+                get(
+                    move |s: State<ApiState>,
+                          Path((ns, n)): Path<(String, String)>,
+                          q: RawQuery| async move { pods(s, q, Some(ns), Some(n), gv) },
+                ),
+            );
+    }
+    r
+}
+
+#[derive(Serialize)]
+struct Meta<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<&'a str, &'a str>,
+    #[serde(rename = "creationTimestamp")]
+    creation_timestamp: &'a str,
+}
+
+#[derive(Serialize)]
+struct UsageJson {
+    cpu: String,
+    memory: String,
+}
+
+impl From<&Usage> for UsageJson {
+    fn from(u: &Usage) -> UsageJson {
+        UsageJson {
+            cpu: format::cpu(u.cpu_nanocores),
+            memory: format::memory(u.memory_bytes),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Item<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: Meta<'a>,
+    timestamp: String,
+    window: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<UsageJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    containers: Option<Vec<ContainerJson<'a>>>,
+}
+
+#[derive(Serialize)]
+struct ContainerJson<'a> {
+    name: &'a str,
+    usage: UsageJson,
+}
+
+/// Serializes as `{}`.
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct List<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: Empty,
+    items: Vec<Item<'a>>,
+}
+
+/// Parsed `labelSelector` and `fieldSelector`.
+fn selectors(raw: Option<&str>) -> Result<(LabelSelector, FieldSelector), StatusError> {
+    let raw = raw.unwrap_or("");
+    if raw.len() > 2 * selector::MAX_LEN {
+        return Err(StatusError::BadRequest("query string too long".into()));
+    }
+    let (mut labels, mut fields) = (LabelSelector::default(), FieldSelector::default());
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        let bad = |e: selector::SelectorError| StatusError::BadRequest(e.to_string());
+        match &*k {
+            "labelSelector" => labels = LabelSelector::parse(&v).map_err(bad)?,
+            "fieldSelector" => fields = FieldSelector::parse(&v).map_err(bad)?,
+            "watch" if v == "true" || v == "1" => {
+                return Err(StatusError::BadRequest("watch is not supported".into()));
+            }
+            _ => {}
+        }
+    }
+    Ok((labels, fields))
+}
+
+fn store(s: &ApiState) -> Result<&Store, StatusError> {
+    s.store
+        .as_deref()
+        .ok_or_else(|| StatusError::Unavailable("the metric sink is disabled".into()))
+}
+
+fn labels_of(pairs: &[(String, String)]) -> BTreeMap<&str, &str> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+fn nodes(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+    name: Option<String>,
+    gv: &'static str,
+) -> Result<Response, StatusError> {
+    let (label_sel, field_sel) = selectors(q.as_deref())?;
+    let usage = store(&s)?.node_usage(name.as_deref());
+    let infos: Vec<Option<Arc<NodeInfo>>> = match &s.cluster {
+        Some(c) => {
+            let state = c.read().unwrap_or_else(|e| e.into_inner());
+            usage
+                .iter()
+                .map(|(n, _)| state.nodes.get(n).cloned())
+                .collect()
+        }
+        None => vec![None; usage.len()],
+    };
+    let now = format::k8s_time(time::now());
+    let empty = Vec::new();
+    let items: Vec<Item<'_>> = usage
+        .iter()
+        .zip(&infos)
+        .map(|((n, u), info)| (n, u, info.as_ref().map_or(&empty, |i| &i.label_map)))
+        .filter(|(n, _, labels)| {
+            name.is_some() || (label_sel.matches(labels) && field_sel.matches(None, n))
+        })
+        .map(|(n, u, labels)| Item {
+            kind: "NodeMetrics",
+            api_version: gv,
+            metadata: Meta {
+                name: n,
+                namespace: None,
+                labels: labels_of(labels),
+                creation_timestamp: &now,
+            },
+            timestamp: format::k8s_time(u.timestamp),
+            window: format::go_duration(u.window),
+            usage: Some(u.into()),
+            containers: None,
+        })
+        .collect();
+    single_or_list(items, name, "nodes", "NodeMetricsList", gv)
+}
+
+fn single_or_list(
+    mut items: Vec<Item<'_>>,
+    name: Option<String>,
+    kind: &'static str,
+    list_kind: &'static str,
+    gv: &'static str,
+) -> Result<Response, StatusError> {
+    match name {
+        Some(name) => match items.pop() {
+            Some(item) => Ok(Json(item).into_response()),
+            None => Err(StatusError::NotFound { kind, name }),
+        },
+        None => Ok(Json(List {
+            kind: list_kind,
+            api_version: gv,
+            metadata: Empty {},
+            items,
+        })
+        .into_response()),
+    }
+}
+
+fn pods(
+    State(s): State<ApiState>,
+    RawQuery(q): RawQuery,
+    namespace: Option<String>,
+    name: Option<String>,
+    gv: &'static str,
+) -> Result<Response, StatusError> {
+    let (label_sel, field_sel) = selectors(q.as_deref())?;
+    let usage = store(&s)?.pod_usage(namespace.as_deref(), name.as_deref());
+    let infos: Vec<Option<Arc<PodInfo>>> = match &s.cluster {
+        Some(c) => {
+            let state = c.read().unwrap_or_else(|e| e.into_inner());
+            usage
+                .iter()
+                .map(|p| state.pod(&p.namespace, &p.name).cloned())
+                .collect()
+        }
+        None => vec![None; usage.len()],
+    };
+    let now = format::k8s_time(time::now());
+    let empty = Vec::new();
+    let items: Vec<Item<'_>> = usage
+        .iter()
+        .zip(&infos)
+        .map(|(p, info)| (p, info.as_ref().map_or(&empty, |i| &i.label_map)))
+        .filter(|(p, labels)| {
+            name.is_some()
+                || (label_sel.matches(labels) && field_sel.matches(Some(&p.namespace), &p.name))
+        })
+        .map(|(p, labels)| Item {
+            kind: "PodMetrics",
+            api_version: gv,
+            metadata: Meta {
+                name: &p.name,
+                namespace: Some(&p.namespace),
+                labels: labels_of(labels),
+                creation_timestamp: &now,
+            },
+            timestamp: format::k8s_time(p.timestamp),
+            window: format::go_duration(p.window),
+            usage: None,
+            containers: Some(
+                p.containers
+                    .iter()
+                    .map(|c| ContainerJson {
+                        name: &c.name,
+                        usage: (&c.usage).into(),
+                    })
+                    .collect(),
+            ),
+        })
+        .collect();
+    single_or_list(items, name, "pods", "PodMetricsList", gv)
+}
