@@ -145,7 +145,7 @@ impl Store {
                         .map(|(k, s)| (s.last_seen, k.clone()))
                         .collect();
                     // Oldest last: popped first.
-                    v.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+                    v.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
                     v
                 });
                 match queue.pop() {
