@@ -26,15 +26,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/version", get(version))
         .route("/api", get(api_versions))
-        .route("/apis", get(|| async { json_ok(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})) }))
+        .route("/apis", get(api_groups))
         .route("/api/v1", get(api_resources))
-        .route("/api/v1/nodes", get(|s: S, q: Query<ListQuery>| async move { list_or_watch(&s.0, Kind::Node, None, &q.0) }))
+        .route("/api/v1/nodes", get(list_nodes))
         .route("/api/v1/nodes/{name}", get(get_node))
-        .route("/api/v1/nodes/{name}/proxy/stats/summary", get(proxy_summary))
-        .route("/api/v1/pods", get(|s: S, q: Query<ListQuery>| async move { list_or_watch(&s.0, Kind::Pod, None, &q.0) }))
-        .route("/api/v1/namespaces", get(|s: S, q: Query<ListQuery>| async move { list_or_watch(&s.0, Kind::Namespace, None, &q.0) }))
+        .route(
+            "/api/v1/nodes/{name}/proxy/stats/summary",
+            get(proxy_summary),
+        )
+        .route("/api/v1/pods", get(list_pods))
+        .route("/api/v1/namespaces", get(list_namespaces))
         .route("/api/v1/namespaces/{ns}", get(get_namespace))
-        .route("/api/v1/namespaces/{ns}/pods", get(|s: S, Path(ns): Path<String>, q: Query<ListQuery>| async move { list_or_watch(&s.0, Kind::Pod, Some(&ns), &q.0) }))
+        .route("/api/v1/namespaces/{ns}/pods", get(list_namespaced_pods))
         .route("/api/v1/namespaces/{ns}/pods/{name}", get(get_pod))
         .route("/api/v1/events", get(events))
         .route("/api/v1/namespaces/{ns}/events", get(events))
@@ -43,6 +46,31 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .with_state(shared)
+}
+
+async fn list_nodes(State(s): S, Query(q): Query<ListQuery>) -> Response {
+    list_or_watch(s, Kind::Node, None, q).await
+}
+
+async fn list_pods(State(s): S, Query(q): Query<ListQuery>) -> Response {
+    list_or_watch(s, Kind::Pod, None, q).await
+}
+
+async fn list_namespaced_pods(
+    State(s): S,
+    Path(ns): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    list_or_watch(s, Kind::Pod, Some(ns), q).await
+}
+
+async fn list_namespaces(State(s): S, Query(q): Query<ListQuery>) -> Response {
+    list_or_watch(s, Kind::Namespace, None, q).await
+}
+
+/// No groups yet; add them here when an API group (e.g. metrics.k8s.io) is simulated.
+async fn api_groups() -> Response {
+    json_ok(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
 }
 
 fn json_ok<T: Serialize>(value: &T) -> Response {

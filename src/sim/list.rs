@@ -58,7 +58,7 @@ pub(crate) fn select(
             }
         }
         Kind::Node => {
-            for n in live {
+            for n in live.filter(|n| after.is_none_or(|a| (n.index, 0) > a)) {
                 let labels = objects::node_labels(&n.name);
                 let facts = Facts {
                     name: &n.name,
@@ -74,8 +74,12 @@ pub(crate) fn select(
         Kind::Pod => {
             let labels: Vec<_> = (0..cfg.pods_per_node).map(objects::pod_labels).collect();
             let pinned = filter.node_name();
+            let live = live.filter(|n| after.is_none_or(|a| n.index >= a.0));
             'nodes: for n in live.filter(|n| pinned.is_none_or(|p| p == n.name)) {
                 for (p, labels) in labels.iter().enumerate() {
+                    if after.is_some_and(|a| (n.index, p) <= a) {
+                        continue;
+                    }
                     let name = f::pod_name(n.index, p);
                     let facts = Facts {
                         name: &name,

@@ -38,6 +38,7 @@
 //! (`k in (..)`) are refused with 400. `limit`/`continue` pagination is supported.
 
 mod apiserver;
+mod changes;
 mod cluster;
 pub mod formulas;
 mod kubeconfig;

@@ -266,3 +266,38 @@ pub(crate) fn lock<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
     lock.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(rv: u64) -> Event {
+        Event {
+            rv,
+            kind: Kind::Node,
+            name: format!("n{rv}"),
+            namespace: None,
+            node_name: None,
+            labels: BTreeMap::new(),
+            line: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn log_resumes_until_trimmed_then_expires() {
+        let mut log = EventLog::new(1);
+        for _ in 0..3 {
+            let rv = log.next_rv();
+            log.push(event(rv));
+        }
+        let (backlog, _) = log.since(2).expect("resumable");
+        assert_eq!(backlog.iter().map(|e| e.rv).collect::<Vec<_>>(), [3, 4]);
+        assert!(log.since(1).is_some());
+        for _ in 0..EVENT_LOG_CAP {
+            let rv = log.next_rv();
+            log.push(event(rv));
+        }
+        assert!(log.since(1).is_none(), "410 Expired");
+        assert!(log.since(log.rv()).expect("current").0.is_empty());
+    }
+}

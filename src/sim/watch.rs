@@ -70,8 +70,26 @@ pub(crate) fn status(code: StatusCode, reason: &str, message: &str) -> Response 
         .into_response()
 }
 
-/// Serves a LIST or a WATCH of `kind` (in `namespace` when given).
-pub(crate) fn list_or_watch(
+/// Serves a LIST or a WATCH of `kind` (in `namespace` when given). Selection and rendering run
+/// on the blocking pool: a list of 150,000 pods takes a while.
+pub(crate) async fn list_or_watch(
+    shared: Arc<Shared>,
+    kind: Kind,
+    namespace: Option<String>,
+    q: ListQuery,
+) -> Response {
+    let work = move || list_or_watch_now(&shared, kind, namespace.as_deref(), &q);
+    match tokio::task::spawn_blocking(work).await {
+        Ok(response) => response,
+        Err(_) => status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "list failed",
+        ),
+    }
+}
+
+fn list_or_watch_now(
     shared: &Arc<Shared>,
     kind: Kind,
     namespace: Option<&str>,
