@@ -326,6 +326,7 @@ async fn watch_sees_added_modified_and_deleted() {
     cluster.set_ready(3, false);
     let ev = lines.next().await;
     assert_eq!(ev["type"], "MODIFIED");
+    let removed_ip = cluster.nodes()[0].ip;
     cluster.remove_node(0);
     let ev = lines.next().await;
     assert_eq!(ev["type"], "DELETED");
@@ -333,9 +334,35 @@ async fn watch_sees_added_modified_and_deleted() {
     assert_eq!(cluster.nodes().len(), 3);
 
     // The new node's kubelet serves; the removed one's no longer accepts.
+    let gone = format!("http://{removed_ip}:{}/healthz", cluster.kubelet_port());
+    assert!(
+        http.get(gone)
+            .send()
+            .await
+            .expect_err("refused")
+            .is_connect()
+    );
     let summary = get_json(&http, &kubelet_url(&cluster, 2, "/stats/summary")).await;
     assert_eq!(summary["node"]["nodeName"], "sim-node-0003");
     assert_eq!(summary["pods"].as_array().expect("pods").len(), 4);
+
+    // Without a resource version a watch starts with ADDED for every current object.
+    let url = api_url(&cluster, "/api/v1/nodes?watch=true&timeoutSeconds=5");
+    let resp = http.get(url).send().await.expect("watch");
+    let mut lines = Lines {
+        resp,
+        buf: Vec::new(),
+    };
+    for name in ["sim-node-0001", "sim-node-0002", "sim-node-0003"] {
+        let ev = lines.next().await;
+        assert_eq!(
+            (
+                ev["type"].as_str(),
+                ev["object"]["metadata"]["name"].as_str()
+            ),
+            (Some("ADDED"), Some(name))
+        );
+    }
 
     // A pod watch resuming from the old version replays the pod events.
     let url = api_url(

@@ -33,7 +33,7 @@ struct Args {
     /// Kubelet certificates carry only a DNS SAN of the node name, like real kubelets.
     #[arg(long)]
     no_kubelet_ip_san: bool,
-    /// A kubelet fault, `INDEX=KIND` with KIND one of hang, 500, garbage, truncated, huge:<bytes>,
+    /// A kubelet fault, `INDEX=KIND` with KIND one of hang, 500, garbage, truncated, huge:BYTES,
     /// slow, refuse. Repeatable.
     #[arg(long = "fault", value_parser = parse_fault)]
     faults: Vec<(usize, KubeletFault)>,

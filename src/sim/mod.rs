@@ -35,7 +35,16 @@
 //!
 //! Lists and watches honour `fieldSelector` on `metadata.name`, `metadata.namespace` and (pods)
 //! `spec.nodeName`, and `labelSelector` terms `k=v`, `k==v`, `k!=v`, `k`, `!k`; set-based terms
-//! (`k in (..)`) are refused with 400. `limit`/`continue` pagination is supported.
+//! (`k in (..)`) are refused with 400. `limit`/`continue` pagination is supported (pages are
+//! served from the current state, not a snapshot at the first page's resource version).
+//!
+//! # Auth
+//!
+//! Over http nothing is checked, but kubelets still record any `Authorization` header
+//! ([`KubeletStats`]). With https and [`SimAuth::Token`] the apiserver (all but `/healthz`,
+//! `/livez`, `/readyz`) and kubelets answer 401 without the current bearer token; with
+//! [`SimAuth::ClientCert`] the TLS handshake requires a certificate signed by the simulator's CA.
+//! Servers speak HTTP/1.1 only (ALPN `http/1.1`).
 
 mod apiserver;
 mod changes;
