@@ -35,6 +35,8 @@ pub fn process_env() -> Env {
 pub struct App {
     /// Where the Heapster port listens.
     pub addr: SocketAddr,
+    /// Where the secure port (`metrics.k8s.io`) listens, when `--secure_port` is set.
+    pub secure_addr: Option<SocketAddr>,
     pub store: Option<Arc<Store>>,
     pub health: Arc<Health>,
     pub registry: Arc<Registry>,
@@ -155,15 +157,35 @@ impl App {
         }
 
         let tick_metrics = tick::TickMetrics::register(&mut registry);
+        let authorizer = (cfg.secure.port != 0).then(|| {
+            Arc::new(api::secure::kube::KubeAuthorizer::new(
+                clients.client.clone(),
+                &mut registry,
+            ))
+        });
         let registry = Arc::new(registry);
         let listener = tokio::net::TcpListener::bind((cfg.listen_ip, cfg.heapster_port)).await?;
         let addr = listener.local_addr()?;
-        let router = api::router(ApiState {
+        let api_state = ApiState {
             health: Arc::clone(&health),
             registry: Arc::clone(&registry),
             store: store.clone(),
             cluster: Some(Arc::clone(&cluster)),
-        });
+        };
+        let secure_addr = match authorizer {
+            Some(authorizer) => Some(
+                api::secure::serve(
+                    SocketAddr::new(cfg.listen_ip, cfg.secure.port),
+                    &cfg.secure,
+                    api_state.clone(),
+                    authorizer,
+                    shutdown.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let router = api::router(api_state);
         let server_stop = shutdown.clone();
         let server = tokio::spawn(async move {
             let serve =
@@ -192,6 +214,7 @@ impl App {
         });
         Ok(App {
             addr,
+            secure_addr,
             store,
             health,
             registry,
