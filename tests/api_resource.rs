@@ -88,9 +88,15 @@ async fn selectors() {
         ("/nodes?fieldSelector=metadata.name%3Dn2", &["n2"]),
         ("/pods?labelSelector=app%3Dweb", &["p1"]),
         ("/pods?labelSelector=app+in+(db,dns)", &["p2", "dns"]),
-        ("/pods?fieldSelector=metadata.namespace%3Ddefault", &["p1", "p2"]),
+        (
+            "/pods?fieldSelector=metadata.namespace%3Ddefault",
+            &["p1", "p2"],
+        ),
         ("/pods?fieldSelector=metadata.name%21%3Dp1", &["p2", "dns"]),
-        ("/namespaces/default/pods?labelSelector=app%21%3Dweb", &["p2"]),
+        (
+            "/namespaces/default/pods?labelSelector=app%21%3Dweb",
+            &["p2"],
+        ),
     ];
     for (q, want) in cases {
         let (status, body) = get(&app, &format!("{V}{q}")).await;

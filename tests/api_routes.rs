@@ -23,8 +23,14 @@ async fn model_listings() {
     let cases: &[(&str, Value)] = &[
         ("/api/v1/model/nodes", json!(["n1", "n2"])),
         ("/api/v1/model/nodes/", json!(["n1", "n2"])),
-        ("/api/v1/model/namespaces/", json!(["default", "kube-system"])),
-        ("/api/v1/model/namespaces/default/pods/", json!(["p1", "p2"])),
+        (
+            "/api/v1/model/namespaces/",
+            json!(["default", "kube-system"]),
+        ),
+        (
+            "/api/v1/model/namespaces/default/pods/",
+            json!(["p1", "p2"]),
+        ),
         (
             "/api/v1/model/namespaces/default/pods/p1/containers/",
             json!(["app", "side"]),
@@ -166,21 +172,54 @@ async fn model_bad_input() {
     let app = app();
     let long = format!("/api/v1/model/nodes/{}/metrics", "x".repeat(5000));
     let cases: &[(&str, StatusCode)] = &[
-        ("/api/v1/model/nodes/nope/metrics/cpu/usage_rate", StatusCode::NOT_FOUND),
+        (
+            "/api/v1/model/nodes/nope/metrics/cpu/usage_rate",
+            StatusCode::NOT_FOUND,
+        ),
         ("/api/v1/model/nodes/nope/metrics", StatusCode::NOT_FOUND),
-        ("/api/v1/model/nodes/nope/freecontainers", StatusCode::NOT_FOUND),
+        (
+            "/api/v1/model/nodes/nope/freecontainers",
+            StatusCode::NOT_FOUND,
+        ),
         ("/api/v1/model/namespaces/nope/pods", StatusCode::NOT_FOUND),
-        ("/api/v1/model/namespaces/default/pods/nope/containers", StatusCode::NOT_FOUND),
-        ("/api/v1/model/namespaces/default/pods/p1/containers/nope/metrics/cpu/usage_rate", StatusCode::NOT_FOUND),
-        ("/api/v1/model/nodes/n1/metrics/no/such/metric", StatusCode::NOT_FOUND),
+        (
+            "/api/v1/model/namespaces/default/pods/nope/containers",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/v1/model/namespaces/default/pods/p1/containers/nope/metrics/cpu/usage_rate",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/v1/model/nodes/n1/metrics/no/such/metric",
+            StatusCode::NOT_FOUND,
+        ),
         ("/api/v1/model/nodes/n1/whatever", StatusCode::NOT_FOUND),
         ("/api/v1/model/", StatusCode::NOT_FOUND),
-        ("/api/v1/model/nodes/n1/metrics/cpu/usage_rate?start=yesterday", StatusCode::BAD_REQUEST),
-        ("/api/v1/model/nodes/n1/metrics/cpu/usage_rate?end=2026-13-01T00:00:00Z", StatusCode::BAD_REQUEST),
-        ("/api/v1/model/nodes/n1/metrics/cpu/usage_rate?start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z", StatusCode::BAD_REQUEST),
-        ("/api/v1/model/nodes/n1/metrics/filesystem/usage?labels=resource_id", StatusCode::BAD_REQUEST),
-        ("/api/v1/model/nodes/n1/metrics/filesystem/usage?labels=zone:a", StatusCode::BAD_REQUEST),
-        ("/api/v1/model/namespaces/default/pod-list/a,,b/metrics/cpu/usage_rate", StatusCode::BAD_REQUEST),
+        (
+            "/api/v1/model/nodes/n1/metrics/cpu/usage_rate?start=yesterday",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/model/nodes/n1/metrics/cpu/usage_rate?end=2026-13-01T00:00:00Z",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/model/nodes/n1/metrics/cpu/usage_rate?start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/model/nodes/n1/metrics/filesystem/usage?labels=resource_id",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/model/nodes/n1/metrics/filesystem/usage?labels=zone:a",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/model/namespaces/default/pod-list/a,,b/metrics/cpu/usage_rate",
+            StatusCode::BAD_REQUEST,
+        ),
         (&long, StatusCode::BAD_REQUEST),
     ];
     for (uri, want) in cases {
@@ -210,5 +249,9 @@ async fn probes_still_served() {
     let (status, _) = get(&app, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = get(&app, "/healthz").await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "no batch marked done yet");
+    assert_eq!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "no batch marked done yet"
+    );
 }

@@ -50,7 +50,13 @@ impl Authorizer for FakeAuthorizer {
         Box::pin(async move {
             let groups_ok = user.groups.iter().any(|g| g == "system:masters");
             let hpa_nodes = user.name == "hpa"
-                && matches!(attrs, Attributes::Resource { resource: "pods", .. });
+                && matches!(
+                    attrs,
+                    Attributes::Resource {
+                        resource: "pods",
+                        ..
+                    }
+                );
             Ok(user.name == "alice" || groups_ok || hpa_nodes)
         })
     }
@@ -163,9 +169,15 @@ async fn secure_port_authenticates_and_authorizes() {
     let nodes = url("/apis/metrics.k8s.io/v1beta1/nodes");
 
     let plain = client(&server_ca.pem, None);
-    let proxy = client(&server_ca.pem, Some(&leaf(&front_ca, "front-proxy-client", false)));
+    let proxy = client(
+        &server_ca.pem,
+        Some(&leaf(&front_ca, "front-proxy-client", false)),
+    );
     let intruder = client(&server_ca.pem, Some(&leaf(&front_ca, "intruder", false)));
-    let evil = client(&server_ca.pem, Some(&leaf(&other_ca, "front-proxy-client", false)));
+    let evil = client(
+        &server_ca.pem,
+        Some(&leaf(&other_ca, "front-proxy-client", false)),
+    );
 
     let status = |r: reqwest::Response| r.status().as_u16();
     let send = |req: reqwest::RequestBuilder| async move { req.send().await.map(status) };
@@ -178,11 +190,25 @@ async fn secure_port_authenticates_and_authorizes() {
     let body: serde_json::Value =
         serde_json::from_slice(&res.bytes().await.expect("body")).expect("json");
     assert_eq!(body["kind"], "Status");
-    assert_eq!(send(plain.get(&nodes).bearer_auth("nope")).await.ok(), Some(401));
-    assert_eq!(send(plain.get(&nodes).bearer_auth("broken")).await.ok(), Some(401));
+    assert_eq!(
+        send(plain.get(&nodes).bearer_auth("nope")).await.ok(),
+        Some(401)
+    );
+    assert_eq!(
+        send(plain.get(&nodes).bearer_auth("broken")).await.ok(),
+        Some(401)
+    );
     // Valid tokens: allowed, or 403.
-    assert_eq!(send(plain.get(&nodes).bearer_auth("good")).await.ok(), Some(200));
-    let res = plain.get(&nodes).bearer_auth("reader").send().await.expect("sent");
+    assert_eq!(
+        send(plain.get(&nodes).bearer_auth("good")).await.ok(),
+        Some(200)
+    );
+    let res = plain
+        .get(&nodes)
+        .bearer_auth("reader")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(res.status().as_u16(), 403);
     let body: serde_json::Value =
         serde_json::from_slice(&res.bytes().await.expect("body")).expect("json");
@@ -194,7 +220,9 @@ async fn secure_port_authenticates_and_authorizes() {
     );
     // X-Remote-User without a proxy certificate is not trusted.
     assert_eq!(
-        send(plain.get(&nodes).header("X-Remote-User", "alice")).await.ok(),
+        send(plain.get(&nodes).header("X-Remote-User", "alice"))
+            .await
+            .ok(),
         Some(401)
     );
     // The front proxy vouches for users and groups.
@@ -209,7 +237,9 @@ async fn secure_port_authenticates_and_authorizes() {
     );
     let pods = url("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods");
     assert_eq!(
-        send(proxy.get(&pods).header("X-Remote-User", "hpa")).await.ok(),
+        send(proxy.get(&pods).header("X-Remote-User", "hpa"))
+            .await
+            .ok(),
         Some(200)
     );
     assert_eq!(send(as_user("hpa")).await.ok(), Some(403));
@@ -221,17 +251,27 @@ async fn secure_port_authenticates_and_authorizes() {
         Some(401)
     );
     // A certificate from another CA: the handshake fails.
-    let refused = evil.get(&nodes).header("X-Remote-User", "alice").send().await;
+    let refused = evil
+        .get(&nodes)
+        .header("X-Remote-User", "alice")
+        .send()
+        .await;
     assert!(refused.is_err(), "wrong CA accepted: {refused:?}");
     // Discovery is behind auth too; the model API is not served here.
-    assert_eq!(send(plain.get(url("/apis")).bearer_auth("good")).await.ok(), Some(200));
+    assert_eq!(
+        send(plain.get(url("/apis")).bearer_auth("good")).await.ok(),
+        Some(200)
+    );
     assert_eq!(
         send(plain.get(url("/api/v1/model/nodes")).bearer_auth("good"))
             .await
             .ok(),
         Some(404)
     );
-    assert_eq!(send(plain.get(url("/api/v1/model/nodes"))).await.ok(), Some(401));
+    assert_eq!(
+        send(plain.get(url("/api/v1/model/nodes"))).await.ok(),
+        Some(401)
+    );
     stop.cancel();
 }
 
@@ -257,7 +297,12 @@ async fn self_signed_without_client_ca() {
         "https://127.0.0.1:{}/apis/metrics.k8s.io/v1beta1/nodes/n1",
         addr.port()
     );
-    let res = insecure.get(&url).bearer_auth("good").send().await.expect("sent");
+    let res = insecure
+        .get(&url)
+        .bearer_auth("good")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(res.status().as_u16(), 200);
     let body: serde_json::Value =
         serde_json::from_slice(&res.bytes().await.expect("body")).expect("json");

@@ -50,7 +50,13 @@ pub fn batch(t: Nanos) -> Batch {
         namespace: s(ns),
         pod: s(p),
     };
-    let mut n1 = set(SetKey::Node { node: s("n1") }, "n1", t, 800_000_000, 4 << 30);
+    let mut n1 = set(
+        SetKey::Node { node: s("n1") },
+        "n1",
+        t,
+        800_000_000,
+        4 << 30,
+    );
     n1.set(Metric::CpuNodeUtilization, Value::Float(0.2));
     n1.labeled.push(LabeledValue {
         metric: Metric::FilesystemUsage,
@@ -75,7 +81,13 @@ pub fn batch(t: Nanos) -> Batch {
     cluster.set(Metric::CpuUsageRate, Value::Int(355));
     let mut sets = vec![
         n1,
-        set(SetKey::Node { node: s("n2") }, "n2", t, 100_000_000, 1 << 30),
+        set(
+            SetKey::Node { node: s("n2") },
+            "n2",
+            t,
+            100_000_000,
+            1 << 30,
+        ),
         set(
             SetKey::SysContainer {
                 node: s("n1"),
@@ -92,7 +104,13 @@ pub fn batch(t: Nanos) -> Batch {
         set(p("default", "p2"), "n1", t, 50_000_000, 32 << 20),
         set(c("default", "p2", "app"), "n1", t, 50_000_000, 32 << 20),
         set(p("kube-system", "dns"), "n2", t, 5_000_000, 20 << 20),
-        set(c("kube-system", "dns", "coredns"), "n2", t, 5_000_000, 20 << 20),
+        set(
+            c("kube-system", "dns", "coredns"),
+            "n2",
+            t,
+            5_000_000,
+            20 << 20,
+        ),
         ns,
         ks,
         cluster,
