@@ -11,7 +11,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, SanType,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use tokio_util::sync::CancellationToken;
 
 use heapster_rs::api::secure::auth::{Attributes, Authorizer, ReviewFailed, UserInfo};
@@ -121,7 +121,6 @@ fn client(server_ca: &str, identity: Option<&(String, String)>) -> reqwest::Clie
             let key = rustls_pemfile::private_key(&mut key.as_bytes())
                 .ok()
                 .flatten()
-                .map(PrivateKeyDer::from)
                 .expect("key");
             builder
                 .with_client_auth_cert(der_certs(cert), key)

@@ -66,7 +66,7 @@ pub struct RawFlags {
     /// Time allowed to flush sinks at shutdown [default: 10s]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     shutdown_timeout: Option<String>,
-    /// Most series (entities) held in memory for the APIs [default: 475000]
+    /// Most series (entities) held in memory for the APIs [default: 500000]
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     max_series: Option<String>,
     /// HTTPS port serving metrics.k8s.io as an aggregated API; 0 = off [default: 0]

@@ -15,7 +15,7 @@ mod series;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -30,8 +30,12 @@ pub use resource::Usage;
 pub use series::HISTORY_METRICS;
 use series::Series;
 
-/// Default `--max_series`: 5,000 nodes × (node + 4 system containers + 30 pods × 3 sets).
-pub const DEFAULT_MAX_SERIES: usize = 5_000 * (1 + 4 + 30 * 3);
+/// Sets ingested per write-lock hold.
+const CHUNK: usize = 4096;
+
+/// Default `--max_series`: 5,000 nodes × (node + 4 system containers + 30 pods with two
+/// containers each = 95 series) plus room for namespaces and churn.
+pub const DEFAULT_MAX_SERIES: usize = 500_000;
 
 /// Store bounds.
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +70,8 @@ struct Inner {
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
     inner: RwLock<Inner>,
+    /// Serialises ingestion (the lock on `inner` is released between chunks).
+    ingest: Mutex<()>,
     opts: StoreOptions,
     max_points: usize,
     batches: AtomicU64,
@@ -97,6 +103,7 @@ impl Store {
             .min(100_000);
         Store {
             inner: RwLock::new(Inner::default()),
+            ingest: Mutex::new(()),
             opts,
             max_points,
             batches: AtomicU64::new(0),
@@ -113,55 +120,44 @@ impl Store {
         }
     }
 
-    /// Takes one batch. Holds the write lock for the whole batch (readers wait, never see
-    /// half a batch).
+    /// Takes one batch. The write lock is taken per chunk of [`CHUNK`] sets, so readers wait
+    /// at most one chunk; the batch's timestamp is published last (readers of "the latest
+    /// batch" take series seen at or after the previous one until then).
     pub fn push(&self, batch: &Batch) {
+        let _one_at_a_time = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
         let ts = batch.timestamp;
         let keep = self.opts.history;
-        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if inner.latest.is_some_and(|l| ts < l) {
-            tracing::warn!("store: batch older than the newest one ignored");
-            return;
+        {
+            let mut inner = self.write();
+            if inner.latest.is_some_and(|l| ts < l) {
+                tracing::warn!("store: batch older than the newest one ignored");
+                return;
+            }
+            // Expire first so that vanished entities make room.
+            let before = inner.series.len();
+            inner.series.retain(|_, s| ts - s.last_seen <= keep);
+            self.evicted("expired", (before - inner.series.len()) as u64);
         }
-        inner.latest = Some(ts);
-        // Expire first so that vanished entities make room.
-        let before = inner.series.len();
-        inner.series.retain(|_, s| ts - s.last_seen <= keep);
-        self.evicted("expired", (before - inner.series.len()) as u64);
-
         let mut stale: Option<Vec<(Nanos, SetKey)>> = None;
         let (mut capacity, mut refused) = (0u64, 0u64);
-        for set in &batch.sets {
-            if let Some(s) = inner.series.get_mut(&set.key) {
-                s.update(set, ts, keep, self.max_points);
-                continue;
-            }
-            if inner.series.len() >= self.opts.max_series {
-                let queue = stale.get_or_insert_with(|| {
-                    let mut v: Vec<_> = inner
-                        .series
-                        .iter()
-                        .filter(|(_, s)| s.last_seen < ts)
-                        .map(|(k, s)| (s.last_seen, k.clone()))
-                        .collect();
-                    // Oldest last: popped first.
-                    v.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
-                    v
-                });
-                match queue.pop() {
-                    Some((_, victim)) => {
-                        inner.series.remove(&victim);
-                        capacity += 1;
-                    }
-                    None => {
+        for chunk in batch.sets.chunks(CHUNK) {
+            let mut inner = self.write();
+            for set in chunk {
+                if let Some(s) = inner.series.get_mut(&set.key) {
+                    s.update(set, ts, keep, self.max_points);
+                    continue;
+                }
+                if inner.series.len() >= self.opts.max_series {
+                    if !self.make_room(&mut inner, &mut stale, ts) {
                         refused += 1;
                         continue;
                     }
+                    capacity += 1;
                 }
+                let mut s = Series::new();
+                s.update(set, ts, keep, self.max_points);
+                inner.series.insert(set.key.clone(), s);
             }
-            let mut s = Series::new();
-            s.update(set, ts, keep, self.max_points);
-            inner.series.insert(set.key.clone(), s);
         }
         self.evicted("capacity", capacity);
         self.evicted("refused", refused);
@@ -172,11 +168,41 @@ impl Store {
                 "store full: new series dropped"
             );
         }
+        let mut inner = self.write();
+        inner.latest = Some(ts);
         let points: usize = inner.series.values().map(Series::points).sum();
         self.metrics.series.set(inner.series.len() as i64);
         self.metrics.points.set(points as i64);
         drop(inner);
         self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Evicts the series seen longest ago, if it is not in the batch being taken.
+    fn make_room(
+        &self,
+        inner: &mut Inner,
+        stale: &mut Option<Vec<(Nanos, SetKey)>>,
+        ts: Nanos,
+    ) -> bool {
+        let queue = stale.get_or_insert_with(|| {
+            let mut v: Vec<_> = inner
+                .series
+                .iter()
+                .filter(|(_, s)| s.last_seen < ts)
+                .map(|(k, s)| (s.last_seen, k.clone()))
+                .collect();
+            // Oldest last: popped first.
+            v.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+            v
+        });
+        while let Some((_, victim)) = queue.pop() {
+            // Seen again earlier in this batch: not stale any more.
+            if inner.series.get(&victim).is_some_and(|s| s.last_seen < ts) {
+                inner.series.remove(&victim);
+                return true;
+            }
+        }
+        false
     }
 
     /// Batches taken since start.
@@ -194,9 +220,8 @@ impl Store {
         self.read().series.len()
     }
 
-    /// An estimate of the heap bytes held: series contents, map entries and B-tree nodes
-    /// (names are shared with the cluster state and counted once per distinct `Arc`... not at
-    /// all: they live as long as the entity does anyway).
+    /// An estimate of the heap bytes held: series contents, map entries and B-tree nodes.
+    /// Names are not counted: they are `Arc`s shared with the batches and the cluster state.
     pub fn approx_bytes(&self) -> usize {
         let inner = self.read();
         let entry = std::mem::size_of::<SetKey>() + std::mem::size_of::<Series>();
@@ -211,6 +236,10 @@ impl Store {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 

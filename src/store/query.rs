@@ -239,7 +239,7 @@ impl Store {
             (SetKey::Node { .. }, None) => true,
             _ => false,
         })
-        .filter(|(_, s)| s.last_seen == latest)
+        .filter(|(_, s)| s.last_seen >= latest)
         .filter_map(|(k, s)| match k {
             SetKey::Node { node } => usage(s).map(|u| (Arc::clone(node), u)),
             _ => None,
@@ -281,7 +281,7 @@ impl Store {
             else {
                 continue;
             };
-            if !in_scope(k) || s.last_seen != latest {
+            if !in_scope(k) || s.last_seen < latest {
                 continue;
             }
             let same_pod = out

@@ -100,16 +100,17 @@ impl Series {
     }
 
     fn take_latest(&mut self, set: &MetricSet) {
-        let mut sorted: Vec<(Metric, Value)> = set.values.clone();
-        sorted.sort_unstable_by_key(|(m, _)| *m);
-        sorted.dedup_by_key(|(m, _)| *m);
-        let mask = sorted.iter().fold(0, |acc, (m, _)| acc | bit(*m));
-        if mask != self.mask {
+        // `MetricSet::set` keeps one value per metric, so the mask counts them exactly.
+        let mask = set.values.iter().fold(0, |acc, (m, _)| acc | bit(*m));
+        if mask != self.mask || self.values.len() != set.values.len() {
             self.mask = mask;
-            self.values = vec![0; sorted.len()].into_boxed_slice();
+            self.values = vec![0; mask.count_ones() as usize].into_boxed_slice();
         }
-        for (slot, (m, v)) in self.values.iter_mut().zip(&sorted) {
-            *slot = encode(*m, *v);
+        for (m, v) in &set.values {
+            let idx = (mask & (bit(*m) - 1)).count_ones() as usize;
+            if let Some(slot) = self.values.get_mut(idx) {
+                *slot = encode(*m, *v);
+            }
         }
         let same_shape = self.labeled.len() == set.labeled.len()
             && self
