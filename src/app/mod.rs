@@ -1,7 +1,7 @@
 //! Wiring: a validated [`Config`] → watchers, scraper, processor, sinks, HTTP server, and the
 //! tick loop that drives them. [`App::start`] returns handles so tests run it in-process.
 
-mod simulated;
+pub mod simulated;
 mod tick;
 
 use std::net::SocketAddr;
@@ -42,7 +42,7 @@ pub struct App {
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     /// The simulated cluster, when the source is `simulated:` (kept alive with the app).
-    pub simulator: Option<crate::sim::SimCluster>,
+    pub simulator: Option<simulated::Simulation>,
 }
 
 impl App {
