@@ -108,7 +108,9 @@ impl std::fmt::Display for SetKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SetKey::Node { node } => write!(f, "node:{node}"),
-            SetKey::SysContainer { node, container } => write!(f, "node:{node}/container:{container}"),
+            SetKey::SysContainer { node, container } => {
+                write!(f, "node:{node}/container:{container}")
+            }
             SetKey::Pod { namespace, pod } => write!(f, "namespace:{namespace}/pod:{pod}"),
             SetKey::PodContainer {
                 namespace,

@@ -48,6 +48,9 @@ mod tests {
 
     #[test]
     fn align() {
-        assert_eq!(align_down(65 * NANOS_PER_SEC, 60 * NANOS_PER_SEC), 60 * NANOS_PER_SEC);
+        assert_eq!(
+            align_down(65 * NANOS_PER_SEC, 60 * NANOS_PER_SEC),
+            60 * NANOS_PER_SEC
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! never blocks scraping: when its queue is full the oldest batch is dropped and counted.
 //! [`FanOut`] hands every batch to every sink.
 
+pub mod influxdb;
 pub mod log;
 pub mod queue;
 
@@ -124,7 +125,10 @@ impl FanOut {
                         reason: "queue_full",
                     })
                     .inc();
-                tracing::warn!(sink = lane.name, "sink queue full, dropped the oldest batch");
+                tracing::warn!(
+                    sink = lane.name,
+                    "sink queue full, dropped the oldest batch"
+                );
             }
         }
     }
