@@ -1,8 +1,9 @@
 //! The bounded buffer of encoded chunks waiting for InfluxDB.
 //!
 //! Policy when full: drop the OLDEST chunks (fresh metrics matter more than stale ones); the
-//! caller counts what was dropped. The bound is in points and covers chunks in flight too, so
-//! an outage never holds more than `cap` points in memory.
+//! caller counts what was dropped. The bound is on waiting points; chunks in flight (at most
+//! `concurrency` × `batch_size` lines) come on top, and when one comes back after a failed
+//! attempt it is the oldest, so it is the first to go if the buffer filled meanwhile.
 
 use std::collections::VecDeque;
 
@@ -61,7 +62,7 @@ impl Buffer {
 
     fn enforce_cap(&mut self) -> usize {
         let mut dropped = 0;
-        while self.buffered + self.in_flight > self.cap {
+        while self.buffered > self.cap {
             match self.chunks.pop_front() {
                 Some(old) => {
                     self.buffered -= old.points;
@@ -121,17 +122,17 @@ mod tests {
     }
 
     #[test]
-    fn in_flight_counts_against_the_cap_and_put_back_keeps_order() {
+    fn a_failed_chunk_returns_first_and_is_dropped_first() {
         let mut b = Buffer::new(10);
         b.push(chunk(4, 1));
         b.push(chunk(4, 2));
         let taken = b.take(1);
         assert_eq!(b.pending_points(), 8);
-        // A new chunk overflows: the oldest waiting chunk goes, not the one in flight.
-        assert_eq!(b.push(chunk(4, 3)), 4);
-        // Delivery failed: the chunk returns to the front, ahead of newer ones.
-        assert_eq!(b.put_back(taken), 0);
-        assert_eq!(timestamps(&mut b), vec![1, 3]);
+        // While the oldest chunk is in flight, newer ones are kept...
+        assert_eq!(b.push(chunk(4, 3)), 0);
+        // ...and when its delivery fails it returns to the front and is the one dropped.
+        assert_eq!(b.put_back(taken), 4);
+        assert_eq!(timestamps(&mut b), vec![2, 3]);
         assert_eq!(b.push(chunk(4, 4)), 4);
         assert_eq!(timestamps(&mut b), vec![3, 4]);
     }

@@ -5,7 +5,9 @@
 //! escape double quote and backslash. A backslash is written doubled only where it would
 //! otherwise read as an escape (before one of those characters, another backslash, or at the
 //! end), so ordinary backslashes stay as they are for InfluxDB 1.x, which keeps `\\` literally.
-//! Line protocol cannot carry newlines or tabs in names: they are written as spaces.
+//! Line protocol cannot carry newlines or tabs in names: they are written as spaces; nor a
+//! name ending in a backslash (InfluxDB 2.x/3.x refuse it): trailing backslashes are dropped.
+//! [`normalized`] says what a name reads as after this.
 
 use crate::model::Nanos;
 
@@ -32,6 +34,9 @@ pub enum LineError {
     /// Line protocol needs a non-empty measurement.
     #[error("empty measurement")]
     EmptyMeasurement,
+    /// A line starting with `#` is a comment, and `#` has no escape.
+    #[error("measurement starts with '#'")]
+    CommentMeasurement,
     /// Every field was empty-keyed or a NaN/infinite float.
     #[error("no writable field")]
     NoField,
@@ -63,7 +68,7 @@ fn needs_escape(s: &[u8], ctx: Ctx) -> bool {
 }
 
 fn escape(buf: &mut Vec<u8>, s: &str, ctx: Ctx) {
-    let bytes = s.as_bytes();
+    let bytes = s.trim_end_matches('\\').as_bytes();
     if !needs_escape(bytes, ctx) {
         buf.extend_from_slice(bytes);
         return;
@@ -110,7 +115,7 @@ pub fn write_string_value(buf: &mut Vec<u8>, s: &str) {
 
 /// Appends `,key=value` (nothing when the value is empty: line protocol forbids empty tags).
 pub fn write_tag(buf: &mut Vec<u8>, key: &str, value: &str) {
-    if key.is_empty() || value.is_empty() {
+    if is_blank(key) || is_blank(value) {
         return;
     }
     buf.push(b',');
@@ -146,8 +151,11 @@ pub fn write_timestamp(buf: &mut Vec<u8>, ts: Nanos) {
 /// Appends one complete line; tags are written sorted by key, empty ones omitted, and
 /// non-finite float fields skipped. Returns the number of fields written.
 pub fn write_line(buf: &mut Vec<u8>, line: &Line<'_>) -> Result<usize, LineError> {
-    if line.measurement.is_empty() {
+    if is_blank(line.measurement) {
         return Err(LineError::EmptyMeasurement);
+    }
+    if line.measurement.starts_with('#') {
+        return Err(LineError::CommentMeasurement);
     }
     let start = buf.len();
     escape_measurement(buf, line.measurement);
@@ -158,7 +166,7 @@ pub fn write_line(buf: &mut Vec<u8>, line: &Line<'_>) -> Result<usize, LineError
     }
     let mut written = 0;
     for (k, v) in line.fields {
-        if k.is_empty() {
+        if is_blank(k) {
             continue;
         }
         let mark = buf.len();
@@ -179,9 +187,16 @@ pub fn write_line(buf: &mut Vec<u8>, line: &Line<'_>) -> Result<usize, LineError
     Ok(written)
 }
 
-/// What a name reads as after encoding and parsing: control whitespace becomes a space.
+/// Whether a name is empty once trailing backslashes are dropped (so it is not written).
+fn is_blank(s: &str) -> bool {
+    s.trim_end_matches('\\').is_empty()
+}
+
+/// What a name reads as after encoding and parsing: control whitespace becomes a space and
+/// trailing backslashes are gone.
 pub fn normalized(s: &str) -> String {
-    s.chars()
+    s.trim_end_matches('\\')
+        .chars()
         .map(|c| {
             if matches!(c, '\n' | '\r' | '\t') {
                 ' '
@@ -216,7 +231,8 @@ mod tests {
             ("a,b", "a\\,b", "a\\,b"),
             ("a=b", "a\\=b", "a=b"),
             ("c\\d", "c\\d", "c\\d"),
-            ("end\\", "end\\\\", "end\\\\"),
+            ("end\\", "end", "end"),
+            ("a\\\\b", "a\\\\\\b", "a\\\\\\b"),
             ("x\\,y", "x\\\\\\,y", "x\\\\\\,y"),
             ("tab\there", "tab\\ here", "tab\\ here"),
             ("cpu/usage_rate", "cpu/usage_rate", "cpu/usage_rate"),

@@ -1,0 +1,3 @@
+//! Test support: real servers started per test.
+
+pub mod influxd;
