@@ -66,13 +66,18 @@ fn recent(back: i64) -> i64 {
 
 /// A small but realistic cluster: 2 nodes × 2 system containers × 2 pods × 2 containers.
 fn sample_batch(ts: i64) -> Batch {
+    cluster_batch(ts, 2, 2)
+}
+
+/// `nodes` nodes with 2 system containers and `pods` pods of 2 containers each.
+fn cluster_batch(ts: i64, nodes: usize, pods: usize) -> Batch {
     let mut n = 0i64;
     let mut next = || {
         n += 1;
         n
     };
     let mut sets = Vec::new();
-    for node in 0..2 {
+    for node in 0..nodes {
         let name: Arc<str> = format!("node-{node}").into();
         let mut s = MetricSet::new(SetKey::Node { node: name.clone() }, ts);
         s.node = Some(name.clone());
@@ -119,9 +124,9 @@ fn sample_batch(ts: i64) -> Batch {
             }
             sets.push(s);
         }
-        for pod in 0..2 {
+        for pod in 0..pods {
             let (ns, pod_name): (Arc<str>, Arc<str>) = (
-                ["default", "kube-system"][pod].into(),
+                ["default", "kube-system"][pod % 2].into(),
                 format!("web-{node}-{pod}").into(),
             );
             let mut p = MetricSet::new(
@@ -748,4 +753,37 @@ mod round_trip {
             prop_assert_eq!((points, lines), (stats.points, stats.lines));
         }
     }
+}
+
+/// Write throughput against a real InfluxDB (run with `--release --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "measurement, not a check"]
+async fn write_throughput() {
+    init();
+    let Some(server) = Influxd::start() else {
+        return;
+    };
+    let mut cfg = config(server.url(), "throughput");
+    cfg.concurrency = 4;
+    let mut sink = sink(&cfg);
+    let batches: Vec<Arc<Batch>> = (0..10)
+        .map(|i| Arc::new(cluster_batch(recent(30 - i), 100, 30)))
+        .collect();
+    let total: u64 = batches.iter().map(|b| b.point_count() as u64).sum();
+    let started = std::time::Instant::now();
+    for b in &batches {
+        sink.export(Arc::clone(b)).await;
+    }
+    let encoded = started.elapsed();
+    eventually(300, "all written", async || {
+        sink.stats().points_written == total
+    })
+    .await;
+    let took = started.elapsed();
+    let stats = sink.stats();
+    eprintln!(
+        "{total} points in {took:?} (encode {encoded:?}): {:.0} points/s, {:.1} sent bytes/point",
+        total as f64 / took.as_secs_f64(),
+        stats.bytes_sent as f64 / total as f64
+    );
 }

@@ -147,10 +147,8 @@ impl Delivery {
                     }
                 }
             }
-            if recreate {
-                if let Err(e) = self.shared_ensure().await {
-                    tracing::debug!(error = %e, "creating the database failed");
-                }
+            if recreate && let Err(e) = self.shared_ensure().await {
+                tracing::debug!(error = %e, "creating the database failed");
             }
             if failed.is_empty() {
                 backoff.reset();
