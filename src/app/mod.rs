@@ -16,6 +16,7 @@ use crate::api::{self, ApiState, health::Health};
 use crate::config::{Config, SinkConfig, SourceConfig};
 use crate::model::cluster::ClusterState;
 use crate::model::labels::LabelPolicy;
+use crate::sink::influxdb::InfluxSink;
 use crate::sink::{FanOut, FanOutMetrics, log::LogSink};
 use crate::source::apiserver;
 use crate::source::kubelet::{KubeletClient, KubeletClientOptions};
@@ -145,8 +146,10 @@ impl App {
                     store = Some(s);
                 }
                 SinkConfig::Log => fanout.add(LogSink, 4),
-                SinkConfig::InfluxDb(_) => {
-                    tracing::warn!("the influxdb sink is not available in this build; ignoring it");
+                SinkConfig::InfluxDb(influx) => {
+                    let sink = InfluxSink::new(influx, &mut registry)
+                        .map_err(|e| anyhow::anyhow!("influxdb sink: {e}"))?;
+                    fanout.add(sink, 4);
                 }
             }
         }

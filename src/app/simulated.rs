@@ -28,14 +28,20 @@ impl Simulation {
 pub async fn start(s: &SimulatedSource) -> anyhow::Result<(KubernetesSource, Simulation)> {
     let token: String = {
         let mut rng = rand::rng();
-        (0..32).map(|_| char::from(b'a' + rng.random_range(0..26u8))).collect()
+        (0..32)
+            .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+            .collect()
     };
     let opts = SimOptions {
         nodes: s.nodes,
         pods_per_node: s.pods_per_node,
         containers_per_pod: s.containers_per_pod,
         https: s.https,
-        auth: if s.https { SimAuth::Token(token) } else { SimAuth::None },
+        auth: if s.https {
+            SimAuth::Token(token)
+        } else {
+            SimAuth::None
+        },
         ..SimOptions::default()
     };
     let cluster = SimCluster::start(opts).await?;
@@ -55,11 +61,19 @@ pub async fn start(s: &SimulatedSource) -> anyhow::Result<(KubernetesSource, Sim
         kubelet_https: None,
         kubelet_insecure: false,
         node_proxy: false,
-        address_types: vec![AddressType::InternalIp, AddressType::ExternalIp, AddressType::Hostname],
+        address_types: vec![
+            AddressType::InternalIp,
+            AddressType::ExternalIp,
+            AddressType::Hostname,
+        ],
     };
     let mut sa_dir = None;
     if s.https {
-        let dir = std::env::temp_dir().join(format!("heapster-sim-{}-{}", std::process::id(), rand::rng().random::<u32>()));
+        let dir = std::env::temp_dir().join(format!(
+            "heapster-sim-{}-{}",
+            std::process::id(),
+            rand::rng().random::<u32>()
+        ));
         std::fs::create_dir_all(&dir)?;
         cluster.write_service_account_dir(&dir)?;
         source.auth = ApiAuth::InCluster;

@@ -224,7 +224,9 @@ pub async fn watch_pods(
             Ok(Event::Apply(p)) => match pod_info(&p, &policy) {
                 Some(info) => write(&state).insert_pod(Arc::new(info)),
                 None => {
-                    if let (Some(ns), Some(name)) = (p.metadata.namespace.as_deref(), p.metadata.name.as_deref()) {
+                    if let (Some(ns), Some(name)) =
+                        (p.metadata.namespace.as_deref(), p.metadata.name.as_deref())
+                    {
                         write(&state).remove_pod(ns, name);
                     }
                 }
