@@ -131,6 +131,12 @@ impl BatchEncoder {
             encode::write_tag(tail, "schedulable", if s { "true" } else { "false" });
         }
         encode::write_tag(tail, "type", t.as_str());
+        // `--store_label` tags come last; names that would clash with Heapster's tags are skipped.
+        for (k, v) in set.extra_tags.iter().flat_map(|t| t.iter()) {
+            if !RESERVED_TAGS.contains(&&**k) {
+                encode::write_tag(tail, k, v);
+            }
+        }
     }
 
     fn start_line(&mut self, measurement: &str, resource_id: Option<&str>) -> usize {
@@ -291,6 +297,24 @@ impl BatchEncoder {
         self.points = 0;
     }
 }
+
+/// Tags Heapster writes itself (and those it never writes).
+const RESERVED_TAGS: [&str; 14] = [
+    "cluster_name",
+    "container_base_image",
+    "container_name",
+    "labels",
+    "namespace_name",
+    "nodename",
+    "pod_name",
+    "resource_id",
+    "schedulable",
+    "type",
+    "hostname",
+    "host_id",
+    "pod_id",
+    "namespace_id",
+];
 
 fn or_empty(v: Option<&Arc<str>>) -> &str {
     v.map_or("", |s| s)
