@@ -185,7 +185,11 @@ mod tests {
     #[test]
     fn namespaced_grants_come_from_roles_and_cluster_grants_from_cluster_roles() {
         for c in API_CALLS {
-            assert_eq!(c.namespace.is_some(), c.granted_by == Grant::AuthReader, "{c:?}");
+            assert_eq!(
+                c.namespace.is_some(),
+                c.granted_by == Grant::AuthReader,
+                "{c:?}"
+            );
         }
     }
 
