@@ -692,6 +692,12 @@ fn influxdb_and_grafana_match_what_heapster_writes_and_the_dashboards_read() {
         "db={}",
         ds["jsonData"]["dbName"].as_str().expect("db")
     )));
+    // $__interval never drops below one tick.
+    let resolution = flag(
+        container(deployment(&heapster, "heapster"), "heapster"),
+        "--metric_resolution",
+    );
+    assert_eq!(ds["jsonData"]["timeInterval"].as_str(), resolution);
     let grafana = deployment(&stack, "monitoring-grafana");
     let gc = container(grafana, "grafana");
     for var in ["INFLUX_USER", "INFLUX_PASSWORD"] {
