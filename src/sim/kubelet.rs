@@ -1,0 +1,143 @@
+//! The fake kubelet: `GET /stats/summary` and `GET /healthz` per node, with auth, request
+//! counting and the configured [`KubeletFault`]. The same summary response (fault included) backs
+//! the apiserver's node proxy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use futures::stream;
+
+use super::KubeletFault;
+use super::state::{KubeletCounters, NodeState, Shared};
+use super::summary;
+use crate::model::time::now;
+
+/// Per-listener state: which node this kubelet is.
+#[derive(Clone)]
+struct Kubelet {
+    shared: Arc<Shared>,
+    index: usize,
+    counters: Arc<KubeletCounters>,
+}
+
+/// The router of node `index`.
+pub(crate) fn router(shared: Arc<Shared>, index: usize, counters: Arc<KubeletCounters>) -> Router {
+    let kubelet = Kubelet {
+        shared,
+        index,
+        counters,
+    };
+    Router::new()
+        .route("/stats/summary", get(summary_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(middleware::from_fn_with_state(kubelet.clone(), auth))
+        .with_state(kubelet)
+}
+
+async fn auth(State(k): State<Kubelet>, req: Request, next: Next) -> Response {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    k.counters.record(authorization);
+    if k.shared.authorized(authorization) {
+        next.run(req).await
+    } else {
+        (StatusCode::UNAUTHORIZED, "Unauthorized").into_response()
+    }
+}
+
+async fn summary_handler(State(k): State<Kubelet>) -> Response {
+    match k.shared.node(k.index) {
+        Some(node) => summary_response(&k.shared, &node).await,
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn json(body: impl Into<Body>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body.into()).into_response()
+}
+
+/// The kubelet's answer to `GET /stats/summary`, fault included.
+pub(crate) async fn summary_response(shared: &Shared, node: &NodeState) -> Response {
+    let render = || summary::render(&shared.cfg, node, now());
+    match node.fault {
+        None => json(render()),
+        Some(KubeletFault::Hang) => {
+            shared.cancel.cancelled().await;
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Some(KubeletFault::Status500) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "simulated kubelet failure\n").into_response()
+        }
+        Some(KubeletFault::Garbage) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "<html><body>this is not the JSON you are looking for</body></html>\n",
+        )
+            .into_response(),
+        Some(KubeletFault::TruncatedJson) => {
+            let mut body = render();
+            body.truncate(body.len() / 2);
+            json(body)
+        }
+        Some(KubeletFault::HugeBody(len)) => huge_body(len),
+        Some(KubeletFault::SlowTrickle) => {
+            let body = Bytes::from(render());
+            let chunks = stream::unfold((body, 0usize), |(body, at)| async move {
+                if at >= body.len() {
+                    return None;
+                }
+                if at > 0 {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                let chunk = body.slice(at..at + 1);
+                Some((Ok::<_, std::io::Error>(chunk), (body, at + 1)))
+            });
+            json(Body::from_stream(chunks))
+        }
+        Some(KubeletFault::RefuseConnections) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"error trying to reach service: dial tcp: connect: connection refused","reason":"ServiceUnavailable","code":503}"#,
+        )
+            .into_response(),
+    }
+}
+
+/// `{"node":{"nodeName":"` then filler, `len` bytes in all, streamed in 64 KiB chunks.
+fn huge_body(len: u64) -> Response {
+    const PREFIX: &[u8] = br#"{"node":{"nodeName":""#;
+    const CHUNK: usize = 64 * 1024;
+    let filler = Bytes::from(vec![b'x'; CHUNK]);
+    let prefix_len = (PREFIX.len() as u64).min(len);
+    let first = Bytes::from_static(&PREFIX[..usize::try_from(prefix_len).unwrap_or(0)]);
+    let chunks = stream::unfold((Some(first), len - prefix_len), move |(first, left)| {
+        let filler = filler.clone();
+        async move {
+            if let Some(first) = first {
+                return Some((Ok::<_, std::io::Error>(first), (None, left)));
+            }
+            if left == 0 {
+                return None;
+            }
+            let n = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+            Some((Ok(filler.slice(..n)), (None, left - n as u64)))
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        Body::from_stream(chunks),
+    )
+        .into_response()
+}
