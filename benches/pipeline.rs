@@ -35,7 +35,8 @@ fn decode_bench(c: &mut Criterion) {
 }
 
 fn short(name: &str) -> &str {
-    name.trim_start_matches("kubelet/nri-kubernetes-").trim_end_matches("-kubelet-stats-summary.json")
+    name.trim_start_matches("kubelet/nri-kubernetes-")
+        .trim_end_matches("-kubelet-stats-summary.json")
 }
 
 /// `nodes` samples of the 1.35 payload, each under its own node name, its counters advanced by
@@ -48,7 +49,11 @@ fn samples(body: &[u8], nodes: usize, step: i64) -> Vec<NodeSample> {
             let node: Arc<str> = Arc::from(format!("node-{i:05}"));
             let mut sample = decode_summary(&s, &node, 0, &ids);
             for raw in &mut sample.sets {
-                for t in [&mut raw.times.cpu, &mut raw.times.memory, &mut raw.times.network] {
+                for t in [
+                    &mut raw.times.cpu,
+                    &mut raw.times.memory,
+                    &mut raw.times.network,
+                ] {
                     if let Some(t) = t {
                         *t += step * 1_000_000_000;
                     }
@@ -60,7 +65,9 @@ fn samples(body: &[u8], nodes: usize, step: i64) -> Vec<NodeSample> {
 }
 
 fn process_bench(c: &mut Criterion) {
-    let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") else { return };
+    let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") else {
+        return;
+    };
     let mut g = c.benchmark_group("process_cycle");
     g.sample_size(10);
     let state = ClusterState::default();
