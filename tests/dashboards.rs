@@ -1068,20 +1068,10 @@ fn every_query_returns_data_from_heapster_shaped_points_in_influxdb() {
 // ---------------------------------------------------------------------------------------
 // Level 3: the collector writing into influxd
 
-/// Metrics the collector does not write yet for pods, containers and namespaces (found by
-/// this test after merging the simulator and the InfluxDB sink): everything that comes from
-/// pod specs. Nodes do get `cpu/request` etc., but as 0. Queries reading only these (not for
-/// `type = 'node'`) are reported, not failed; one that starts returning data fails the test so
-/// the entry gets removed. REFERENCE.md §3 says they exist (0 when unset).
-const KNOWN_GAPS: &[Metric] = &[
-    Metric::CpuRequest,
-    Metric::CpuLimit,
-    Metric::MemoryRequest,
-    Metric::MemoryLimit,
-    Metric::EphemeralStorageRequest,
-    Metric::EphemeralStorageLimit,
-    Metric::RestartCount,
-];
+/// Metrics the collector does not write (none: the entries found while the pod watch was
+/// broken are gone). A query reading only these is reported, not failed; one that starts
+/// returning data fails the test so the entry gets removed.
+const KNOWN_GAPS: &[Metric] = &[];
 
 /// Starts the collector on a simulated cluster writing to `influx`; `None` when this build
 /// cannot (the simulated source or the InfluxDB sink is not there yet).

@@ -807,8 +807,7 @@ async fn write_throughput() {
     let client = reqwest::Client::new();
     let base = server.url();
     client
-        .post(base.join("query").expect("url"))
-        .query(&[("q", "CREATE DATABASE raw")])
+        .post(base.join("query?q=CREATE%20DATABASE%20raw").expect("url"))
         .send()
         .await
         .expect("create raw");
