@@ -9,6 +9,7 @@ pub mod app;
 pub mod config;
 pub mod model;
 pub mod process;
+pub mod rbac;
 pub mod sim;
 pub mod sink;
 pub mod source;

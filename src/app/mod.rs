@@ -1,7 +1,7 @@
 //! Wiring: a validated [`Config`] → watchers, scraper, processor, sinks, HTTP server, and the
 //! tick loop that drives them. [`App::start`] returns handles so tests run it in-process.
 
-mod simulated;
+pub mod simulated;
 mod tick;
 
 use std::net::SocketAddr;
@@ -16,6 +16,7 @@ use crate::api::{self, ApiState, health::Health};
 use crate::config::{Config, SinkConfig, SourceConfig};
 use crate::model::cluster::ClusterState;
 use crate::model::labels::LabelPolicy;
+use crate::sink::influxdb::InfluxSink;
 use crate::sink::{FanOut, FanOutMetrics, log::LogSink};
 use crate::source::apiserver;
 use crate::source::kubelet::{KubeletClient, KubeletClientOptions};
@@ -44,7 +45,7 @@ pub struct App {
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     /// The simulated cluster, when the source is `simulated:` (kept alive with the app).
-    pub simulator: Option<crate::sim::SimCluster>,
+    pub simulator: Option<simulated::Simulation>,
 }
 
 impl App {
@@ -150,8 +151,10 @@ impl App {
                     store = Some(s);
                 }
                 SinkConfig::Log => fanout.add(LogSink, 4),
-                SinkConfig::InfluxDb(_) => {
-                    tracing::warn!("the influxdb sink is not available in this build; ignoring it");
+                SinkConfig::InfluxDb(influx) => {
+                    let sink = InfluxSink::new(influx, &mut registry)
+                        .map_err(|e| anyhow::anyhow!("influxdb sink: {e}"))?;
+                    fanout.add(sink, 4);
                 }
             }
         }

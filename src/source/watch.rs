@@ -81,7 +81,12 @@ pub fn node_info(node: &Node, policy: &LabelPolicy) -> Option<NodeInfo> {
     })
 }
 
+/// `None` for pods that are finished (`Succeeded`, `Failed`) or not named; they are not kept.
 pub fn pod_info(pod: &Pod, policy: &LabelPolicy) -> Option<PodInfo> {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded" | "Failed")) {
+        return None;
+    }
     let name = pod.metadata.name.as_deref()?;
     let namespace = pod.metadata.namespace.as_deref()?;
     let labels = pod.metadata.labels.as_ref();
@@ -198,8 +203,9 @@ pub async fn watch_pods(
     synced: signal::Sender<Synced>,
 ) {
     let api: Api<Pod> = Api::all(client);
-    let cfg = watcher::Config::default()
-        .fields("spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed");
+    // Finished pods are dropped client-side (see `pod_info`), so no `status.phase` selector:
+    // not every apiserver (or proxy) supports it.
+    let cfg = watcher::Config::default().fields("spec.nodeName!=");
     let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
     let mut fresh = ClusterState::default();
     while let Some(ev) = stream.next().await {
@@ -216,11 +222,16 @@ pub async fn watch_pods(
                 synced.send_modify(|s| s.pods = true);
                 tracing::info!(pods = count, "pod list synced");
             }
-            Ok(Event::Apply(p)) => {
-                if let Some(info) = pod_info(&p, &policy) {
-                    write(&state).insert_pod(Arc::new(info));
+            Ok(Event::Apply(p)) => match pod_info(&p, &policy) {
+                Some(info) => write(&state).insert_pod(Arc::new(info)),
+                None => {
+                    if let (Some(ns), Some(name)) =
+                        (p.metadata.namespace.as_deref(), p.metadata.name.as_deref())
+                    {
+                        write(&state).remove_pod(ns, name);
+                    }
                 }
-            }
+            },
             Ok(Event::Delete(p)) => {
                 if let (Some(ns), Some(name)) =
                     (p.metadata.namespace.as_deref(), p.metadata.name.as_deref())

@@ -13,7 +13,7 @@ mod query;
 mod resource;
 mod series;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -76,7 +76,13 @@ pub struct Store {
     max_points: usize,
     batches: AtomicU64,
     metrics: StoreMetrics,
+    /// Recent whole batches, for tests and debugging only: off (`None`) until
+    /// [`Store::snapshot`] is first called, then at most [`TAP_BATCHES`].
+    tap: Mutex<Option<VecDeque<Arc<Batch>>>>,
 }
+
+/// Whole batches kept once [`Store::snapshot`] was called.
+const TAP_BATCHES: usize = 3;
 
 impl Store {
     pub fn new(opts: StoreOptions, registry: &mut Registry) -> Store {
@@ -108,6 +114,7 @@ impl Store {
             max_points,
             batches: AtomicU64::new(0),
             metrics,
+            tap: Mutex::new(None),
         }
     }
 
@@ -205,6 +212,28 @@ impl Store {
         false
     }
 
+    /// Test and debugging aid: the whole batches taken since the first call (at most
+    /// three, oldest first). The first call returns nothing; production never calls it, so
+    /// the store holds no batch.
+    #[doc(hidden)]
+    pub fn snapshot(&self) -> Vec<Arc<Batch>> {
+        let mut tap = self.tap.lock().unwrap_or_else(|e| e.into_inner());
+        tap.get_or_insert_with(VecDeque::new)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn record(&self, batch: &Arc<Batch>) {
+        let mut tap = self.tap.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = tap.as_mut() {
+            q.push_back(Arc::clone(batch));
+            while q.len() > TAP_BATCHES {
+                q.pop_front();
+            }
+        }
+    }
+
     /// Batches taken since start.
     pub fn batches(&self) -> u64 {
         self.batches.load(Ordering::Relaxed)
@@ -253,9 +282,12 @@ impl Sink for MetricSink {
 
     async fn export(&mut self, batch: Arc<Batch>) {
         let store = Arc::clone(&self.0);
-        if tokio::task::spawn_blocking(move || store.push(&batch))
-            .await
-            .is_err()
+        if tokio::task::spawn_blocking(move || {
+            store.push(&batch);
+            store.record(&batch);
+        })
+        .await
+        .is_err()
         {
             tracing::error!("store: ingesting a batch panicked");
         }

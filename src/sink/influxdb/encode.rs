@@ -1,0 +1,290 @@
+//! Line-protocol encoding: escaping, one line at a time, into a reused buffer.
+//!
+//! Escaping follows the InfluxDB line-protocol reference: measurements escape comma and space;
+//! tag keys, tag values and field keys escape comma, equals sign and space; string field values
+//! escape double quote and backslash. A backslash is written doubled only where it would
+//! otherwise read as an escape (before one of those characters, another backslash, or at the
+//! end), so ordinary backslashes stay as they are for InfluxDB 1.x, which keeps `\\` literally.
+//! Line protocol cannot carry newlines or tabs in names: they are written as spaces; nor a
+//! name ending in a backslash (InfluxDB 2.x/3.x refuse it): trailing backslashes are dropped.
+//! [`normalized`] says what a name reads as after this.
+
+use crate::model::Nanos;
+
+/// A field value. Integers get the `i` suffix; floats must be finite.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FieldValue<'a> {
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+}
+
+/// One point with arbitrary names (the general form; the batch encoder uses the same escaping).
+#[derive(Clone, Debug)]
+pub struct Line<'a> {
+    pub measurement: &'a str,
+    pub tags: &'a [(&'a str, &'a str)],
+    pub fields: &'a [(&'a str, FieldValue<'a>)],
+    pub timestamp: Nanos,
+}
+
+/// Why a line could not be written; the buffer is left as it was.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LineError {
+    /// Line protocol needs a non-empty measurement.
+    #[error("empty measurement")]
+    EmptyMeasurement,
+    /// A line starting with `#` is a comment, and `#` has no escape.
+    #[error("measurement starts with '#'")]
+    CommentMeasurement,
+    /// Every field was empty-keyed or a NaN/infinite float.
+    #[error("no writable field")]
+    NoField,
+}
+
+/// Which characters a context escapes with a backslash.
+#[derive(Clone, Copy)]
+enum Ctx {
+    Measurement,
+    Key,
+}
+
+impl Ctx {
+    const fn special(self, b: u8) -> bool {
+        match self {
+            Ctx::Measurement => b == b',' || b == b' ',
+            Ctx::Key => b == b',' || b == b'=' || b == b' ',
+        }
+    }
+}
+
+const fn is_control_space(b: u8) -> bool {
+    b == b'\n' || b == b'\r' || b == b'\t'
+}
+
+fn needs_escape(s: &[u8], ctx: Ctx) -> bool {
+    s.iter()
+        .any(|&b| b == b'\\' || ctx.special(b) || is_control_space(b))
+}
+
+fn escape(buf: &mut Vec<u8>, s: &str, ctx: Ctx) {
+    let bytes = s.trim_end_matches('\\').as_bytes();
+    if !needs_escape(bytes, ctx) {
+        buf.extend_from_slice(bytes);
+        return;
+    }
+    for (i, &b) in bytes.iter().enumerate() {
+        let b = if is_control_space(b) { b' ' } else { b };
+        if b == b'\\' {
+            let next = bytes.get(i + 1).copied();
+            let ambiguous = match next {
+                None => true,
+                Some(n) => n == b'\\' || n == b',' || n == b'=' || n == b' ' || is_control_space(n),
+            };
+            buf.extend_from_slice(if ambiguous { b"\\\\" } else { b"\\" });
+        } else if ctx.special(b) {
+            buf.push(b'\\');
+            buf.push(b);
+        } else {
+            buf.push(b);
+        }
+    }
+}
+
+/// Appends an escaped measurement name.
+pub fn escape_measurement(buf: &mut Vec<u8>, s: &str) {
+    escape(buf, s, Ctx::Measurement);
+}
+
+/// Appends an escaped tag key, tag value or field key.
+pub fn escape_key(buf: &mut Vec<u8>, s: &str) {
+    escape(buf, s, Ctx::Key);
+}
+
+/// Appends a quoted string field value.
+pub fn write_string_value(buf: &mut Vec<u8>, s: &str) {
+    buf.push(b'"');
+    for &b in s.as_bytes() {
+        if b == b'"' || b == b'\\' {
+            buf.push(b'\\');
+        }
+        buf.push(b);
+    }
+    buf.push(b'"');
+}
+
+/// Appends `,key=value` (nothing when the value is empty: line protocol forbids empty tags).
+pub fn write_tag(buf: &mut Vec<u8>, key: &str, value: &str) {
+    if is_blank(key) || is_blank(value) {
+        return;
+    }
+    buf.push(b',');
+    escape_key(buf, key);
+    buf.push(b'=');
+    escape_key(buf, value);
+}
+
+/// Appends a numeric value: `12i` or a shortest round-trip float. Returns false (writing
+/// nothing) for NaN and infinities, which line protocol cannot carry.
+pub fn write_number(buf: &mut Vec<u8>, v: FieldValue<'_>) -> bool {
+    match v {
+        FieldValue::Int(i) => {
+            buf.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+            buf.push(b'i');
+        }
+        FieldValue::Float(f) if !f.is_finite() => return false,
+        FieldValue::Float(f) => {
+            buf.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
+        }
+        FieldValue::Str(s) => write_string_value(buf, s),
+    }
+    true
+}
+
+/// Appends ` <timestamp>\n`.
+pub fn write_timestamp(buf: &mut Vec<u8>, ts: Nanos) {
+    buf.push(b' ');
+    buf.extend_from_slice(itoa::Buffer::new().format(ts).as_bytes());
+    buf.push(b'\n');
+}
+
+/// Appends one complete line; tags are written sorted by key, empty ones omitted, and
+/// non-finite float fields skipped. Returns the number of fields written.
+pub fn write_line(buf: &mut Vec<u8>, line: &Line<'_>) -> Result<usize, LineError> {
+    if is_blank(line.measurement) {
+        return Err(LineError::EmptyMeasurement);
+    }
+    if line.measurement.starts_with('#') {
+        return Err(LineError::CommentMeasurement);
+    }
+    let start = buf.len();
+    escape_measurement(buf, line.measurement);
+    let mut tags: Vec<&(&str, &str)> = line.tags.iter().collect();
+    tags.sort_by(|a, b| a.0.cmp(b.0));
+    for (k, v) in tags {
+        write_tag(buf, k, v);
+    }
+    let mut written = 0;
+    for (k, v) in line.fields {
+        if is_blank(k) {
+            continue;
+        }
+        let mark = buf.len();
+        buf.push(if written == 0 { b' ' } else { b',' });
+        escape_key(buf, k);
+        buf.push(b'=');
+        if write_number(buf, *v) {
+            written += 1;
+        } else {
+            buf.truncate(mark);
+        }
+    }
+    if written == 0 {
+        buf.truncate(start);
+        return Err(LineError::NoField);
+    }
+    write_timestamp(buf, line.timestamp);
+    Ok(written)
+}
+
+/// Whether a name is empty once trailing backslashes are dropped (so it is not written).
+fn is_blank(s: &str) -> bool {
+    s.trim_end_matches('\\').is_empty()
+}
+
+/// What a name reads as after encoding and parsing: control whitespace becomes a space and
+/// trailing backslashes are gone.
+pub fn normalized(s: &str) -> String {
+    s.trim_end_matches('\\')
+        .chars()
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> String {
+        let mut b = Vec::new();
+        escape_key(&mut b, s);
+        String::from_utf8(b).expect("utf8")
+    }
+
+    fn meas(s: &str) -> String {
+        let mut b = Vec::new();
+        escape_measurement(&mut b, s);
+        String::from_utf8(b).expect("utf8")
+    }
+
+    #[test]
+    fn escaping_table() {
+        let cases = [
+            ("plain", "plain", "plain"),
+            ("a b", "a\\ b", "a\\ b"),
+            ("a,b", "a\\,b", "a\\,b"),
+            ("a=b", "a\\=b", "a=b"),
+            ("c\\d", "c\\d", "c\\d"),
+            ("end\\", "end", "end"),
+            ("a\\\\b", "a\\\\\\b", "a\\\\\\b"),
+            ("x\\,y", "x\\\\\\,y", "x\\\\\\,y"),
+            ("tab\there", "tab\\ here", "tab\\ here"),
+            ("cpu/usage_rate", "cpu/usage_rate", "cpu/usage_rate"),
+        ];
+        for (input, as_key, as_measurement) in cases {
+            assert_eq!(key(input), as_key, "key {input:?}");
+            assert_eq!(meas(input), as_measurement, "measurement {input:?}");
+        }
+    }
+
+    #[test]
+    fn numbers() {
+        let mut b = Vec::new();
+        assert!(write_number(&mut b, FieldValue::Int(-42)));
+        b.push(b' ');
+        assert!(write_number(&mut b, FieldValue::Float(0.25)));
+        b.push(b' ');
+        assert!(write_number(&mut b, FieldValue::Float(3.0)));
+        assert!(!write_number(&mut b, FieldValue::Float(f64::NAN)));
+        assert!(!write_number(&mut b, FieldValue::Float(f64::INFINITY)));
+        assert_eq!(b, b"-42i 0.25 3.0");
+    }
+
+    #[test]
+    fn line_sorts_tags_and_omits_empty_ones() {
+        let mut b = Vec::new();
+        let line = Line {
+            measurement: "cpu/usage_rate",
+            tags: &[("type", "node"), ("labels", ""), ("cluster_name", "c 1")],
+            fields: &[
+                ("value", FieldValue::Int(5)),
+                ("bad", FieldValue::Float(f64::NAN)),
+            ],
+            timestamp: 1_700_000_000_000_000_000,
+        };
+        assert_eq!(write_line(&mut b, &line), Ok(1));
+        assert_eq!(
+            String::from_utf8(b).expect("utf8"),
+            "cpu/usage_rate,cluster_name=c\\ 1,type=node value=5i 1700000000000000000\n"
+        );
+    }
+
+    #[test]
+    fn line_without_fields_is_refused_and_leaves_nothing() {
+        let mut b = b"keep".to_vec();
+        let line = Line {
+            measurement: "m",
+            tags: &[],
+            fields: &[("value", FieldValue::Float(f64::NAN))],
+            timestamp: 1,
+        };
+        assert_eq!(write_line(&mut b, &line), Err(LineError::NoField));
+        assert_eq!(b, b"keep");
+    }
+}

@@ -1,0 +1,335 @@
+//! Heapster's InfluxDB schema, and cutting a batch into request-sized chunks.
+//!
+//! Default schema: measurement = metric name with the slash (`cpu/usage_rate`), one field
+//! `value`. `withfields`: measurement = the part before the first `/`, field = the rest
+//! (`uptime` keeps `value`), and the fields of one set that share a measurement (and
+//! `resource_id`) go on one line. Tags per set type follow REFERENCE.md §3, sorted by key:
+//! `cluster_name`, `container_base_image`, `container_name`, `labels`, `namespace_name`,
+//! `nodename`, `pod_name`, `resource_id`, `schedulable`, `type`.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+use super::encode::{self, FieldValue};
+use crate::model::{Batch, Metric, MetricSet, Nanos, SetKey, SetType, Value};
+
+/// The schema and chunking options, from `InfluxConfig`.
+#[derive(Clone, Debug)]
+pub struct SchemaOptions {
+    pub cluster_name: String,
+    pub with_fields: bool,
+    pub disable_counter_metrics: bool,
+    /// Lines per chunk (one write request).
+    pub batch_size: usize,
+    pub gzip: bool,
+}
+
+/// One write request's body.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    pub body: Bytes,
+    pub gzipped: bool,
+    pub lines: usize,
+    /// Field values in the chunk (what the buffer and the counters count).
+    pub points: usize,
+    /// The batch timestamp its points carry.
+    pub timestamp: Nanos,
+}
+
+/// What one `encode` call produced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncodeStats {
+    pub points: usize,
+    pub lines: usize,
+    /// Uncompressed line-protocol bytes.
+    pub bytes: usize,
+    /// NaN or infinite values skipped.
+    pub non_finite: usize,
+}
+
+/// Encodes batches; keeps its buffers between calls so steady state allocates only bodies.
+pub struct BatchEncoder {
+    opts: SchemaOptions,
+    buf: Vec<u8>,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    ts: Vec<u8>,
+    grouped: Vec<(&'static str, &'static str, Value)>,
+    lines: usize,
+    points: usize,
+}
+
+fn split_name(m: Metric) -> (&'static str, &'static str) {
+    m.name().split_once('/').unwrap_or((m.name(), "value"))
+}
+
+impl BatchEncoder {
+    pub fn new(mut opts: SchemaOptions) -> BatchEncoder {
+        opts.batch_size = opts.batch_size.max(1);
+        BatchEncoder {
+            opts,
+            buf: Vec::with_capacity(1 << 16),
+            head: Vec::new(),
+            tail: Vec::new(),
+            ts: Vec::new(),
+            grouped: Vec::new(),
+            lines: 0,
+            points: 0,
+        }
+    }
+
+    /// Encodes one batch, appending chunks of at most `batch_size` lines to `out`.
+    pub fn encode(&mut self, batch: &Batch, out: &mut Vec<Chunk>) -> EncodeStats {
+        let mut stats = EncodeStats::default();
+        self.ts.clear();
+        encode::write_timestamp(&mut self.ts, batch.timestamp);
+        for set in &batch.sets {
+            self.set_tags(set);
+            if self.opts.with_fields {
+                self.set_with_fields(set, batch.timestamp, out, &mut stats);
+            } else {
+                self.set_default(set, batch.timestamp, out, &mut stats);
+            }
+        }
+        self.cut(batch.timestamp, out, &mut stats);
+        stats
+    }
+
+    fn keep(&self, m: Metric) -> bool {
+        !(self.opts.disable_counter_metrics && m.is_counter_twin())
+    }
+
+    fn set_tags(&mut self, set: &MetricSet) {
+        let (head, tail) = (&mut self.head, &mut self.tail);
+        head.clear();
+        tail.clear();
+        let t = set.set_type();
+        let node = set.node.as_deref().or(match &set.key {
+            SetKey::Node { node } | SetKey::SysContainer { node, .. } => Some(node),
+            _ => None,
+        });
+        encode::write_tag(head, "cluster_name", &self.opts.cluster_name);
+        if t == SetType::PodContainer {
+            encode::write_tag(head, "container_base_image", or_empty(set.image.as_ref()));
+        }
+        encode::write_tag(head, "container_name", or_empty(set.key.container()));
+        if matches!(t, SetType::Node | SetType::Pod | SetType::PodContainer) {
+            encode::write_tag(head, "labels", or_empty(set.labels.as_ref()));
+        }
+        encode::write_tag(head, "namespace_name", or_empty(set.key.namespace()));
+        if !matches!(t, SetType::Namespace | SetType::Cluster) {
+            encode::write_tag(head, "nodename", node.unwrap_or(""));
+        }
+        encode::write_tag(head, "pod_name", or_empty(set.key.pod()));
+        if t == SetType::Node
+            && let Some(s) = set.schedulable
+        {
+            encode::write_tag(tail, "schedulable", if s { "true" } else { "false" });
+        }
+        encode::write_tag(tail, "type", t.as_str());
+        // `--store_label` tags come last; names that would clash with Heapster's tags are skipped.
+        for (k, v) in set.extra_tags.iter().flat_map(|t| t.iter()) {
+            if !RESERVED_TAGS.contains(&&**k) {
+                encode::write_tag(tail, k, v);
+            }
+        }
+    }
+
+    fn start_line(&mut self, measurement: &str, resource_id: Option<&str>) -> usize {
+        let mark = self.buf.len();
+        encode::escape_measurement(&mut self.buf, measurement);
+        self.buf.extend_from_slice(&self.head);
+        if let Some(r) = resource_id {
+            encode::write_tag(&mut self.buf, "resource_id", r);
+        }
+        self.buf.extend_from_slice(&self.tail);
+        mark
+    }
+
+    fn end_line(
+        &mut self,
+        fields: usize,
+        ts: Nanos,
+        out: &mut Vec<Chunk>,
+        stats: &mut EncodeStats,
+    ) {
+        self.buf.extend_from_slice(&self.ts);
+        self.lines += 1;
+        self.points += fields;
+        if self.lines >= self.opts.batch_size {
+            self.cut(ts, out, stats);
+        }
+    }
+
+    fn set_default(
+        &mut self,
+        set: &MetricSet,
+        ts: Nanos,
+        out: &mut Vec<Chunk>,
+        stats: &mut EncodeStats,
+    ) {
+        let labeled = set
+            .labeled
+            .iter()
+            .map(|l| (l.metric, l.value, Some(&*l.resource_id)));
+        let plain = set.values.iter().map(|(m, v)| (*m, *v, None));
+        for (metric, value, resource_id) in plain.chain(labeled) {
+            if !self.keep(metric) {
+                continue;
+            }
+            let mark = self.start_line(metric.name(), resource_id);
+            self.buf.extend_from_slice(b" value=");
+            if encode::write_number(&mut self.buf, field(value)) {
+                self.end_line(1, ts, out, stats);
+            } else {
+                self.buf.truncate(mark);
+                stats.non_finite += 1;
+            }
+        }
+    }
+
+    fn set_with_fields(
+        &mut self,
+        set: &MetricSet,
+        ts: Nanos,
+        out: &mut Vec<Chunk>,
+        stats: &mut EncodeStats,
+    ) {
+        let mut grouped = std::mem::take(&mut self.grouped);
+        grouped.clear();
+        grouped.extend(
+            set.values
+                .iter()
+                .filter(|(m, _)| self.keep(*m))
+                .map(|(m, v)| {
+                    let (meas, fld) = split_name(*m);
+                    (meas, fld, *v)
+                }),
+        );
+        self.write_groups(&grouped, None, ts, out, stats);
+        // Labeled values: one group per resource_id, in order of first appearance.
+        for (i, lv) in set.labeled.iter().enumerate() {
+            if set.labeled[..i]
+                .iter()
+                .any(|p| p.resource_id == lv.resource_id)
+            {
+                continue;
+            }
+            grouped.clear();
+            grouped.extend(
+                set.labeled[i..]
+                    .iter()
+                    .filter(|l| l.resource_id == lv.resource_id && self.keep(l.metric))
+                    .map(|l| {
+                        let (meas, fld) = split_name(l.metric);
+                        (meas, fld, l.value)
+                    }),
+            );
+            self.write_groups(&grouped, Some(&lv.resource_id), ts, out, stats);
+        }
+        self.grouped = grouped;
+    }
+
+    /// Writes one line per distinct measurement in `values`, fields in order of appearance.
+    fn write_groups(
+        &mut self,
+        values: &[(&'static str, &'static str, Value)],
+        resource_id: Option<&str>,
+        ts: Nanos,
+        out: &mut Vec<Chunk>,
+        stats: &mut EncodeStats,
+    ) {
+        for (i, (meas, _, _)) in values.iter().enumerate() {
+            if values[..i].iter().any(|(m, _, _)| m == meas) {
+                continue;
+            }
+            let mark = self.start_line(meas, resource_id);
+            let mut written = 0;
+            for (_, fld, v) in values[i..].iter().filter(|(m, _, _)| m == meas) {
+                let field_mark = self.buf.len();
+                self.buf.push(if written == 0 { b' ' } else { b',' });
+                encode::escape_key(&mut self.buf, fld);
+                self.buf.push(b'=');
+                if encode::write_number(&mut self.buf, field(*v)) {
+                    written += 1;
+                } else {
+                    self.buf.truncate(field_mark);
+                    stats.non_finite += 1;
+                }
+            }
+            if written == 0 {
+                self.buf.truncate(mark);
+            } else {
+                self.end_line(written, ts, out, stats);
+            }
+        }
+    }
+
+    /// Turns the buffered lines into a chunk.
+    fn cut(&mut self, ts: Nanos, out: &mut Vec<Chunk>, stats: &mut EncodeStats) {
+        if self.lines == 0 {
+            return;
+        }
+        stats.lines += self.lines;
+        stats.points += self.points;
+        stats.bytes += self.buf.len();
+        let (body, gzipped) = if self.opts.gzip {
+            match gzip(&self.buf) {
+                Some(z) => (Bytes::from(z), true),
+                None => (Bytes::copy_from_slice(&self.buf), false),
+            }
+        } else {
+            (Bytes::copy_from_slice(&self.buf), false)
+        };
+        out.push(Chunk {
+            body,
+            gzipped,
+            lines: self.lines,
+            points: self.points,
+            timestamp: ts,
+        });
+        self.buf.clear();
+        self.lines = 0;
+        self.points = 0;
+    }
+}
+
+/// Tags Heapster writes itself (and those it never writes).
+const RESERVED_TAGS: [&str; 14] = [
+    "cluster_name",
+    "container_base_image",
+    "container_name",
+    "labels",
+    "namespace_name",
+    "nodename",
+    "pod_name",
+    "resource_id",
+    "schedulable",
+    "type",
+    "hostname",
+    "host_id",
+    "pod_id",
+    "namespace_id",
+];
+
+fn or_empty(v: Option<&Arc<str>>) -> &str {
+    v.map_or("", |s| s)
+}
+
+fn field(v: Value) -> FieldValue<'static> {
+    match v {
+        Value::Int(i) => FieldValue::Int(i),
+        Value::Float(f) => FieldValue::Float(f),
+    }
+}
+
+/// Gzips a body (fast level: line protocol compresses ~10× even so).
+fn gzip(data: &[u8]) -> Option<Vec<u8>> {
+    let mut z = GzEncoder::new(Vec::with_capacity(data.len() / 6 + 64), Compression::fast());
+    z.write_all(data).ok()?;
+    z.finish().ok()
+}

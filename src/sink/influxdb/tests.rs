@@ -1,0 +1,132 @@
+//! Schema unit tests: the exact lines each set type becomes.
+
+use std::sync::Arc;
+
+use super::schema::{BatchEncoder, Chunk, SchemaOptions};
+use crate::model::{Batch, LabeledValue, Metric, MetricSet, SetKey, Value};
+
+const TS: i64 = 1_700_000_000_000_000_000;
+
+fn opts(with_fields: bool) -> SchemaOptions {
+    SchemaOptions {
+        cluster_name: "prod".into(),
+        with_fields,
+        disable_counter_metrics: false,
+        batch_size: 5000,
+        gzip: false,
+    }
+}
+
+fn lines(opts: SchemaOptions, batch: &Batch) -> Vec<String> {
+    let mut out: Vec<Chunk> = Vec::new();
+    BatchEncoder::new(opts).encode(batch, &mut out);
+    out.iter()
+        .flat_map(|c| {
+            String::from_utf8(c.body.to_vec())
+                .expect("utf8")
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn node() -> MetricSet {
+    let mut s = MetricSet::new(SetKey::Node { node: "n1".into() }, TS);
+    s.node = Some("n1".into());
+    s.labels = Some("kubernetes.io/os:linux,zone:a b".into());
+    s.schedulable = Some(true);
+    s.values = vec![
+        (Metric::CpuUsageRate, Value::Int(250)),
+        (Metric::CpuUsage, Value::Int(9_000)),
+        (Metric::MemoryPageFaultsRate, Value::Float(1.5)),
+    ];
+    s.labeled = vec![LabeledValue {
+        metric: Metric::FilesystemUsage,
+        resource_id: "/".into(),
+        value: Value::Int(42),
+    }];
+    s
+}
+
+fn container() -> MetricSet {
+    let mut s = MetricSet::new(
+        SetKey::PodContainer {
+            namespace: "kube-system".into(),
+            pod: "dns-1".into(),
+            container: "dns".into(),
+        },
+        TS,
+    );
+    s.node = Some("n1".into());
+    s.image = Some("k8s.gcr.io/dns:1.0".into());
+    s.labels = Some(String::new().into());
+    s.pod_uid = Some("uid-1".into());
+    s.values = vec![
+        (Metric::Uptime, Value::Int(7)),
+        (Metric::MemoryUsage, Value::Int(8)),
+    ];
+    s
+}
+
+#[test]
+fn default_schema_lines() {
+    let mut ns = MetricSet::new(
+        SetKey::Namespace {
+            namespace: Arc::from("default"),
+        },
+        TS,
+    );
+    ns.values = vec![(Metric::MemoryUsage, Value::Int(1))];
+    let mut cluster = MetricSet::new(SetKey::Cluster, TS);
+    cluster.values = vec![(Metric::CpuUsageRate, Value::Float(f64::NAN))];
+    let batch = Batch {
+        timestamp: TS,
+        sets: vec![node(), container(), ns, cluster],
+    };
+    let want = [
+        "cpu/usage_rate,cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1,schedulable=true,type=node value=250i 1700000000000000000",
+        "cpu/usage,cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1,schedulable=true,type=node value=9000i 1700000000000000000",
+        "memory/page_faults_rate,cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1,schedulable=true,type=node value=1.5 1700000000000000000",
+        "filesystem/usage,cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1,resource_id=/,schedulable=true,type=node value=42i 1700000000000000000",
+        "uptime,cluster_name=prod,container_base_image=k8s.gcr.io/dns:1.0,container_name=dns,namespace_name=kube-system,nodename=n1,pod_name=dns-1,type=pod_container value=7i 1700000000000000000",
+        "memory/usage,cluster_name=prod,container_base_image=k8s.gcr.io/dns:1.0,container_name=dns,namespace_name=kube-system,nodename=n1,pod_name=dns-1,type=pod_container value=8i 1700000000000000000",
+        "memory/usage,cluster_name=prod,namespace_name=default,type=ns value=1i 1700000000000000000",
+    ];
+    assert_eq!(lines(opts(false), &batch), want);
+}
+
+#[test]
+fn with_fields_merges_by_measurement() {
+    let batch = Batch {
+        timestamp: TS,
+        sets: vec![node()],
+    };
+    let tags = "cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1";
+    let want = [
+        format!("cpu,{tags},schedulable=true,type=node usage_rate=250i,usage=9000i {TS}"),
+        format!("memory,{tags},schedulable=true,type=node page_faults_rate=1.5 {TS}"),
+        format!("filesystem,{tags},resource_id=/,schedulable=true,type=node usage=42i {TS}"),
+    ];
+    assert_eq!(lines(opts(true), &batch), want);
+}
+
+#[test]
+fn counters_can_be_disabled_and_chunks_are_bounded() {
+    let mut o = opts(false);
+    o.disable_counter_metrics = true;
+    o.batch_size = 2;
+    o.gzip = true;
+    let batch = Batch {
+        timestamp: TS,
+        sets: vec![node(), container()],
+    };
+    let mut out = Vec::new();
+    let stats = BatchEncoder::new(o).encode(&batch, &mut out);
+    assert_eq!(stats.points, 5, "cpu/usage dropped");
+    assert_eq!(out.iter().map(|c| c.lines).collect::<Vec<_>>(), [2, 2, 1]);
+    assert!(
+        out.iter()
+            .all(|c| c.gzipped && c.body.starts_with(&[0x1f, 0x8b]))
+    );
+}

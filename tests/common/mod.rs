@@ -1,0 +1,91 @@
+//! Helpers for tests that run the collector in-process against the simulator.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use heapster_rs::app::App;
+use heapster_rs::config::{self, Parsed};
+use heapster_rs::model::Batch;
+
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Parses `args` (program name first) with an empty environment.
+pub fn config(args: &[String]) -> heapster_rs::config::Config {
+    match config::parse(args.iter().cloned(), &|_| None) {
+        Parsed::Run(cfg) => cfg,
+        Parsed::Exit { code, message } => panic!("config rejected ({code}): {message}"),
+    }
+}
+
+/// Starts the collector with `--source=SOURCE` and the test defaults (5 s resolution, 2 s
+/// timeout, an ephemeral port on 127.0.0.1) plus `extra` flags.
+pub async fn start(source: &str, extra: &[&str]) -> App {
+    init();
+    let mut args: Vec<String> = [
+        "heapster",
+        "--metric_resolution=5s",
+        "--scrape_timeout=2s",
+        "--heapster-port=0",
+        "--listen_ip=127.0.0.1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(format!("--source={source}"));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    App::start(config(&args), Arc::new(|_: &str| None))
+        .await
+        .expect("app starts")
+}
+
+/// Waits (up to 60 s) until the store holds `n` batches whose newest passes `ok`.
+pub async fn batches(app: &App, n: usize, ok: impl Fn(&Batch) -> bool) -> Vec<Arc<Batch>> {
+    let store = app.store.as_ref().expect("metric sink on");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let snap = store.snapshot();
+        if snap.len() >= n && snap.last().is_some_and(|b| ok(b)) {
+            return snap;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {n} batches (have {})",
+            snap.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `/metrics` page of the app.
+pub async fn metrics(app: &App) -> String {
+    reqwest::get(format!("http://{}/metrics", app.addr))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body")
+}
+
+/// The value of one sample line of `/metrics` (`name{labels}`), if present.
+pub fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+pub fn node_names(batch: &Batch) -> Vec<String> {
+    let mut v: Vec<String> = batch
+        .sets
+        .iter()
+        .filter_map(|s| match &s.key {
+            heapster_rs::model::SetKey::Node { node } => Some(node.to_string()),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
