@@ -22,6 +22,7 @@
 //! exports only events whose state changed since they were last exported. Events created and
 //! deleted while the watch was down cannot be recovered (the apiserver no longer has them).
 
+pub mod app;
 pub mod buffer;
 pub mod dedup;
 pub mod metrics;
@@ -36,6 +37,7 @@ use k8s_openapi::api::core::v1::Event;
 
 use crate::model::Nanos;
 
+pub use app::EventerApp;
 pub use buffer::EventBuffer;
 pub use metrics::EventMetrics;
 pub use run::{Eventer, EventerOptions};
