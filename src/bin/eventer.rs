@@ -23,10 +23,11 @@ fn main() -> ExitCode {
     let cfg = match config::parse_eventer(std::env::args_os(), &env) {
         EventerParsed::Run(cfg) => cfg,
         EventerParsed::Exit { code, message } => {
+            let nl = if message.ends_with('\n') { "" } else { "\n" };
             if code == 0 {
-                print!("{message}");
+                print!("{message}{nl}");
             } else {
-                eprint!("{message}");
+                eprint!("{message}{nl}");
             }
             return ExitCode::from(u8::try_from(code).unwrap_or(2));
         }
