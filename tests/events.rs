@@ -44,9 +44,19 @@ fn event(i: usize, kind: &str) -> SimEvent {
         namespace: namespaces[i % 2].into(),
         kind: kind.into(),
         object_name: format!("{}-{i}", kind.to_lowercase()),
-        reason: if i % 2 == 0 { "Started" } else { "BackOff" }.into(),
+        reason: if i.is_multiple_of(2) {
+            "Started"
+        } else {
+            "BackOff"
+        }
+        .into(),
         message: format!("event {i}: \"quoted\", with, commas"),
-        type_: if i % 2 == 0 { "Normal" } else { "Warning" }.into(),
+        type_: if i.is_multiple_of(2) {
+            "Normal"
+        } else {
+            "Warning"
+        }
+        .into(),
         component: "kubelet".into(),
         host: Some("sim-node-0000".into()),
     }

@@ -69,6 +69,7 @@ pub struct EventerConfig {
 
 /// What the eventer command line asks for.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once per process; boxing would only add noise
 pub enum EventerParsed {
     Run(EventerConfig),
     /// Print `message` and exit with `code` (0: stdout, 2: stderr, one line per problem).

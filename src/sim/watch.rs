@@ -213,10 +213,8 @@ fn watch(shared: &Arc<Shared>, kind: Kind, filter: Filter, q: &ListQuery) -> Res
             let (keys, _) = list::select(&shared.cfg, &nodes, kind, &filter, None, None);
             queue.extend(list::render_added(&shared.cfg, &nodes, kind, &keys));
         }
-        if initial {
-            if explicit_initial {
-                queue.push_back(bookmark(kind, current, true));
-            }
+        if initial && explicit_initial {
+            queue.push_back(bookmark(kind, current, true));
         }
         let last = backlog.last().map_or(from, |e| e.rv);
         queue.extend(
