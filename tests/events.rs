@@ -367,3 +367,16 @@ async fn a_burst_stays_within_the_buffer_and_drops_are_counted() {
     app.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heapster_event_sink_runs_the_eventer_in_process() {
+    let app = common::start("simulated:?nodes=1&podsPerNode=1", &["--event_sink=log"]).await;
+    let page = common::metrics(&app).await;
+    for series in [
+        "heapster_eventer_events_received_total",
+        "heapster_eventer_relists_total",
+    ] {
+        assert!(common::sample(&page, series).is_some(), "{series}: {page}");
+    }
+    app.stop().await;
+}
