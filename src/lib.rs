@@ -7,6 +7,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod events;
 pub mod model;
 pub mod process;
 pub mod rbac;

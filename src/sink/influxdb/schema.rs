@@ -82,6 +82,11 @@ impl BatchEncoder {
         }
     }
 
+    /// Whether chunk bodies are gzipped.
+    pub fn gzip(&self) -> bool {
+        self.opts.gzip
+    }
+
     /// Encodes one batch, appending chunks of at most `batch_size` lines to `out`.
     pub fn encode(&mut self, batch: &Batch, out: &mut Vec<Chunk>) -> EncodeStats {
         let mut stats = EncodeStats::default();
@@ -315,6 +320,21 @@ const RESERVED_TAGS: [&str; 14] = [
     "pod_id",
     "namespace_id",
 ];
+
+/// A chunk of already-encoded lines (gzipped when asked and when compression works).
+pub fn chunk_from_lines(body: &[u8], lines: usize, timestamp: Nanos, gzip_body: bool) -> Chunk {
+    let (body, gzipped) = match gzip_body.then(|| gzip(body)).flatten() {
+        Some(z) => (Bytes::from(z), true),
+        None => (Bytes::copy_from_slice(body), false),
+    };
+    Chunk {
+        body,
+        gzipped,
+        lines,
+        points: lines,
+        timestamp,
+    }
+}
 
 fn or_empty(v: Option<&Arc<str>>) -> &str {
     v.map_or("", |s| s)
