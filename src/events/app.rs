@@ -61,6 +61,7 @@ impl EventerApp {
             health: Arc::clone(&health),
             registry: Arc::clone(&registry),
             store: None,
+            cluster: None,
         });
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
