@@ -24,9 +24,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 const NAMESPACE: &str = "kube-system";
-/// Flags the manifests pass that `config::parse` does not know yet (the secure port lands
-/// from another branch). Stripped before parsing; remove an entry when the flag exists.
-const PENDING_FLAGS: &[&str] = &["--secure_port", "--requestheader_client_ca_file"];
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -595,14 +592,7 @@ fn manifest_flags_parse_with_the_real_config_parser() {
     // Only the container's own environment: an unset $VAR in --sink fails the parse.
     let env = move |k: &str| names.iter().any(|n| n == k).then(|| "x0".to_string());
     let mut argv = vec!["heapster".to_string()];
-    for a in c.args.as_deref().unwrap_or_default() {
-        let name = a.split('=').next().unwrap_or_default().replace('-', "_");
-        if PENDING_FLAGS.iter().any(|p| p.replace('-', "_") == name) {
-            eprintln!("not parsed yet (pending in config): {a}");
-        } else {
-            argv.push(a.clone());
-        }
-    }
+    argv.extend(c.args.iter().flatten().cloned());
     match config::parse(argv, &env) {
         Parsed::Run(cfg) => {
             assert_eq!(cfg.metric_resolution.as_secs(), 15);
