@@ -103,6 +103,11 @@ fn millis_to_nanos(s: &Sample) -> Nanos {
     s.timestamp.timestamp_millis().saturating_mul(1_000_000)
 }
 
+/// One shared `Arc<str>` per distinct name.
+fn intern<'a>(names: &mut BTreeMap<&'a str, Arc<str>>, name: &'a str) -> Arc<str> {
+    Arc::clone(names.entry(name).or_insert_with(|| Arc::from(name)))
+}
+
 /// Builds the raw set of one entity.
 fn finish(key: SetKey, node: &Arc<str>, acc: &Acc, fallback_time: Nanos) -> RawSet {
     let mut set = MetricSet::new(key, fallback_time);
@@ -151,13 +156,14 @@ pub fn decode(
     let scrape = Scrape::parse(lines).map_err(|_| DecodeError::NotUtf8)?;
 
     let mut node_acc = Acc::default();
-    let mut pods: BTreeMap<(String, String), Acc> = BTreeMap::new();
-    let mut containers: BTreeMap<(String, String, String), Acc> = BTreeMap::new();
+    // Keys borrow from the parsed samples: no copies until the sets are built.
+    let mut pods: BTreeMap<(&str, &str), Acc> = BTreeMap::new();
+    let mut containers: BTreeMap<(&str, &str, &str), Acc> = BTreeMap::new();
     let mut scrape_error = false;
     let mut recognised = 0usize;
     for s in &scrape.samples {
         let (v, t) = (value(s), millis_to_nanos(s));
-        let label = |name: &str| s.labels.get(name).map(str::to_owned);
+        let label = |name: &str| s.labels.get(name);
         let (scope, field) = match s.metric.as_str() {
             "node_cpu_usage_seconds_total" => (0, Field::Cpu),
             "node_memory_working_set_bytes" => (0, Field::Memory),
@@ -201,25 +207,19 @@ pub fn decode(
         node: Arc::clone(node),
     };
     sets.push(finish(node_key, node, &node_acc, fallback_time));
-    let mut namespaces: BTreeMap<String, Arc<str>> = BTreeMap::new();
-    let mut intern = |ns: String| {
-        Arc::clone(
-            namespaces
-                .entry(ns)
-                .or_insert_with_key(|k| Arc::from(k.as_str())),
-        )
-    };
+    // Namespace and pod names are shared by their sets.
+    let mut names: BTreeMap<&str, Arc<str>> = BTreeMap::new();
     for ((ns, pod), acc) in pods {
         let key = SetKey::Pod {
-            namespace: intern(ns),
-            pod: Arc::from(pod),
+            namespace: intern(&mut names, ns),
+            pod: intern(&mut names, pod),
         };
         sets.push(finish(key, node, &acc, fallback_time));
     }
     for ((ns, pod, container), acc) in containers {
         let key = SetKey::PodContainer {
-            namespace: intern(ns),
-            pod: Arc::from(pod),
+            namespace: intern(&mut names, ns),
+            pod: intern(&mut names, pod),
             container: Arc::from(container),
         };
         sets.push(finish(key, node, &acc, fallback_time));
