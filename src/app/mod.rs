@@ -100,13 +100,14 @@ impl App {
             .metric_resolution
             .mul_f64(0.05)
             .min(Duration::from_secs(1));
-        let scraper = Arc::new(Scraper::new(
+        let scraper = Scraper::new(
             kubelet,
             endpoint,
             cfg.max_concurrent_scrapes,
             stagger,
             ScrapeMetrics::register(&mut registry),
-        ));
+        );
+        let scraper = Arc::new(scraper.with_endpoint(source.kubelet_endpoint));
 
         let cluster: watch::SharedState = Arc::new(RwLock::new(ClusterState::default()));
         let policy = Arc::new(LabelPolicy::new(

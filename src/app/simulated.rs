@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use rand::Rng;
 
-use crate::config::{AddressType, ApiAuth, KubernetesSource, SimulatedSource};
+use crate::config::{AddressType, ApiAuth, KubeletEndpoint, KubernetesSource, SimulatedSource};
 use crate::sim::{SimAuth, SimCluster, SimOptions};
 
 /// The simulated cluster and the service-account directory written for it.
@@ -66,6 +66,7 @@ pub async fn start(s: &SimulatedSource) -> anyhow::Result<(KubernetesSource, Sim
             AddressType::ExternalIp,
             AddressType::Hostname,
         ],
+        kubelet_endpoint: KubeletEndpoint::Summary,
     };
     let mut sa_dir = None;
     if s.https {

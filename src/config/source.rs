@@ -1,12 +1,14 @@
 //! `--source=kind:URL?options`: `kubernetes` (alias `kubernetes.summary_api`) and `simulated`.
 //!
 //! Heapster's option names and defaults (REFERENCE.md §1) plus `kubeletInsecure`, `nodeProxy`,
-//! `addressTypes` and `serviceAccountDir`. Every problem is returned, one message each.
+//! `addressTypes`, `serviceAccountDir` and `kubeletEndpoint`. Every problem is returned, one message each.
 
 use std::path::PathBuf;
 
 use super::expand::{self, Options, Target};
-use super::types::{AddressType, ApiAuth, KubernetesSource, SimulatedSource, SourceConfig};
+use super::types::{
+    AddressType, ApiAuth, KubeletEndpoint, KubernetesSource, SimulatedSource, SourceConfig,
+};
 
 const KINDS: &str = "kubernetes, kubernetes.summary_api, simulated";
 
@@ -21,6 +23,7 @@ const KUBERNETES_OPTIONS: &[&str] = &[
     "nodeProxy",
     "addressTypes",
     "serviceAccountDir",
+    "kubeletEndpoint",
 ];
 
 const SIMULATED_OPTIONS: &[&str] = &["nodes", "podsPerNode", "containersPerPod", "https"];
@@ -88,6 +91,7 @@ fn kubernetes(target: Target) -> Result<KubernetesSource, Vec<String>> {
         kubelet_insecure: options.take_bool("kubeletInsecure").unwrap_or(false),
         node_proxy: options.take_bool("nodeProxy").unwrap_or(false),
         address_types: address_types(&mut options),
+        kubelet_endpoint: kubelet_endpoint(&mut options),
     };
     errors.extend(options.finish(KUBERNETES_OPTIONS));
     if errors.is_empty() {
@@ -107,6 +111,22 @@ fn kubelet_port(options: &mut Options) -> Option<u16> {
             None
         }
     }
+}
+
+fn kubelet_endpoint(options: &mut Options) -> KubeletEndpoint {
+    let Some(value) = options.take("kubeletEndpoint") else {
+        return KubeletEndpoint::default();
+    };
+    if let Some(e) = KubeletEndpoint::ALL
+        .into_iter()
+        .find(|e| e.as_str() == value)
+    {
+        return e;
+    }
+    let shown = options.show("kubeletEndpoint", &value);
+    let message = format!("{shown} is not one of summary, resource, auto");
+    options.error("kubeletEndpoint", message);
+    KubeletEndpoint::default()
 }
 
 fn address_types(options: &mut Options) -> Vec<AddressType> {
@@ -200,6 +220,7 @@ mod tests {
                 AddressType::ExternalIp,
                 AddressType::Hostname,
             ],
+            kubelet_endpoint: KubeletEndpoint::Summary,
         }
     }
 
@@ -259,12 +280,17 @@ mod tests {
         let k = kube(
             "kubernetes:https://api:6443?useServiceAccount=1&kubeletPort=10250&kubeletHttps=true\
              &kubeletInsecure=T&nodeProxy=true&addressTypes=Hostname,InternalDNS,ExternalDNS\
-             &serviceAccountDir=/sa",
+             &serviceAccountDir=/sa&kubeletEndpoint=auto",
         );
         assert!(k.use_service_account && k.kubelet_insecure && k.node_proxy);
         assert_eq!(k.kubelet_port, Some(10250));
         assert_eq!(k.kubelet_https, Some(true));
         assert_eq!(k.service_account_dir, PathBuf::from("/sa"));
+        assert_eq!(k.kubelet_endpoint, KubeletEndpoint::Auto);
+        assert_eq!(
+            kube("kubernetes:?kubeletEndpoint=resource").kubelet_endpoint,
+            KubeletEndpoint::Resource
+        );
         assert_eq!(
             k.address_types,
             vec![
@@ -306,6 +332,10 @@ mod tests {
             (
                 "kubernetes:?insecure=true&insecure=false",
                 "\"insecure\" given more than once",
+            ),
+            (
+                "kubernetes:?kubeletEndpoint=cadvisor",
+                "option kubeletEndpoint: \"cadvisor\" is not one of summary, resource, auto",
             ),
             ("kubernetes:ftp://x", "scheme \"ftp\" is not supported"),
             ("kubernetes:kubernetes.default", "not a valid URL"),

@@ -62,6 +62,37 @@ pub struct KubernetesSource {
     pub node_proxy: bool,
     /// Address preference (`addressTypes=InternalIP,ExternalIP,Hostname`).
     pub address_types: Vec<AddressType>,
+    /// Which kubelet endpoint to scrape (`kubeletEndpoint=summary|resource|auto`).
+    pub kubelet_endpoint: KubeletEndpoint,
+}
+
+/// `kubeletEndpoint=`: which kubelet endpoint the collector scrapes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KubeletEndpoint {
+    /// `/stats/summary` (RBAC `nodes/stats`): everything Heapster wrote.
+    #[default]
+    Summary,
+    /// `/metrics/resource` (RBAC `nodes/metrics`): cpu and memory only.
+    Resource,
+    /// Summary, falling back per node to resource when summary answers 403 or 404.
+    Auto,
+}
+
+impl KubeletEndpoint {
+    pub const ALL: [KubeletEndpoint; 3] = [
+        KubeletEndpoint::Summary,
+        KubeletEndpoint::Resource,
+        KubeletEndpoint::Auto,
+    ];
+
+    /// The option value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KubeletEndpoint::Summary => "summary",
+            KubeletEndpoint::Resource => "resource",
+            KubeletEndpoint::Auto => "auto",
+        }
+    }
 }
 
 /// `--source=simulated:?nodes=N&podsPerNode=M...`: an in-process simulated cluster.

@@ -1,6 +1,7 @@
-//! The fake kubelet: `GET /stats/summary` and `GET /healthz` per node, with auth, request
-//! counting and the configured [`KubeletFault`]. The same summary response (fault included) backs
-//! the apiserver's node proxy.
+//! The fake kubelet: `GET /stats/summary`, `GET /metrics/resource` and `GET /healthz` per node,
+//! with auth, request counting and the configured [`KubeletFault`] (which affects both data
+//! endpoints, except [`KubeletFault::SummaryForbidden`]). The same summary response (fault
+//! included) backs the apiserver's node proxy.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ use futures::stream;
 
 use super::KubeletFault;
 use super::state::{KubeletCounters, NodeState, Shared};
-use super::summary;
+use super::{resource, summary};
 use crate::model::time::now;
 
 /// Per-listener state: which node this kubelet is.
@@ -37,6 +38,7 @@ pub(crate) fn router(shared: Arc<Shared>, index: usize, counters: Arc<KubeletCou
     };
     Router::new()
         .route("/stats/summary", get(summary_handler))
+        .route("/metrics/resource", get(resource_handler))
         .route("/healthz", get(|| async { "ok" }))
         .layer(middleware::from_fn_with_state(kubelet.clone(), auth))
         .with_state(kubelet)
@@ -62,15 +64,44 @@ async fn summary_handler(State(k): State<Kubelet>) -> Response {
     }
 }
 
-fn json(body: impl Into<Body>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body.into()).into_response()
+async fn resource_handler(State(k): State<Kubelet>) -> Response {
+    match k.shared.node(k.index) {
+        Some(node) => respond(&k.shared, &node, Api::Resource).await,
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The kubelet's data endpoints.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Summary,
+    Resource,
 }
 
 /// The kubelet's answer to `GET /stats/summary`, fault included.
 pub(crate) async fn summary_response(shared: &Shared, node: &NodeState) -> Response {
-    let render = || summary::render(&shared.cfg, node, now());
+    respond(shared, node, Api::Summary).await
+}
+
+/// The answer of one data endpoint, fault included.
+async fn respond(shared: &Shared, node: &NodeState, api: Api) -> Response {
+    let render = || match api {
+        Api::Summary => summary::render(&shared.cfg, node, now()),
+        Api::Resource => resource::render(&shared.cfg, node, now()),
+    };
+    let content_type = match api {
+        Api::Summary => "application/json",
+        Api::Resource => "text/plain; version=0.0.4; charset=utf-8",
+    };
+    let ok = |body: Body| ([(header::CONTENT_TYPE, content_type)], body).into_response();
     match node.fault {
-        None => json(render()),
+        None => ok(render().into()),
+        Some(KubeletFault::SummaryForbidden) if api == Api::Resource => ok(render().into()),
+        Some(KubeletFault::SummaryForbidden) => (
+            StatusCode::FORBIDDEN,
+            "Forbidden (user=system:serviceaccount:kube-system:heapster, verb=get, resource=nodes, subresource=stats)\n",
+        )
+            .into_response(),
         Some(KubeletFault::Hang) => {
             shared.cancel.cancelled().await;
             StatusCode::SERVICE_UNAVAILABLE.into_response()
@@ -86,7 +117,7 @@ pub(crate) async fn summary_response(shared: &Shared, node: &NodeState) -> Respo
         Some(KubeletFault::TruncatedJson) => {
             let mut body = render();
             body.truncate(body.len() / 2);
-            json(body)
+            ok(body.into())
         }
         Some(KubeletFault::HugeBody(len)) => huge_body(len),
         Some(KubeletFault::SlowTrickle) => {
@@ -101,7 +132,7 @@ pub(crate) async fn summary_response(shared: &Shared, node: &NodeState) -> Respo
                 let chunk = body.slice(at..at + 1);
                 Some((Ok::<_, std::io::Error>(chunk), (body, at + 1)))
             });
-            json(Body::from_stream(chunks))
+            ok(Body::from_stream(chunks))
         }
         Some(KubeletFault::RefuseConnections) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -4,7 +4,7 @@
 //! [`SimCluster::start`] binds the apiserver on `127.0.0.1:0` and every kubelet on the same port
 //! of its own address `127.B.(i/250).(i%250+1)` (B random in 2..=250, see [`node_ip`]). The
 //! kubelets serve `GET /stats/summary` shaped like the 1.34/1.35 captures in
-//! `shared/fixtures/kubelet/`; the apiserver serves discovery, LIST + WATCH of nodes, pods and
+//! `shared/fixtures/kubelet/`, and `GET /metrics/resource` with the same counters; the apiserver serves discovery, LIST + WATCH of nodes, pods and
 //! namespaces as `kube` watchers use them, and the node proxy to `/stats/summary`; core v1 Events
 //! ([`SimCluster::emit_event`], [`SimCluster::bump_event`]) with LIST + WATCH, and
 //! [`SimCluster::expire_watches`] to force a 410 Gone.
@@ -58,6 +58,7 @@ mod kubelet;
 mod list;
 mod objects;
 mod payload;
+mod resource;
 mod selector;
 mod serve;
 mod state;
@@ -129,7 +130,8 @@ impl fmt::Debug for SimAuth {
     }
 }
 
-/// A misbehaving kubelet (it affects `/stats/summary`, direct and through the node proxy).
+/// A misbehaving kubelet (it affects `/stats/summary`, direct and through the node proxy, and
+/// `/metrics/resource`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KubeletFault {
     /// Accepts and reads the request, never answers.
@@ -146,12 +148,14 @@ pub enum KubeletFault {
     SlowTrickle,
     /// The listener is never bound: connections are refused.
     RefuseConnections,
+    /// `/stats/summary` answers 403 (no `nodes/stats` permission); `/metrics/resource` works.
+    SummaryForbidden,
 }
 
 impl std::str::FromStr for KubeletFault {
     type Err = String;
 
-    /// `hang`, `500`, `garbage`, `truncated`, `huge:<bytes>`, `slow`, `refuse`.
+    /// `hang`, `500`, `garbage`, `truncated`, `huge:<bytes>`, `slow`, `refuse`, `summary403`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "hang" => KubeletFault::Hang,
@@ -160,6 +164,7 @@ impl std::str::FromStr for KubeletFault {
             "truncated" => KubeletFault::TruncatedJson,
             "slow" => KubeletFault::SlowTrickle,
             "refuse" => KubeletFault::RefuseConnections,
+            "summary403" => KubeletFault::SummaryForbidden,
             other => match other.strip_prefix("huge:").map(str::parse) {
                 Some(Ok(n)) => KubeletFault::HugeBody(n),
                 _ => return Err(format!("unknown kubelet fault {other:?}")),

@@ -4,6 +4,7 @@ pub mod apiserver;
 pub mod credentials;
 pub mod kubelet;
 pub mod quantity;
+pub mod resource;
 pub mod scrape;
 pub mod summary;
 pub mod watch;

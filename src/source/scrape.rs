@@ -1,8 +1,13 @@
 //! One tick's fan-out: every node in parallel (bounded), each with its own timeout, a random
 //! stagger, and a deadline for the whole tick. A failing node is counted and logged once; it
 //! never delays or fails the others.
+//!
+//! Which kubelet endpoint is asked follows `kubeletEndpoint` ([`KubeletEndpoint`]): with `auto`
+//! a node whose `/stats/summary` answers 403 or 404 is scraped through `/metrics/resource` in the
+//! same tick and, from then on, directly (summary is tried again every [`SUMMARY_RETRY`]). The
+//! per-node choice is pruned to the nodes of each tick, so it never outgrows the cluster.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,10 +24,33 @@ use tokio::task::JoinSet;
 use url::Url;
 
 use super::kubelet::{KubeletClient, ScrapeError};
-use super::summary;
+use super::{resource, summary};
+use crate::config::KubeletEndpoint;
 use crate::model::cluster::NodeInfo;
 use crate::model::time;
 use crate::process::decode::{NodeSample, ResourceIds, decode_summary};
+
+/// With `kubeletEndpoint=auto`, how long a node stays on `/metrics/resource` before summary is
+/// tried again.
+pub const SUMMARY_RETRY: Duration = Duration::from_secs(600);
+
+/// A kubelet data endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// `/stats/summary` (RBAC `nodes/stats`).
+    Summary,
+    /// `/metrics/resource` (RBAC `nodes/metrics`).
+    Resource,
+}
+
+impl Api {
+    pub const fn path(self) -> &'static str {
+        match self {
+            Api::Summary => "/stats/summary",
+            Api::Resource => "/metrics/resource",
+        }
+    }
+}
 
 /// How to reach a node's kubelet.
 #[derive(Clone)]
@@ -34,13 +62,18 @@ pub enum Endpoint {
         port: Option<u16>,
         address_types: Vec<&'static str>,
     },
-    /// Through the apiserver: `/api/v1/nodes/NAME/proxy/stats/summary`.
+    /// Through the apiserver: `/api/v1/nodes/NAME/proxy/stats/summary` (or `.../metrics/resource`).
     Proxy { client: kube::Client },
 }
 
 impl Endpoint {
     /// The URL of a node's Summary API (for `Direct`).
     pub fn url(&self, node: &NodeInfo) -> Result<Url, ScrapeError> {
+        self.api_url(node, Api::Summary)
+    }
+
+    /// The URL of one of a node's data endpoints (for `Direct`).
+    pub fn api_url(&self, node: &NodeInfo, api: Api) -> Result<Url, ScrapeError> {
         match self {
             Endpoint::Direct {
                 https,
@@ -55,8 +88,9 @@ impl Endpoint {
                 });
                 let scheme = if *https { "https" } else { "http" };
                 Url::parse(&format!(
-                    "{scheme}://{}:{port}/stats/summary",
-                    NodeInfo::url_host(addr)
+                    "{scheme}://{}:{port}{}",
+                    NodeInfo::url_host(addr),
+                    api.path()
                 ))
                 .map_err(|_| ScrapeError::NoAddress)
             }
@@ -75,6 +109,8 @@ struct Outcome {
 pub struct ScrapeMetrics {
     requests: Family<Outcome, Counter>,
     duration: Histogram,
+    fallbacks: Counter,
+    resource_errors: Counter,
 }
 
 impl ScrapeMetrics {
@@ -82,6 +118,8 @@ impl ScrapeMetrics {
         let m = ScrapeMetrics {
             requests: Family::default(),
             duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
+            fallbacks: Counter::default(),
+            resource_errors: Counter::default(),
         };
         registry.register(
             "kubelet_requests",
@@ -92,6 +130,16 @@ impl ScrapeMetrics {
             "kubelet_request_duration_seconds",
             "Time to fetch and decode one kubelet's Summary API",
             m.duration.clone(),
+        );
+        registry.register(
+            "kubelet_endpoint_fallbacks",
+            "Nodes switched from /stats/summary to /metrics/resource (kubeletEndpoint=auto)",
+            m.fallbacks.clone(),
+        );
+        registry.register(
+            "kubelet_resource_scrape_errors",
+            "Kubelet /metrics/resource answers with resource_scrape_error 1 (used anyway)",
+            m.resource_errors.clone(),
         );
         m
     }
@@ -107,6 +155,12 @@ pub struct Scraper {
     metrics: ScrapeMetrics,
     /// Nodes currently failing, with the reason last logged (to log each failure once).
     failing: Mutex<HashMap<Arc<str>, &'static str>>,
+    /// `kubeletEndpoint`.
+    mode: KubeletEndpoint,
+    /// With `auto`: nodes scraped through `/metrics/resource`, since when.
+    on_resource: Mutex<HashMap<Arc<str>, Instant>>,
+    /// Nodes whose last `/metrics/resource` reported `resource_scrape_error 1` (logged once).
+    resource_errors: Mutex<HashSet<Arc<str>>>,
 }
 
 /// What a tick's scrape produced.
@@ -131,7 +185,16 @@ impl Scraper {
             ids: ResourceIds::default(),
             metrics,
             failing: Mutex::new(HashMap::new()),
+            mode: KubeletEndpoint::Summary,
+            on_resource: Mutex::new(HashMap::new()),
+            resource_errors: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Chooses the kubelet endpoint (`kubeletEndpoint=`; default summary).
+    pub fn with_endpoint(mut self, mode: KubeletEndpoint) -> Scraper {
+        self.mode = mode;
+        self
     }
 
     /// Scrapes `nodes`; whatever has not answered by `deadline` is counted as failed.
@@ -140,6 +203,7 @@ impl Scraper {
         nodes: Vec<Arc<NodeInfo>>,
         deadline: Instant,
     ) -> ScrapeResult {
+        self.forget_other_nodes(&nodes);
         let mut tasks = JoinSet::new();
         let mut pending: HashMap<tokio::task::Id, Arc<str>> = HashMap::with_capacity(nodes.len());
         for node in nodes {
@@ -200,19 +264,90 @@ impl Scraper {
     }
 
     async fn scrape_node(&self, node: &NodeInfo) -> Result<NodeSample, ScrapeError> {
-        let body = match &self.endpoint {
-            Endpoint::Proxy { client } => self.fetch_proxy(client, &node.name).await?,
-            direct => self.kubelet.fetch(&direct.url(node)?).await?,
-        };
+        if self.api_for(&node.name) == Api::Resource {
+            return self.scrape_resource(node).await;
+        }
+        match self.scrape_summary(node).await {
+            Err(ScrapeError::UnexpectedStatus {
+                status: status @ (403 | 404),
+            }) if self.mode == KubeletEndpoint::Auto => {
+                let result = self.scrape_resource(node).await;
+                if result.is_ok() {
+                    let mut on = lock(&self.on_resource);
+                    if on.insert(Arc::clone(&node.name), Instant::now()).is_none() {
+                        self.metrics.fallbacks.inc();
+                        tracing::info!(node = %node.name, status, "/stats/summary refused: using /metrics/resource for this node (cpu and memory only)");
+                    }
+                }
+                result
+            }
+            result => {
+                if result.is_ok() && lock(&self.on_resource).remove(&node.name).is_some() {
+                    tracing::info!(node = %node.name, "/stats/summary works again for this node");
+                }
+                result
+            }
+        }
+    }
+
+    /// The endpoint to ask first for a node.
+    fn api_for(&self, node: &Arc<str>) -> Api {
+        match self.mode {
+            KubeletEndpoint::Summary => Api::Summary,
+            KubeletEndpoint::Resource => Api::Resource,
+            KubeletEndpoint::Auto => match lock(&self.on_resource).get(node) {
+                Some(since) if since.elapsed() < SUMMARY_RETRY => Api::Resource,
+                _ => Api::Summary,
+            },
+        }
+    }
+
+    /// Keeps per-node state only for the nodes of this tick.
+    fn forget_other_nodes(&self, nodes: &[Arc<NodeInfo>]) {
+        let names: HashSet<&str> = nodes.iter().map(|n| &*n.name).collect();
+        lock(&self.on_resource).retain(|n, _| names.contains(&**n));
+        lock(&self.resource_errors).retain(|n| names.contains(&**n));
+    }
+
+    async fn fetch(&self, node: &NodeInfo, api: Api) -> Result<Bytes, ScrapeError> {
+        match &self.endpoint {
+            Endpoint::Proxy { client } => self.fetch_proxy(client, &node.name, api).await,
+            direct => self.kubelet.fetch(&direct.api_url(node, api)?).await,
+        }
+    }
+
+    async fn scrape_summary(&self, node: &NodeInfo) -> Result<NodeSample, ScrapeError> {
+        let body = self.fetch(node, Api::Summary).await?;
         let summary = summary::decode(&body).map_err(|e| ScrapeError::Decode(e.to_string()))?;
         Ok(decode_summary(&summary, &node.name, time::now(), &self.ids))
     }
 
+    async fn scrape_resource(&self, node: &NodeInfo) -> Result<NodeSample, ScrapeError> {
+        let body = self.fetch(node, Api::Resource).await?;
+        let decoded = resource::decode(&body, &node.name, time::now())
+            .map_err(|e| ScrapeError::Decode(e.to_string()))?;
+        let mut errors = lock(&self.resource_errors);
+        if decoded.scrape_error {
+            self.metrics.resource_errors.inc();
+            if errors.insert(Arc::clone(&node.name)) {
+                tracing::warn!(node = %node.name, "kubelet reported resource_scrape_error 1: some container metrics are missing (logged once until it clears)");
+            }
+        } else {
+            errors.remove(&node.name);
+        }
+        Ok(decoded.sample)
+    }
+
     /// Through the apiserver's node proxy, with the same timeout and size cap.
-    async fn fetch_proxy(&self, client: &kube::Client, node: &str) -> Result<Bytes, ScrapeError> {
+    async fn fetch_proxy(
+        &self,
+        client: &kube::Client,
+        node: &str,
+        api: Api,
+    ) -> Result<Bytes, ScrapeError> {
         let opts = self.kubelet.options();
         let limit = opts.max_response_bytes;
-        let path = format!("/api/v1/nodes/{node}/proxy/stats/summary");
+        let path = format!("/api/v1/nodes/{node}/proxy{}", api.path());
         let req = http::Request::get(path)
             .body(kube::client::Body::empty())
             .map_err(|e| ScrapeError::Connect(e.to_string()))?;
@@ -246,7 +381,7 @@ impl Scraper {
 
     /// Counts the outcome and logs a node's failure once, and its recovery.
     fn record<T>(&self, node: &Arc<str>, result: &Result<T, ScrapeError>) {
-        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failing = lock(&self.failing);
         match result {
             Ok(_) => {
                 self.metrics
@@ -269,4 +404,8 @@ impl Scraper {
             }
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
