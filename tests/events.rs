@@ -158,20 +158,27 @@ async fn events_reach_influxdb_exactly_once_across_a_410() {
     let late: Vec<String> = (4..6).map(|i| sim.emit_event(event(i, "Pod"))).collect();
     assert_eq!(sim.bump_event(&new[1]), Some(2));
     wait_count(&influx, "ev_default", q_default, 10).await;
-    let page = reqwest::get(format!("http://{}/metrics", app.addr))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
-    assert!(
-        common::sample(&page, r#"eventer_watch_restarts_total{reason="expired"}"#) >= Some(1.0),
-        "{page}"
-    );
-    assert!(
-        common::sample(&page, "eventer_relists_total") >= Some(1.0),
-        "{page}"
-    );
+    // The re-list's counter is bumped when the list completes, which may be just after its
+    // events reached InfluxDB: wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page = reqwest::get(format!("http://{}/metrics", app.addr))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("body");
+        let expired = common::sample(&page, r#"eventer_watch_restarts_total{reason="expired"}"#);
+        let relists = common::sample(&page, "eventer_relists_total");
+        if expired >= Some(1.0) && relists >= Some(1.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 410 restart and re-list counted:\n{page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     // Nothing more arrives later (no duplicates from the re-list).
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(count(&influx, "ev_default", q_default).await, 10);
