@@ -2,56 +2,24 @@
 
 use std::process::ExitCode;
 
-use heapster_rs::app::{self, App};
-use heapster_rs::config::{self, Config, LogFormat, Parsed, SourceConfig};
-
-fn init_tracing(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cfg.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
-}
+use heapster_rs::app::{self, App, process};
+use heapster_rs::config::{self, Parsed, SourceConfig};
 
 fn main() -> ExitCode {
     let env = |k: &str| std::env::var(k).ok();
     let cfg = match config::parse(std::env::args_os(), &env) {
         Parsed::Run(cfg) => cfg,
-        Parsed::Exit { code, message } => {
-            if code == 0 {
-                print!("{message}");
-            } else {
-                eprint!("{message}");
-            }
-            return ExitCode::from(u8::try_from(code).unwrap_or(2));
-        }
+        Parsed::Exit { code, message } => return process::exit_with(code, &message),
     };
-    init_tracing(&cfg);
-    // One crypto provider for every TLS client and server in the process (kube, reqwest).
-    if rustls::crypto::ring::default_provider()
-        .install_default()
-        .is_err()
-    {
-        tracing::debug!("a rustls crypto provider was already installed");
-    }
+    process::init(cfg.log_format, &cfg.log_level);
     if matches!(cfg.source, SourceConfig::Simulated(_)) {
         tracing::warn!(
             "--source is simulated: scraping an in-process simulated cluster, not a real one"
         );
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match process::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let app = match App::start(cfg, app::process_env()).await {
@@ -61,27 +29,8 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let token = app.shutdown_token();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("signal received, shutting down");
-            token.cancel();
-        });
+        process::cancel_on_signal(app.shutdown_token());
         app.wait().await;
         ExitCode::SUCCESS
     })
-}
-
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

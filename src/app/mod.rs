@@ -1,6 +1,7 @@
 //! Wiring: a validated [`Config`] → watchers, scraper, processor, sinks, HTTP server, and the
 //! tick loop that drives them. [`App::start`] returns handles so tests run it in-process.
 
+pub mod process;
 pub mod simulated;
 mod tick;
 

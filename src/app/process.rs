@@ -1,0 +1,69 @@
+//! Process plumbing shared by the `heapster` and `eventer` binaries: exit messages, logging and
+//! the TLS provider, the runtime, and SIGTERM/SIGINT.
+
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::LogFormat;
+
+/// Prints a parse outcome's message (stdout for 0, stderr otherwise) and returns its code.
+pub fn exit_with(code: i32, message: &str) -> ExitCode {
+    let nl = if message.ends_with('\n') { "" } else { "\n" };
+    if code == 0 {
+        print!("{message}{nl}");
+    } else {
+        eprint!("{message}{nl}");
+    }
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+/// Logging to stderr, and exactly one rustls crypto provider (ring) for every TLS client and
+/// server in the process (kube, reqwest, the servers).
+pub fn init(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        tracing::debug!("a rustls crypto provider was already installed");
+    }
+}
+
+/// The multi-threaded runtime, or a message saying why it could not start.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: starting the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        tracing::info!("signal received, shutting down");
+        token.cancel();
+    });
+}
