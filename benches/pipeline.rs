@@ -53,10 +53,11 @@ fn samples(body: &[u8], nodes: usize, step: i64) -> Vec<NodeSample> {
                     &mut raw.times.cpu,
                     &mut raw.times.memory,
                     &mut raw.times.network,
-                ] {
-                    if let Some(t) = t {
-                        *t += step * 1_000_000_000;
-                    }
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    *t += step * 1_000_000_000;
                 }
             }
             sample

@@ -167,6 +167,14 @@ async fn insecure_http_mode_sends_no_credentials_and_rates_match_the_counters() 
         cset.get(Metric::MemoryWorkingSet),
         Some(Value::Int(sim::container_working_set_bytes(0, 1, 0) as i64))
     );
+    // Enriched from the pod spec: image, labels, requests.
+    assert_eq!(cset.image.as_deref(), Some("registry.k8s.io/app:1.0"));
+    assert!(
+        cset.labels.as_deref().is_some_and(|l| l.contains("app:")),
+        "{:?}",
+        cset.labels
+    );
+    assert!(cset.get(Metric::CpuRequest).is_some());
     let pod = SetKey::Pod {
         namespace: Arc::from(sim::pod_namespace(1)),
         pod: Arc::from(sim::pod_name(0, 1).as_str()),

@@ -755,6 +755,8 @@ mod round_trip {
     }
 }
 
+use futures::StreamExt as _;
+
 /// Write throughput against a real InfluxDB (run with `--release --ignored --nocapture`).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "measurement, not a check"]
@@ -781,9 +783,49 @@ async fn write_throughput() {
     .await;
     let took = started.elapsed();
     let stats = sink.stats();
+    let sink_rate = total as f64 / took.as_secs_f64();
     eprintln!(
-        "{total} points in {took:?} (encode {encoded:?}): {:.0} points/s, {:.1} sent bytes/point",
-        total as f64 / took.as_secs_f64(),
+        "sink: {total} points in {took:?} (encode {encoded:?}): {sink_rate:.0} points/s, {:.1} sent bytes/point",
         stats.bytes_sent as f64 / total as f64
+    );
+
+    // The same batches, encoded beforehand, sent by a plain client with the same concurrency:
+    // the server's raw ingest rate, so the sink's overhead shows as a ratio.
+    let mut encoder = heapster_rs::sink::influxdb::schema::BatchEncoder::new(
+        heapster_rs::sink::influxdb::schema::SchemaOptions {
+            cluster_name: "default".into(),
+            with_fields: false,
+            disable_counter_metrics: false,
+            batch_size: cfg.batch_size,
+            gzip: true,
+        },
+    );
+    let mut chunks = Vec::new();
+    for b in &batches {
+        encoder.encode(b, &mut chunks);
+    }
+    let client = reqwest::Client::new();
+    let base = server.url();
+    client
+        .post(base.join("query?q=CREATE%20DATABASE%20raw").expect("url"))
+        .send()
+        .await
+        .expect("create raw");
+    let write_url = base.join("write?db=raw&precision=ns").expect("url");
+    let started = std::time::Instant::now();
+    let sends = futures::stream::iter(chunks.into_iter().map(|c| {
+        let req = client
+            .post(write_url.clone())
+            .header("Content-Encoding", "gzip")
+            .body(c.body);
+        async move { req.send().await.expect("raw write").status() }
+    }))
+    .buffer_unordered(cfg.concurrency);
+    let statuses: Vec<_> = futures::StreamExt::collect(sends).await;
+    assert!(statuses.iter().all(|s| s.is_success()), "{statuses:?}");
+    let raw_rate = total as f64 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "raw client: {raw_rate:.0} points/s; sink / raw = {:.2}",
+        sink_rate / raw_rate
     );
 }

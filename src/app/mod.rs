@@ -154,6 +154,8 @@ impl App {
             }
         }
 
+        let eventer = start_events(&cfg, &clients.client, &mut registry)?;
+
         let tick_metrics = tick::TickMetrics::register(&mut registry);
         let registry = Arc::new(registry);
         let listener = tokio::net::TcpListener::bind((cfg.listen_ip, cfg.heapster_port)).await?;
@@ -187,6 +189,9 @@ impl App {
             looper.run(&fanout, stop).await;
             tracing::info!(budget = ?shutdown_budget, "stopping: flushing sinks");
             fanout.shutdown(shutdown_budget).await;
+            if let Some(eventer) = eventer {
+                eventer.stop(shutdown_budget).await;
+            }
             let _ = server.await;
         });
         Ok(App {
@@ -220,6 +225,37 @@ impl App {
         self.shutdown.cancelled().await;
         self.stop().await;
     }
+}
+
+/// `--event_sink`: the eventer in this process (metrics under `heapster_eventer_`).
+fn start_events(
+    cfg: &Config,
+    client: &kube::Client,
+    registry: &mut Registry,
+) -> anyhow::Result<Option<crate::events::Eventer>> {
+    use crate::events::{EventMetrics, EventSink, Eventer, EventerOptions};
+    if cfg.event_sinks.is_empty() {
+        return Ok(None);
+    }
+    let registry = registry.sub_registry_with_prefix("eventer");
+    let metrics = EventMetrics::register(registry);
+    let mut sinks = Vec::new();
+    for (i, sink) in cfg.event_sinks.iter().enumerate() {
+        let built = EventSink::from_config(sink, i, registry)
+            .map_err(|e| anyhow::anyhow!("event sink: {e}"))?;
+        sinks.extend(built);
+    }
+    let opts = EventerOptions {
+        frequency: cfg.metric_resolution.min(Duration::from_secs(30)),
+        ..EventerOptions::default()
+    };
+    Ok(Some(Eventer::start(
+        client.clone(),
+        sinks,
+        opts,
+        metrics,
+        None,
+    )))
 }
 
 /// Spawns a task that ends with the app.

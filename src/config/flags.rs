@@ -24,6 +24,9 @@ pub struct RawFlags {
     /// Where metrics go (repeatable): log, metric, influxdb:URL?options
     #[arg(long, value_name = "KIND:URL?OPTIONS", allow_hyphen_values = true)]
     sink: Vec<String>,
+    /// Also export cluster events to this sink (repeatable): influxdb:URL?options, log
+    #[arg(long, value_name = "KIND:URL?OPTIONS", allow_hyphen_values = true)]
+    event_sink: Vec<String>,
     /// Scrape interval, a Go duration (at least 5s) [default: 60s]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     metric_resolution: Option<String>,
@@ -162,6 +165,14 @@ pub fn validate(
         }
     }
 
+    let mut event_sinks = Vec::new();
+    for value in &raw.event_sink {
+        match super::eventer::event_sink(value, env) {
+            Ok(sink) => event_sinks.push(sink),
+            Err(errors) => errors.into_iter().for_each(|e| p.add("--event_sink", e)),
+        }
+    }
+
     let resolution = p.duration(
         "--metric_resolution",
         raw.metric_resolution.as_deref(),
@@ -280,6 +291,7 @@ pub fn validate(
     Ok(Config {
         source,
         sinks,
+        event_sinks,
         metric_resolution: resolution,
         scrape_timeout,
         max_concurrent_scrapes,

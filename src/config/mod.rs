@@ -6,6 +6,7 @@
 //! and accepts Go's single dash (`-metric_resolution=30s` == `--metric-resolution=30s`).
 
 mod duration;
+mod eventer;
 mod expand;
 mod flags;
 mod sink;
@@ -17,6 +18,7 @@ use std::ffi::OsString;
 use clap::Parser;
 
 pub use duration::{format as format_duration, parse as parse_duration};
+pub use eventer::{EventerConfig, EventerParsed, parse_eventer};
 pub use types::*;
 
 /// What the command line asks for.

@@ -157,6 +157,8 @@ pub enum LogFormat {
 pub struct Config {
     pub source: SourceConfig,
     pub sinks: Vec<SinkConfig>,
+    /// `--event_sink`: also export cluster events (influxdb, log); empty = no events.
+    pub event_sinks: Vec<SinkConfig>,
     pub metric_resolution: Duration,
     /// Per-node scrape timeout (default min(10s, 0.9 × resolution)).
     pub scrape_timeout: Duration,

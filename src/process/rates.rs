@@ -5,7 +5,7 @@
 //! negative. The state is rebuilt from each tick; entries of nodes that failed a scrape are
 //! carried over for a few ticks so one missed scrape costs one rate, not two.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::decode::{RawSet, SampleTimes};
@@ -135,11 +135,9 @@ impl RateState {
                 );
             }
         }
+        let scraped: HashSet<&str> = scraped_nodes.iter().map(|n| &**n).collect();
         for (key, old) in self.prev.drain() {
-            let node_missed = old
-                .node
-                .as_ref()
-                .is_some_and(|n| !scraped_nodes.iter().any(|s| s == n));
+            let node_missed = old.node.as_ref().is_some_and(|n| !scraped.contains(&**n));
             if node_missed && now - old.seen <= max_age {
                 next.entry(key).or_insert(old);
             }
@@ -209,6 +207,43 @@ mod tests {
             None,
             "time went back"
         );
+    }
+
+    fn node_set(node: &Arc<str>, t: Nanos, cpu_ns: i64) -> RawSet {
+        let mut set = MetricSet::new(
+            SetKey::Node {
+                node: Arc::clone(node),
+            },
+            t,
+        );
+        set.node = Some(Arc::clone(node));
+        set.set(Metric::CpuUsage, Value::Int(cpu_ns));
+        RawSet {
+            set,
+            times: SampleTimes {
+                cpu: Some(t),
+                ..SampleTimes::default()
+            },
+            own: 0,
+        }
+    }
+
+    #[test]
+    fn a_missed_scrape_costs_one_rate_not_two() {
+        let n: Arc<str> = Arc::from("n1");
+        let mut state = RateState::default();
+        let mut a = vec![node_set(&n, 0, 0)];
+        state.apply(&mut a, std::slice::from_ref(&n), 0, 100 * S);
+        // Tick 2: the node failed; its previous sample is kept.
+        state.apply(&mut [], &[], 10 * S, 100 * S);
+        assert_eq!(state.len(), 1);
+        // Tick 3: a rate over the 20 s since the last good sample.
+        let mut c = vec![node_set(&n, 20 * S, 10 * S)];
+        state.apply(&mut c, std::slice::from_ref(&n), 20 * S, 100 * S);
+        assert_eq!(c[0].set.get(Metric::CpuUsageRate), Some(Value::Int(500)));
+        // Too old: forgotten.
+        state.apply(&mut [], &[], 200 * S, 100 * S);
+        assert!(state.is_empty());
     }
 
     proptest! {

@@ -1,5 +1,5 @@
 //! The fake apiserver's router: discovery (`/version`, `/api`, `/apis`, `/api/v1`), LIST/WATCH/GET
-//! of nodes, pods and namespaces, an empty events list, and the node proxy to `/stats/summary`.
+//! of nodes, pods, namespaces and events, and the node proxy to `/stats/summary`.
 //! With https and a token every path but the health probes requires the current bearer token.
 
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use serde_json::json;
 use super::formulas as f;
 use super::kubelet;
 use super::objects;
-use super::state::{Kind, Shared, lock};
+use super::state::{Kind, Shared};
 use super::watch::{ListQuery, list_or_watch, status};
 
 type S = State<Arc<Shared>>;
@@ -39,8 +39,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/namespaces/{ns}", get(get_namespace))
         .route("/api/v1/namespaces/{ns}/pods", get(list_namespaced_pods))
         .route("/api/v1/namespaces/{ns}/pods/{name}", get(get_pod))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/namespaces/{ns}/events", get(events))
+        .route("/api/v1/events", get(list_events))
+        .route(
+            "/api/v1/namespaces/{ns}/events",
+            get(list_namespaced_events),
+        )
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), auth))
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
@@ -172,12 +175,16 @@ async fn get_pod(State(shared): S, Path((ns, name)): Path<(String, String)>) -> 
     }
 }
 
-async fn events(State(shared): S) -> Response {
-    let rv = lock(&shared.log).rv();
-    json_ok(&json!({
-        "kind": "EventList", "apiVersion": "v1",
-        "metadata": {"resourceVersion": rv.to_string()}, "items": [],
-    }))
+async fn list_events(State(s): S, Query(q): Query<ListQuery>) -> Response {
+    list_or_watch(s, Kind::Event, None, q).await
+}
+
+async fn list_namespaced_events(
+    State(s): S,
+    Path(ns): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    list_or_watch(s, Kind::Event, Some(ns), q).await
 }
 
 #[cfg(test)]

@@ -93,6 +93,8 @@ pub(crate) fn select(
                 }
             }
         }
+        // Events are listed by `super::events`, not by key.
+        Kind::Event => {}
     }
     (keys, more)
 }
@@ -147,6 +149,7 @@ pub(crate) fn render_list(
                 .collect();
             list_body(items, rv, continue_)
         }
+        Kind::Event => list_body::<k8s_openapi::api::core::v1::Event>(Vec::new(), rv, continue_),
     }
 }
 
@@ -162,6 +165,7 @@ pub(crate) fn render_added(
             Kind::Namespace => Some(watch_line("ADDED", &objects::namespace(a, cfg.start))),
             Kind::Node => node_at(nodes, a).map(|n| watch_line("ADDED", &objects::node(cfg, n))),
             Kind::Pod => node_at(nodes, a).map(|n| watch_line("ADDED", &objects::pod(cfg, n, b))),
+            Kind::Event => None,
         })
         .collect()
 }

@@ -5,7 +5,9 @@
 //! of its own address `127.B.(i/250).(i%250+1)` (B random in 2..=250, see [`node_ip`]). The
 //! kubelets serve `GET /stats/summary` shaped like the 1.34/1.35 captures in
 //! `shared/fixtures/kubelet/`; the apiserver serves discovery, LIST + WATCH of nodes, pods and
-//! namespaces as `kube` watchers use them, and the node proxy to `/stats/summary`.
+//! namespaces as `kube` watchers use them, and the node proxy to `/stats/summary`; core v1 Events
+//! ([`SimCluster::emit_event`], [`SimCluster::bump_event`]) with LIST + WATCH, and
+//! [`SimCluster::expire_watches`] to force a 410 Gone.
 //!
 //! # Values (all deterministic; see [`formulas`])
 //!
@@ -49,6 +51,7 @@
 mod apiserver;
 mod changes;
 mod cluster;
+mod events;
 pub mod formulas;
 mod kubeconfig;
 mod kubelet;
@@ -63,6 +66,7 @@ mod tls;
 mod watch;
 
 pub use cluster::SimCluster;
+pub use events::SimEvent;
 pub use formulas::*;
 
 use std::fmt;

@@ -1,7 +1,7 @@
 //! The simulator's mutable state shared by the apiserver, the kubelets and [`super::SimCluster`]:
 //! the node table, the current token, and the bounded event log behind watches.
 //!
-//! Lock order: `nodes` before `log`. Every change takes `nodes` for writing, then `log`, assigns
+//! Lock order: `nodes`, then `events`, then `log`. Every change takes `nodes` for writing, then `log`, assigns
 //! the next resource version, appends the event and broadcasts it while still holding `log`, so
 //! a watcher that subscribes under `log` neither misses nor repeats an event.
 
@@ -114,6 +114,8 @@ pub(crate) enum Kind {
     Node,
     Pod,
     Namespace,
+    /// Core `v1` Events (stored in [`super::events::EventStore`]).
+    Event,
 }
 
 /// One change, as watchers receive it.
@@ -189,6 +191,14 @@ impl EventLog {
         let _ = self.sender.send(event);
     }
 
+    /// Makes every resource version handed out so far too old: skips one resource version and
+    /// moves the horizon to it (a fresh list at the new version can still be watched from).
+    pub fn expire(&mut self) {
+        self.rv += 1;
+        self.horizon = self.rv;
+        self.events.clear();
+    }
+
     /// Events after `rv` and a receiver for later ones; `None` when `rv` is too old.
     pub fn since(&self, rv: u64) -> Option<Resume> {
         if rv < self.horizon {
@@ -206,6 +216,10 @@ pub(crate) struct Shared {
     pub token: RwLock<Option<String>>,
     pub nodes: RwLock<Vec<NodeState>>,
     pub log: Mutex<EventLog>,
+    /// Core v1 Events (lock after `nodes`, before `log`).
+    pub events: Mutex<super::events::EventStore>,
+    /// Bumped by [`super::SimCluster::expire_watches`]: open watches end with 410.
+    pub expire: tokio::sync::watch::Sender<u64>,
     /// Cancelled on shutdown.
     pub cancel: CancellationToken,
 }
@@ -222,6 +236,8 @@ impl Shared {
             token: RwLock::new(token),
             nodes: RwLock::new(nodes),
             log: Mutex::new(EventLog::new(1)),
+            events: Mutex::new(super::events::EventStore::default()),
+            expire: tokio::sync::watch::Sender::new(0),
             cancel,
         }
     }

@@ -1,7 +1,8 @@
 //! LIST and WATCH endpoints as `kube` watchers use them: `?watch=true&resourceVersion=RV
 //! &timeoutSeconds=T&allowWatchBookmarks=true` streams newline-delimited events after RV (410
 //! Expired as a watch `ERROR` when RV is older than the event log); `resourceVersion` absent or
-//! `0`, or `sendInitialEvents=true`, first sends `ADDED` for every current object.
+//! `0`, or `sendInitialEvents=true`, first sends `ADDED` for every current object. Events are
+//! listed from [`super::events`] (no pagination: the whole list in one page).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -18,6 +19,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::events;
 use super::formulas as f;
 use super::list;
 use super::objects;
@@ -53,6 +55,7 @@ fn api_kind(kind: Kind) -> &'static str {
         Kind::Node => "Node",
         Kind::Pod => "Pod",
         Kind::Namespace => "Namespace",
+        Kind::Event => "Event",
     }
 }
 
@@ -106,6 +109,12 @@ fn list_or_watch_now(
     if truthy(&q.watch) {
         return watch(shared, kind, filter, q);
     }
+    if kind == Kind::Event {
+        let store = lock(&shared.events);
+        let rv = lock(&shared.log).rv();
+        let body = events::render_list(&store, &filter, rv);
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    }
     let nodes = read(&shared.nodes);
     let rv = lock(&shared.log).rv();
     let after = q.continue_.as_deref().and_then(list::parse_continue);
@@ -115,6 +124,18 @@ fn list_or_watch_now(
         .flatten();
     let body = list::render_list(&shared.cfg, &nodes, kind, &keys, rv, cont);
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The `ERROR` 410 line that ends a watch whose resource version expired.
+fn gone_line(requested: u64) -> Bytes {
+    watch_line(
+        "ERROR",
+        &serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("too old resource version: {requested}"),
+            "reason": "Expired", "code": 410,
+        }),
+    )
 }
 
 fn expired(requested: u64, current: u64) -> Response {
@@ -156,6 +177,10 @@ struct WatchState {
     rx: broadcast::Receiver<Arc<Event>>,
     last_rv: u64,
     deadline: Instant,
+    /// Fires on [`super::SimCluster::expire_watches`]: the watch ends with a 410.
+    expire: tokio::sync::watch::Receiver<u64>,
+    /// The 410 line was queued: end once the queue is sent.
+    ending: bool,
     bookmarks: bool,
     next_bookmark: Instant,
     cancel: CancellationToken,
@@ -171,6 +196,7 @@ fn watch(shared: &Arc<Shared>, kind: Kind, filter: Filter, q: &ListQuery) -> Res
     let mut queue = VecDeque::new();
     let (rx, last_rv) = {
         let nodes = read(&shared.nodes);
+        let store = lock(&shared.events);
         let log = lock(&shared.log);
         let current = log.rv();
         let from = if initial {
@@ -181,12 +207,14 @@ fn watch(shared: &Arc<Shared>, kind: Kind, filter: Filter, q: &ListQuery) -> Res
         let Some((backlog, rx)) = log.since(from) else {
             return expired(from, current);
         };
-        if initial {
+        if initial && kind == Kind::Event {
+            queue.extend(events::render_added(&store, &filter));
+        } else if initial {
             let (keys, _) = list::select(&shared.cfg, &nodes, kind, &filter, None, None);
             queue.extend(list::render_added(&shared.cfg, &nodes, kind, &keys));
-            if explicit_initial {
-                queue.push_back(bookmark(kind, current, true));
-            }
+        }
+        if initial && explicit_initial {
+            queue.push_back(bookmark(kind, current, true));
         }
         let last = backlog.last().map_or(from, |e| e.rv);
         queue.extend(
@@ -209,6 +237,8 @@ fn watch(shared: &Arc<Shared>, kind: Kind, filter: Filter, q: &ListQuery) -> Res
         rx,
         last_rv,
         deadline: now + timeout,
+        expire: shared.expire.subscribe(),
+        ending: false,
         bookmarks: truthy(&q.allow_watch_bookmarks),
         next_bookmark: now + BOOKMARK_EVERY,
         cancel: shared.cancel.clone(),
@@ -222,7 +252,14 @@ async fn next_line(mut w: WatchState) -> Option<(Result<Bytes, Infallible>, Watc
         if let Some(line) = w.queue.pop_front() {
             return Some((Ok(line), w));
         }
+        if w.ending {
+            return None;
+        }
         tokio::select! {
+            Ok(()) = w.expire.changed() => {
+                w.ending = true;
+                w.queue.push_back(gone_line(w.last_rv));
+            }
             () = w.cancel.cancelled() => return None,
             () = tokio::time::sleep_until(w.deadline) => return None,
             () = tokio::time::sleep_until(w.next_bookmark), if w.bookmarks => {

@@ -203,8 +203,9 @@ pub async fn watch_pods(
     synced: signal::Sender<Synced>,
 ) {
     let api: Api<Pod> = Api::all(client);
-    let cfg = watcher::Config::default()
-        .fields("spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed");
+    // Finished pods are dropped client-side (see `pod_info`), so no `status.phase` selector:
+    // not every apiserver (or proxy) supports it.
+    let cfg = watcher::Config::default().fields("spec.nodeName!=");
     let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
     let mut fresh = ClusterState::default();
     while let Some(ev) = stream.next().await {

@@ -92,6 +92,37 @@ impl InfluxSink {
         }
     }
 
+    /// Queues pre-encoded line protocol (whole `\n`-terminated lines, `lines` of them, at most
+    /// `batch_size`) for the same delivery as metrics: gzip, batching into one write request,
+    /// retries, the bounded outage buffer. The eventer writes its points this way. Returns how
+    /// many buffered points were dropped (oldest first) to make room.
+    pub fn export_lines(
+        &mut self,
+        body: &[u8],
+        lines: usize,
+        timestamp: crate::model::Nanos,
+    ) -> usize {
+        if lines == 0 {
+            return 0;
+        }
+        self.start();
+        let chunk = schema::chunk_from_lines(body, lines, timestamp, self.encoder.gzip());
+        let dropped = {
+            let mut buf = self.shared.buffer();
+            let d = buf.push(chunk);
+            self.shared.publish(&buf);
+            d
+        };
+        if dropped > 0 {
+            self.shared
+                .metrics
+                .dropped(metrics::reason::BUFFER_FULL, dropped);
+            tracing::warn!(dropped, "InfluxDB buffer full: dropped the oldest points");
+        }
+        self.shared.wake.notify_one();
+        dropped
+    }
+
     /// A snapshot of the sink's counters.
     pub fn stats(&self) -> Stats {
         self.shared.metrics.stats()

@@ -82,6 +82,11 @@ impl BatchEncoder {
         }
     }
 
+    /// Whether chunk bodies are gzipped.
+    pub fn gzip(&self) -> bool {
+        self.opts.gzip
+    }
+
     /// Encodes one batch, appending chunks of at most `batch_size` lines to `out`.
     pub fn encode(&mut self, batch: &Batch, out: &mut Vec<Chunk>) -> EncodeStats {
         let mut stats = EncodeStats::default();
@@ -131,6 +136,12 @@ impl BatchEncoder {
             encode::write_tag(tail, "schedulable", if s { "true" } else { "false" });
         }
         encode::write_tag(tail, "type", t.as_str());
+        // `--store_label` tags come last; names that would clash with Heapster's tags are skipped.
+        for (k, v) in set.extra_tags.iter().flat_map(|t| t.iter()) {
+            if !RESERVED_TAGS.contains(&&**k) {
+                encode::write_tag(tail, k, v);
+            }
+        }
     }
 
     fn start_line(&mut self, measurement: &str, resource_id: Option<&str>) -> usize {
@@ -289,6 +300,39 @@ impl BatchEncoder {
         self.buf.clear();
         self.lines = 0;
         self.points = 0;
+    }
+}
+
+/// Tags Heapster writes itself (and those it never writes).
+const RESERVED_TAGS: [&str; 14] = [
+    "cluster_name",
+    "container_base_image",
+    "container_name",
+    "labels",
+    "namespace_name",
+    "nodename",
+    "pod_name",
+    "resource_id",
+    "schedulable",
+    "type",
+    "hostname",
+    "host_id",
+    "pod_id",
+    "namespace_id",
+];
+
+/// A chunk of already-encoded lines (gzipped when asked and when compression works).
+pub fn chunk_from_lines(body: &[u8], lines: usize, timestamp: Nanos, gzip_body: bool) -> Chunk {
+    let (body, gzipped) = match gzip_body.then(|| gzip(body)).flatten() {
+        Some(z) => (Bytes::from(z), true),
+        None => (Bytes::copy_from_slice(body), false),
+    };
+    Chunk {
+        body,
+        gzipped,
+        lines,
+        points: lines,
+        timestamp,
     }
 }
 
