@@ -14,6 +14,8 @@ pub struct Resources {
     /// Average CPU use over the measured window, millicores.
     pub mcpu: f64,
     pub mcpu_per_node: f64,
+    /// CPU over the wall-clock window (differs from `mcpu` when ticks overrun the resolution).
+    pub mcpu_wall: f64,
     /// VmHWM at the end (includes start-up).
     pub peak_rss_kib: u64,
     pub peak_rss_kib_per_node: f64,
@@ -30,6 +32,8 @@ pub struct Summary {
     pub sink: String,
     pub https: bool,
     pub measured_ticks: usize,
+    /// Wall-clock seconds of the measured window (cycles × resolution unless ticks overran).
+    pub window_s: f64,
     pub tick_ms_p50: u64,
     pub tick_ms_p99: u64,
     pub tick_ms_max: u64,
@@ -86,6 +90,10 @@ impl Resources {
             self.cpu_seconds_per_cycle = (b.cpu_seconds - a.cpu_seconds) / cycles;
             self.mcpu = self.cpu_seconds_per_cycle / res_s * 1000.0;
             self.mcpu_per_node = self.mcpu / nodes as f64;
+            let window = m.window_s();
+            if window > 0.0 {
+                self.mcpu_wall = (b.cpu_seconds - a.cpu_seconds) / window * 1000.0;
+            }
             self.peak_rss_kib = b.hwm_kib;
             self.peak_rss_kib_per_node = b.hwm_kib as f64 / nodes as f64;
             self.end_rss_kib = b.rss_kib;
@@ -95,6 +103,14 @@ impl Resources {
 }
 
 impl Measured {
+    /// Wall-clock seconds of the measured window (end of warm-up to the last tick).
+    fn window_s(&self) -> f64 {
+        match (self.ticks.get(self.warmup_index()), self.ticks.last()) {
+            (Some(a), Some(b)) => b.at.duration_since(a.at).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+
     /// Index of the tick the measured window starts at (the last warm-up tick).
     fn warmup_index(&self) -> usize {
         (self.warmup as usize)
@@ -143,6 +159,7 @@ pub fn summarize(s: &Scenario, m: &Measured) -> Summary {
         },
         https: s.https,
         measured_ticks: measured.len(),
+        window_s: m.window_s(),
         tick_ms_p50: percentile(&durations, 0.5),
         tick_ms_p99: percentile(&durations, 0.99),
         tick_ms_max: durations.last().copied().unwrap_or(0),
@@ -221,23 +238,24 @@ pub fn table(runs: &[Summary]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| nodes | pods | res | sink | ticks | tick p50/p99/max ms | over res | scrape p50/p99 ms | \
-         failed | points/cycle | CPU s/cycle | mCPU | mCPU/node | peak RSS MiB | KiB/node | \
+        "| nodes | pods | res | sink | ticks (window s) | tick p50/p99/max ms | over res | scrape p50/p99 ms | \
+         failed | points/cycle | CPU s/cycle | mCPU | mCPU/node | mCPU (wall) | peak RSS MiB | KiB/node | \
          steady RSS MiB (min–max) | sim mCPU | load (start → end) |"
     );
-    let _ = writeln!(out, "|{}", "---|".repeat(18));
+    let _ = writeln!(out, "|{}", "---|".repeat(19));
     for r in runs {
         let c = &r.collector;
         let _ = writeln!(
             out,
-            "| {} | {} | {}s | {} | {}{} | {}/{}/{} | {} | {}/{} | {} | {:.0} | {:.3} | {:.1} | \
-             {:.4} | {} | {:.1} | {}–{} | {:.0} | {} → {} |",
+            "| {} | {} | {}s | {} | {}{} ({:.0}) | {}/{}/{} | {} | {}/{} | {} | {:.0} | {:.3} | {:.1} | \
+             {:.4} | {:.1} | {} | {:.1} | {}–{} | {:.0} | {} → {} |",
             r.nodes,
             r.pods,
             r.resolution_s,
             r.sink,
             r.measured_ticks,
             if r.incomplete.is_some() { "!" } else { "" },
+            r.window_s,
             r.tick_ms_p50,
             r.tick_ms_p99,
             r.tick_ms_max,
@@ -249,6 +267,7 @@ pub fn table(runs: &[Summary]) -> String {
             c.cpu_seconds_per_cycle,
             c.mcpu,
             c.mcpu_per_node,
+            c.mcpu_wall,
             mib(c.peak_rss_kib),
             c.peak_rss_kib_per_node,
             mib(r.rss_steady_min_kib),
