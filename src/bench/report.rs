@@ -11,7 +11,7 @@ use super::run::{Measured, Scenario};
 pub struct Resources {
     pub name: String,
     pub cpu_seconds_per_cycle: f64,
-    /// Average CPU use over the measured window, millicores.
+    /// CPU seconds per cycle / resolution, in millicores (the cost if every tick ran on time).
     pub mcpu: f64,
     pub mcpu_per_node: f64,
     /// CPU over the wall-clock window (differs from `mcpu` when ticks overrun the resolution).
