@@ -1,5 +1,6 @@
 //! `heapster-sim`: runs a simulated cluster (fake apiserver + kubelets on loopback) until SIGINT
-//! or SIGTERM, for benchmarks and demos. Prints the apiserver URL on stdout.
+//! or SIGTERM, for benchmarks and demos. Prints the apiserver URL on stdout, then a line
+//! `kubelet_port=PORT` (every kubelet listens on that port of its own loopback address).
 
 use std::path::PathBuf;
 
@@ -102,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
         cluster.write_service_account_dir(dir)?;
     }
     println!("{}", cluster.api_url());
+    println!("kubelet_port={}", cluster.kubelet_port());
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -1,0 +1,77 @@
+//! A private InfluxDB 1.x (`influxd`) on loopback with its own config and data directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::BenchError;
+use super::child::{Guarded, free_port, http_get};
+
+pub struct Influxd {
+    pub process: Guarded,
+    pub port: u16,
+}
+
+impl Influxd {
+    /// Starts `influxd` with data under `dir`; waits for `/ping`.
+    pub fn start(dir: &Path) -> Result<Influxd, BenchError> {
+        let port = free_port()?;
+        let data: PathBuf = dir.join("influxdb");
+        std::fs::create_dir_all(&data).map_err(BenchError::Io)?;
+        let d = data.display();
+        let config = format!(
+            r#"reporting-enabled = false
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{d}/meta"
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+  # Heapster's schema makes about one series per point of a tick: ~2.7 M series at
+  # 1,000 nodes x 30 pods, past the default limit of 1 M.
+  max-series-per-database = 0
+  max-values-per-tag = 0
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{port}"
+  log-enabled = false
+[logging]
+  level = "warn"
+  suppress-logo = true
+[continuous_queries]
+  enabled = false
+"#,
+            rpc = free_port()?
+        );
+        let config_path = data.join("influxdb.conf");
+        std::fs::write(&config_path, config).map_err(BenchError::Io)?;
+        let log = std::fs::File::create(data.join("influxd.log")).map_err(BenchError::Io)?;
+        let log2 = log.try_clone().map_err(BenchError::Io)?;
+        let mut process = Guarded::spawn(
+            "influxd",
+            Command::new("influxd")
+                .arg("run")
+                .arg("-config")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log2),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some((204, _)) = http_get(port, "/ping", Duration::from_millis(500)) {
+                return Ok(Influxd { process, port });
+            }
+            if !process.running() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(BenchError::NotReady {
+            what: "influxd".into(),
+            detail: format!("no /ping answer on port {port}; log in {}", data.display()),
+        })
+    }
+}

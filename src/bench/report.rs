@@ -1,0 +1,363 @@
+//! Turns raw measurements into the numbers of issue 7 and prints them as a Markdown table or
+//! JSON.
+
+use std::fmt::Write as _;
+
+use super::prom::{bucket_delta, quantile};
+use super::run::{Measured, Scenario};
+
+/// CPU and memory of one process over the measured cycles.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Resources {
+    pub name: String,
+    pub cpu_seconds_per_cycle: f64,
+    /// CPU seconds per cycle / resolution, in millicores (the cost if every tick ran on time).
+    pub mcpu: f64,
+    pub mcpu_per_node: f64,
+    /// CPU over the wall-clock window (differs from `mcpu` when ticks overrun the resolution).
+    pub mcpu_wall: f64,
+    /// VmHWM at the end (includes start-up).
+    pub peak_rss_kib: u64,
+    pub peak_rss_kib_per_node: f64,
+    pub end_rss_kib: u64,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    pub nodes: usize,
+    pub pods: usize,
+    pub containers: usize,
+    pub resolution_s: f64,
+    pub sink: String,
+    pub https: bool,
+    pub measured_ticks: usize,
+    /// Wall-clock seconds of the measured window (cycles × resolution unless ticks overran).
+    pub window_s: f64,
+    pub tick_ms_p50: u64,
+    pub tick_ms_p99: u64,
+    pub tick_ms_max: u64,
+    /// Ticks that took longer than the resolution.
+    pub ticks_over_resolution: usize,
+    pub scrape_ms_p50: Option<f64>,
+    pub scrape_ms_p99: Option<f64>,
+    pub nodes_scraped_min: u64,
+    pub nodes_failed_max: u64,
+    pub kubelet_requests: Vec<(String, f64)>,
+    pub points_per_cycle: f64,
+    pub influxdb_points_written_per_cycle: f64,
+    pub influxdb_dropped_points: f64,
+    pub collector: Resources,
+    /// Steady-state resident set after the warm-up: lowest, highest, last sampled (KiB).
+    pub rss_steady_min_kib: u64,
+    pub rss_steady_max_kib: u64,
+    pub simulator: Resources,
+    pub peers: Vec<Resources>,
+    pub load_start: String,
+    pub load_end: String,
+    pub sim_start_s: f64,
+    pub wall_s: f64,
+    pub incomplete: Option<String>,
+}
+
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn resources(name: &str, m: &Measured, index: usize, res_s: f64, nodes: usize) -> Resources {
+    Resources {
+        name: name.to_string(),
+        ..Resources::default()
+    }
+    .with_window(m, index, res_s, nodes)
+}
+
+impl Resources {
+    fn with_window(mut self, m: &Measured, index: usize, res_s: f64, nodes: usize) -> Resources {
+        let usage = |i: usize| {
+            m.ticks
+                .get(i)
+                .and_then(|t| t.usage.get(index).copied().flatten())
+        };
+        let warm = m.warmup_index();
+        let last = m.ticks.len() - 1;
+        if let (Some(a), Some(b)) = (usage(warm), usage(last)) {
+            let cycles = (last - warm).max(1) as f64;
+            self.cpu_seconds_per_cycle = (b.cpu_seconds - a.cpu_seconds) / cycles;
+            self.mcpu = self.cpu_seconds_per_cycle / res_s * 1000.0;
+            self.mcpu_per_node = self.mcpu / nodes as f64;
+            let window = m.window_s();
+            if window > 0.0 {
+                self.mcpu_wall = (b.cpu_seconds - a.cpu_seconds) / window * 1000.0;
+            }
+            self.peak_rss_kib = b.hwm_kib;
+            self.peak_rss_kib_per_node = b.hwm_kib as f64 / nodes as f64;
+            self.end_rss_kib = b.rss_kib;
+        }
+        self
+    }
+}
+
+impl Measured {
+    /// Wall-clock seconds of the measured window (end of warm-up to the last tick).
+    fn window_s(&self) -> f64 {
+        match (self.ticks.get(self.warmup_index()), self.ticks.last()) {
+            (Some(a), Some(b)) => b.at.duration_since(a.at).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+
+    /// Index of the tick the measured window starts at (the last warm-up tick).
+    fn warmup_index(&self) -> usize {
+        (self.warmup as usize)
+            .saturating_sub(1)
+            .min(self.ticks.len().saturating_sub(1))
+    }
+}
+
+/// Computes the summary of one run.
+pub fn summarize(s: &Scenario, m: &Measured) -> Summary {
+    let res_s = s.resolution.as_secs_f64();
+    let warm = m.warmup_index();
+    let measured: Vec<_> = m.ticks.iter().skip(warm + 1).map(|t| t.line).collect();
+    let mut durations: Vec<u64> = measured.iter().map(|t| t.duration_ms).collect();
+    durations.sort_unstable();
+    let name = "heapster_kubelet_request_duration_seconds";
+    let scrape = bucket_delta(
+        &m.metrics_before.buckets(name),
+        &m.metrics_after.buckets(name),
+    );
+    let requests_before = m.metrics_before.labelled("heapster_kubelet_requests_total");
+    let kubelet_requests = m
+        .metrics_after
+        .labelled("heapster_kubelet_requests_total")
+        .into_iter()
+        .map(|(label, v)| {
+            let old = requests_before
+                .iter()
+                .find(|(l, _)| *l == label)
+                .map_or(0.0, |(_, o)| *o);
+            (label, v - old)
+        })
+        .collect();
+    let delta = |n: &str| m.metrics_after.sum(n) - m.metrics_before.sum(n);
+    let cycles = measured.len().max(1) as f64;
+    let steady = &m.rss_timeline;
+    Summary {
+        nodes: s.nodes,
+        pods: s.nodes * s.pods_per_node,
+        containers: s.nodes * s.pods_per_node * s.containers_per_pod,
+        resolution_s: res_s,
+        sink: if s.influxdb_url.is_some() {
+            "influxdb".into()
+        } else {
+            "none".into()
+        },
+        https: s.https,
+        measured_ticks: measured.len(),
+        window_s: m.window_s(),
+        tick_ms_p50: percentile(&durations, 0.5),
+        tick_ms_p99: percentile(&durations, 0.99),
+        tick_ms_max: durations.last().copied().unwrap_or(0),
+        ticks_over_resolution: durations
+            .iter()
+            .filter(|&&d| d as f64 > res_s * 1000.0)
+            .count(),
+        scrape_ms_p50: quantile(&scrape, 0.5).map(|v| v * 1000.0),
+        scrape_ms_p99: quantile(&scrape, 0.99).map(|v| v * 1000.0),
+        nodes_scraped_min: measured.iter().map(|t| t.nodes).min().unwrap_or(0),
+        nodes_failed_max: measured.iter().map(|t| t.failed).max().unwrap_or(0),
+        kubelet_requests,
+        points_per_cycle: measured.iter().map(|t| t.points as f64).sum::<f64>() / cycles,
+        influxdb_points_written_per_cycle: delta("heapster_influxdb_points_written_total") / cycles,
+        influxdb_dropped_points: m
+            .metrics_after
+            .sum("heapster_influxdb_dropped_points_total"),
+        collector: resources("heapster-rs", m, 0, res_s, s.nodes),
+        rss_steady_min_kib: steady.iter().copied().min().unwrap_or(0),
+        rss_steady_max_kib: steady.iter().copied().max().unwrap_or(0),
+        simulator: resources("heapster-sim", m, 1, res_s, s.nodes),
+        peers: m
+            .peer_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| resources(n, m, 2 + i, res_s, s.nodes))
+            .collect(),
+        load_start: m.load_start.clone(),
+        load_end: m.load_end.clone(),
+        sim_start_s: m.sim_start.as_secs_f64(),
+        wall_s: m.wall.as_secs_f64(),
+        incomplete: m.incomplete.clone(),
+    }
+}
+
+/// Marginal cost per node between two runs of different sizes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Marginal {
+    pub from_nodes: usize,
+    pub to_nodes: usize,
+    pub mcpu_per_node: f64,
+    pub peak_rss_kib_per_node: f64,
+    pub steady_rss_kib_per_node: f64,
+}
+
+pub fn marginals(runs: &[Summary]) -> Vec<Marginal> {
+    runs.windows(2)
+        .filter(|w| w[1].nodes != w[0].nodes && w[1].sink == w[0].sink)
+        .map(|w| {
+            let dn = w[1].nodes as f64 - w[0].nodes as f64;
+            Marginal {
+                from_nodes: w[0].nodes,
+                to_nodes: w[1].nodes,
+                mcpu_per_node: (w[1].collector.mcpu - w[0].collector.mcpu) / dn,
+                peak_rss_kib_per_node: (w[1].collector.peak_rss_kib as f64
+                    - w[0].collector.peak_rss_kib as f64)
+                    / dn,
+                steady_rss_kib_per_node: (w[1].rss_steady_max_kib as f64
+                    - w[0].rss_steady_max_kib as f64)
+                    / dn,
+            }
+        })
+        .collect()
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1}"))
+}
+
+/// The results as Markdown tables.
+pub fn table(runs: &[Summary]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| nodes | pods | res | sink | ticks (window s) | tick p50/p99/max ms | over res | scrape p50/p99 ms | \
+         failed | points/cycle | CPU s/cycle | mCPU | mCPU/node | mCPU (wall) | peak RSS MiB | KiB/node | \
+         steady RSS MiB (min–max) | sim mCPU | load (start → end) |"
+    );
+    let _ = writeln!(out, "|{}", "---|".repeat(19));
+    for r in runs {
+        let c = &r.collector;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {}s | {} | {}{} ({:.0}) | {}/{}/{} | {} | {}/{} | {} | {:.0} | {:.3} | {:.1} | \
+             {:.4} | {:.1} | {} | {:.1} | {}–{} | {:.0} | {} → {} |",
+            r.nodes,
+            r.pods,
+            r.resolution_s,
+            r.sink,
+            r.measured_ticks,
+            if r.incomplete.is_some() { "!" } else { "" },
+            r.window_s,
+            r.tick_ms_p50,
+            r.tick_ms_p99,
+            r.tick_ms_max,
+            r.ticks_over_resolution,
+            opt_ms(r.scrape_ms_p50),
+            opt_ms(r.scrape_ms_p99),
+            r.nodes_failed_max,
+            r.points_per_cycle,
+            c.cpu_seconds_per_cycle,
+            c.mcpu,
+            c.mcpu_per_node,
+            c.mcpu_wall,
+            mib(c.peak_rss_kib),
+            c.peak_rss_kib_per_node,
+            mib(r.rss_steady_min_kib),
+            mib(r.rss_steady_max_kib),
+            r.simulator.mcpu,
+            load1(&r.load_start),
+            load1(&r.load_end),
+        );
+    }
+    let m = marginals(runs);
+    if !m.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| marginal | mCPU/node | peak RSS KiB/node | steady RSS KiB/node |\n|---|---|---|---|"
+        );
+        for m in m {
+            let _ = writeln!(
+                out,
+                "| {} → {} nodes | {:.4} | {:.1} | {:.1} |",
+                m.from_nodes,
+                m.to_nodes,
+                m.mcpu_per_node,
+                m.peak_rss_kib_per_node,
+                m.steady_rss_kib_per_node
+            );
+        }
+    }
+    let peers: Vec<_> = runs.iter().filter(|r| !r.peers.is_empty()).collect();
+    if !peers.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| nodes | collector | mCPU | mCPU/node | peak RSS MiB | end RSS MiB |\n|---|---|---|---|---|---|"
+        );
+        for r in peers {
+            for p in std::iter::once(&r.collector).chain(&r.peers) {
+                let _ = writeln!(
+                    out,
+                    "| {} | `{}` | {:.1} | {:.4} | {} | {} |",
+                    r.nodes,
+                    p.name,
+                    p.mcpu,
+                    p.mcpu_per_node,
+                    mib(p.peak_rss_kib),
+                    mib(p.end_rss_kib)
+                );
+            }
+        }
+    }
+    for r in runs.iter().filter(|r| r.incomplete.is_some()) {
+        let _ = writeln!(
+            out,
+            "\n! {} nodes: incomplete: {}",
+            r.nodes,
+            r.incomplete.as_deref().unwrap_or("")
+        );
+    }
+    out
+}
+
+fn load1(loadavg: &str) -> &str {
+    loadavg.split_whitespace().next().unwrap_or("?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v = [10, 20, 30, 40];
+        assert_eq!(percentile(&v, 0.5), 20);
+        assert_eq!(percentile(&v, 0.99), 40);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+
+    #[test]
+    fn marginal_between_sizes() {
+        let run = |nodes, mcpu, kib| Summary {
+            nodes,
+            sink: "none".into(),
+            collector: Resources {
+                mcpu,
+                peak_rss_kib: kib,
+                ..Resources::default()
+            },
+            ..Summary::default()
+        };
+        let m = marginals(&[run(100, 10.0, 20_000), run(1100, 30.0, 120_000)]);
+        assert_eq!(m.len(), 1);
+        assert!((m[0].mcpu_per_node - 0.02).abs() < 1e-12);
+        assert!((m[0].peak_rss_kib_per_node - 100.0).abs() < 1e-9);
+    }
+}

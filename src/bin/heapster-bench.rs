@@ -1,0 +1,147 @@
+//! `heapster-bench`: end-to-end benchmark of the collector against a simulated cluster
+//! (issue 7). For each cluster size it starts `heapster-sim`, the collector (and optional peer
+//! collectors), waits for the warm-up and measured ticks, and prints tick and scrape times,
+//! CPU per cycle and per node, and peak memory, plus the marginal cost per node between sizes.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use heapster_rs::bench::influxd::Influxd;
+use heapster_rs::bench::report::{self, Summary};
+use heapster_rs::bench::run::{self, Paths, Scenario};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "heapster-bench",
+    about = "End-to-end benchmark of the collector against a simulated cluster"
+)]
+struct Args {
+    /// Cluster sizes to run, in order (e.g. 100,1000,5000).
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    nodes: Vec<usize>,
+    /// Pods per node.
+    #[arg(long, default_value_t = 30)]
+    pods_per_node: usize,
+    /// Containers per pod.
+    #[arg(long, default_value_t = 2)]
+    containers_per_pod: usize,
+    /// Collector resolution in seconds (`--metric_resolution`).
+    #[arg(long, default_value_t = 15)]
+    resolution: u64,
+    /// Ticks measured after the warm-up.
+    #[arg(long, default_value_t = 6)]
+    cycles: u32,
+    /// Ticks excluded at the start (the first tick runs at start-up, before rates exist).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    warmup: u32,
+    /// In-memory history (`--metric_history`).
+    #[arg(long, default_value = "15m")]
+    metric_history: String,
+    /// Start a private InfluxDB (`influxd`) and write to it.
+    #[arg(long, conflicts_with = "influxdb_url")]
+    influxdb: bool,
+    /// Write to this InfluxDB sink URL (as in `--sink=influxdb:URL`).
+    #[arg(long)]
+    influxdb_url: Option<String>,
+    /// Serve the simulated apiserver and kubelets over TLS with a bearer token.
+    #[arg(long)]
+    https: bool,
+    /// The simulator binary [default: heapster-sim next to this binary].
+    #[arg(long)]
+    sim: Option<PathBuf>,
+    /// The collector binary [default: heapster next to this binary].
+    #[arg(long)]
+    collector: Option<PathBuf>,
+    /// Another collector flag (repeatable), e.g. --collector-arg=--max_concurrent_scrapes=512.
+    #[arg(long = "collector-arg", allow_hyphen_values = true)]
+    collector_args: Vec<String>,
+    /// A peer collector command line run against the same simulator (repeatable);
+    /// `{api}`, `{kubelet_port}` and `{kubeconfig}` are substituted.
+    #[arg(long = "peer-cmd")]
+    peers: Vec<String>,
+    /// Seconds allowed for the simulator to come up.
+    #[arg(long, default_value_t = 600)]
+    startup_timeout: u64,
+    /// Directory for logs (kept) [default: a new directory under the temp dir].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Print JSON instead of Markdown tables.
+    #[arg(long)]
+    json: bool,
+}
+
+fn next_to_self(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    Ok(exe.with_file_name(name))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let work_dir = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("heapster-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {work_dir:?}"))?;
+    let paths = Paths {
+        sim: match &args.sim {
+            Some(p) => p.clone(),
+            None => next_to_self("heapster-sim")?,
+        },
+        collector: match &args.collector {
+            Some(p) => p.clone(),
+            None => next_to_self("heapster")?,
+        },
+        work_dir: work_dir.clone(),
+    };
+    eprintln!("bench: logs in {}", work_dir.display());
+    let influxd = if args.influxdb {
+        Some(Influxd::start(&work_dir).context("starting influxd")?)
+    } else {
+        None
+    };
+    let mut runs: Vec<Summary> = Vec::new();
+    for &nodes in &args.nodes {
+        let influxdb_url = match (&influxd, &args.influxdb_url) {
+            (Some(i), _) => Some(format!("http://127.0.0.1:{}?db=k8s_{nodes}", i.port)),
+            (None, url) => url.clone(),
+        };
+        let scenario = Scenario {
+            nodes,
+            pods_per_node: args.pods_per_node,
+            containers_per_pod: args.containers_per_pod,
+            resolution: Duration::from_secs(args.resolution),
+            warmup: args.warmup,
+            cycles: args.cycles,
+            https: args.https,
+            influxdb_url,
+            metric_history: args.metric_history.clone(),
+            collector_args: args.collector_args.clone(),
+            peers: args.peers.clone(),
+            startup_timeout: Duration::from_secs(args.startup_timeout),
+        };
+        match run::run(&scenario, &paths) {
+            Ok(measured) => {
+                let summary = report::summarize(&scenario, &measured);
+                eprintln!("{}", report::table(std::slice::from_ref(&summary)));
+                runs.push(summary);
+            }
+            Err(e) => eprintln!("bench: {nodes} nodes failed: {:#}", anyhow::Error::from(e)),
+        }
+    }
+    drop(influxd);
+    if args.json {
+        let marginals = report::marginals(&runs);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "runs": runs,
+                "marginals": marginals,
+            }))?
+        );
+    } else {
+        print!("{}", report::table(&runs));
+    }
+    Ok(())
+}
