@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use rand::Rng;
 
-use crate::config::{AddressType, ApiAuth, KubeletEndpoint, KubernetesSource, SimulatedSource};
+use crate::config::{ApiAuth, KubernetesSource, SimulatedSource};
 use crate::sim::{SimAuth, SimCluster, SimOptions};
 
 /// The simulated cluster and the service-account directory written for it.
@@ -51,23 +51,8 @@ pub async fn start(s: &SimulatedSource) -> anyhow::Result<(KubernetesSource, Sim
         apiserver = %cluster.api_url(),
         "simulated cluster started"
     );
-    let mut source = KubernetesSource {
-        api_server: Some(cluster.api_url()),
-        auth: ApiAuth::None,
-        insecure: false,
-        use_service_account: false,
-        service_account_dir: PathBuf::new(),
-        kubelet_port: None,
-        kubelet_https: None,
-        kubelet_insecure: false,
-        node_proxy: false,
-        address_types: vec![
-            AddressType::InternalIp,
-            AddressType::ExternalIp,
-            AddressType::Hostname,
-        ],
-        kubelet_endpoint: KubeletEndpoint::Summary,
-    };
+    let mut source = KubernetesSource::new(Some(cluster.api_url()));
+    source.auth = ApiAuth::None;
     let mut sa_dir = None;
     if s.https {
         let dir = std::env::temp_dir().join(format!(

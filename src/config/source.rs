@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use super::expand::{self, Options, Target};
 use super::types::{
-    AddressType, ApiAuth, KubeletEndpoint, KubernetesSource, SimulatedSource, SourceConfig,
+    AddressType, ApiAuth, DEFAULT_ADDRESS_TYPES, DEFAULT_SERVICE_ACCOUNT_DIR, KubeletEndpoint,
+    KubernetesSource, SimulatedSource, SourceConfig,
 };
 
 const KINDS: &str = "kubernetes, kubernetes.summary_api, simulated";
@@ -27,8 +28,6 @@ const KUBERNETES_OPTIONS: &[&str] = &[
 ];
 
 const SIMULATED_OPTIONS: &[&str] = &["nodes", "podsPerNode", "containersPerPod", "https"];
-
-const DEFAULT_SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 const ADDRESS_TYPES: &[AddressType] = &[
     AddressType::InternalIp,
@@ -130,11 +129,7 @@ fn kubelet_endpoint(options: &mut Options) -> KubeletEndpoint {
 }
 
 fn address_types(options: &mut Options) -> Vec<AddressType> {
-    let default = vec![
-        AddressType::InternalIp,
-        AddressType::ExternalIp,
-        AddressType::Hostname,
-    ];
+    let default = DEFAULT_ADDRESS_TYPES.to_vec();
     let Some(value) = options.take("addressTypes") else {
         return default;
     };
@@ -205,23 +200,7 @@ mod tests {
     }
 
     fn defaults(api_server: Option<&str>) -> KubernetesSource {
-        KubernetesSource {
-            api_server: api_server.map(|u| url::Url::parse(u).expect("url")),
-            auth: ApiAuth::InCluster,
-            insecure: false,
-            use_service_account: false,
-            service_account_dir: PathBuf::from(DEFAULT_SERVICE_ACCOUNT_DIR),
-            kubelet_port: None,
-            kubelet_https: None,
-            kubelet_insecure: false,
-            node_proxy: false,
-            address_types: vec![
-                AddressType::InternalIp,
-                AddressType::ExternalIp,
-                AddressType::Hostname,
-            ],
-            kubelet_endpoint: KubeletEndpoint::Summary,
-        }
+        KubernetesSource::new(api_server.map(|u| url::Url::parse(u).expect("url")))
     }
 
     #[test]

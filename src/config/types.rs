@@ -95,6 +95,36 @@ impl KubeletEndpoint {
     }
 }
 
+/// Where a pod's service-account token and CA are mounted.
+pub const DEFAULT_SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// The default node address preference.
+pub const DEFAULT_ADDRESS_TYPES: [AddressType; 3] = [
+    AddressType::InternalIp,
+    AddressType::ExternalIp,
+    AddressType::Hostname,
+];
+
+impl KubernetesSource {
+    /// Heapster's defaults (in-cluster, modern kubelet endpoint) for an apiserver URL; the
+    /// parser and the simulated source start from here.
+    pub fn new(api_server: Option<Url>) -> KubernetesSource {
+        KubernetesSource {
+            api_server,
+            auth: ApiAuth::InCluster,
+            insecure: false,
+            use_service_account: false,
+            service_account_dir: PathBuf::from(DEFAULT_SERVICE_ACCOUNT_DIR),
+            kubelet_port: None,
+            kubelet_https: None,
+            kubelet_insecure: false,
+            node_proxy: false,
+            address_types: DEFAULT_ADDRESS_TYPES.to_vec(),
+            kubelet_endpoint: KubeletEndpoint::Summary,
+        }
+    }
+}
+
 /// `--source=simulated:?nodes=N&podsPerNode=M...`: an in-process simulated cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimulatedSource {
