@@ -1,0 +1,213 @@
+//! One tick's collector-side work, stage by stage, on the simulator's payloads (30 pods × 2
+//! containers per node, shaped like the 1.34/1.35 captures) for 200 nodes: Summary decoding,
+//! processing (rates, enrichment from the pods the apiserver lists, aggregation), store ingest
+//! and line-protocol encoding. Criterion reports each stage per node (`Throughput::Elements`).
+//!
+//! The simulator runs in-process only while the payloads are fetched (twice, a second apart, so
+//! rates exist); the timed loops do no I/O. Run: `cargo bench --bench tick`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use heapster_rs::model::Batch;
+use heapster_rs::model::cluster::ClusterState;
+use heapster_rs::model::labels::LabelPolicy;
+use heapster_rs::model::time::NANOS_PER_SEC;
+use heapster_rs::process::Processor;
+use heapster_rs::process::decode::{NodeSample, ResourceIds, decode_summary};
+use heapster_rs::sim::{SimCluster, SimOptions};
+use heapster_rs::sink::influxdb::schema::{BatchEncoder, SchemaOptions};
+use heapster_rs::source::summary;
+use heapster_rs::source::watch::pod_info;
+use heapster_rs::store::{Store, StoreOptions};
+use k8s_openapi::List;
+use k8s_openapi::api::core::v1::Pod;
+
+const NODES: usize = 200;
+
+struct Payloads {
+    names: Vec<Arc<str>>,
+    first: Vec<Vec<u8>>,
+    second: Vec<Vec<u8>>,
+    cluster: ClusterState,
+}
+
+async fn fetch_all(client: &reqwest::Client, urls: &[String]) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(urls.len());
+    for url in urls {
+        let body = client
+            .get(url)
+            .send()
+            .await
+            .expect("GET summary")
+            .bytes()
+            .await
+            .expect("body");
+        out.push(body.to_vec());
+    }
+    out
+}
+
+fn payloads() -> Payloads {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let sim = SimCluster::start(SimOptions {
+            nodes: NODES,
+            pods_per_node: 30,
+            containers_per_pod: 2,
+            ..SimOptions::default()
+        })
+        .await
+        .expect("simulator starts");
+        let client = reqwest::Client::new();
+        let nodes = sim.nodes();
+        let urls: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("http://{}:{}/stats/summary", n.ip, sim.kubelet_port()))
+            .collect();
+        let first = fetch_all(&client, &urls).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let second = fetch_all(&client, &urls).await;
+        let body = client
+            .get(sim.api_url().join("api/v1/pods").expect("url"))
+            .send()
+            .await
+            .expect("GET pods")
+            .bytes()
+            .await
+            .expect("pod list");
+        let pods: List<Pod> = serde_json::from_slice(&body).expect("pod list decodes");
+        let policy = LabelPolicy::new(",", &[], &[]);
+        let mut cluster = ClusterState::default();
+        for pod in &pods.items {
+            if let Some(info) = pod_info(pod, &policy) {
+                cluster.insert_pod(Arc::new(info));
+            }
+        }
+        let names = nodes.iter().map(|n| Arc::from(n.name.as_str())).collect();
+        sim.shutdown().await;
+        Payloads {
+            names,
+            first,
+            second,
+            cluster,
+        }
+    })
+}
+
+fn decode_all(bodies: &[Vec<u8>], names: &[Arc<str>], ids: &ResourceIds) -> Vec<NodeSample> {
+    bodies
+        .iter()
+        .zip(names)
+        .map(|(body, node)| {
+            let s = summary::decode(body).expect("decodes");
+            decode_summary(&s, node, 0, ids)
+        })
+        .collect()
+}
+
+fn store() -> Store {
+    Store::new(
+        StoreOptions {
+            history: 15 * 60 * NANOS_PER_SEC,
+            resolution: 15 * NANOS_PER_SEC,
+            max_series: 1_000_000,
+        },
+        &mut prometheus_client::registry::Registry::default(),
+    )
+}
+
+fn tick(c: &mut Criterion) {
+    let p = payloads();
+    let ids = ResourceIds::default();
+    let bytes: usize = p.second.iter().map(Vec::len).sum();
+    eprintln!(
+        "{NODES} nodes, {} pods known, {} KiB of Summary per node",
+        p.cluster.pod_count(),
+        bytes / NODES / 1024
+    );
+    let t1 = 15 * NANOS_PER_SEC;
+    let t2 = 30 * NANOS_PER_SEC;
+    let first: Batch = Processor::new().process(
+        decode_all(&p.first, &p.names, &ids),
+        &p.cluster,
+        t1,
+        i64::MAX,
+    );
+    let second_samples = decode_all(&p.second, &p.names, &ids);
+    let second = {
+        let mut p2 = Processor::new();
+        p2.process(
+            decode_all(&p.first, &p.names, &ids),
+            &p.cluster,
+            t1,
+            i64::MAX,
+        );
+        p2.process(second_samples.clone(), &p.cluster, t2, i64::MAX)
+    };
+    eprintln!(
+        "{} sets, {} points per tick ({} per node)",
+        second.sets.len(),
+        second.point_count(),
+        second.point_count() / NODES
+    );
+
+    let mut g = c.benchmark_group("tick");
+    g.throughput(Throughput::Elements(NODES as u64));
+    g.sample_size(20);
+    g.bench_function("decode", |b| {
+        b.iter(|| black_box(decode_all(black_box(&p.second), &p.names, &ids)))
+    });
+    g.bench_function("process", |b| {
+        b.iter_batched(
+            || {
+                let mut pr = Processor::new();
+                pr.process(
+                    decode_all(&p.first, &p.names, &ids),
+                    &p.cluster,
+                    t1,
+                    i64::MAX,
+                );
+                (pr, second_samples.clone())
+            },
+            |(mut pr, samples)| black_box(pr.process(samples, &p.cluster, t2, i64::MAX)),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    let s = store();
+    s.push(&first);
+    let mut t = t2;
+    g.bench_function("store_push", |b| {
+        b.iter_batched(
+            || {
+                t += 15 * NANOS_PER_SEC;
+                let mut batch = second.clone();
+                batch.timestamp = t;
+                batch
+            },
+            |batch| s.push(black_box(&batch)),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    let mut enc = BatchEncoder::new(SchemaOptions {
+        cluster_name: "default".into(),
+        with_fields: false,
+        disable_counter_metrics: false,
+        batch_size: 10_000,
+        gzip: false,
+    });
+    g.bench_function("influx_encode", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            black_box(enc.encode(black_box(&second), &mut out));
+            out
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, tick);
+criterion_main!(benches);
