@@ -5,6 +5,11 @@
 //!
 //! The simulator runs in-process only while the payloads are fetched (twice, a second apart, so
 //! rates exist); the timed loops do no I/O. Run: `cargo bench --bench tick`.
+//!
+//! Instruction counts, repeatable on a busy machine: `TICK_ONCE=1` runs every stage once
+//! outside criterion, each in a `stage_*` function, so
+//! `TICK_ONCE=1 valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*stage_*'
+//! target/release/deps/tick-HASH` counts exactly the stages (`callgrind_annotate` splits them).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -120,8 +125,63 @@ fn store() -> Store {
     )
 }
 
+#[inline(never)]
+fn stage_decode(p: &Payloads, ids: &ResourceIds) -> Vec<NodeSample> {
+    decode_all(&p.second, &p.names, ids)
+}
+
+#[inline(never)]
+fn stage_process(pr: &mut Processor, samples: Vec<NodeSample>, cluster: &ClusterState) -> Batch {
+    pr.process(samples, cluster, 30 * NANOS_PER_SEC, i64::MAX)
+}
+
+#[inline(never)]
+fn stage_store_push(s: &Store, batch: &Batch) {
+    s.push(batch);
+}
+
+#[inline(never)]
+fn stage_influx_encode(enc: &mut BatchEncoder, batch: &Batch) -> usize {
+    let mut out = Vec::new();
+    enc.encode(batch, &mut out);
+    out.iter().map(|c| c.body.len()).sum()
+}
+
+fn encoder() -> BatchEncoder {
+    BatchEncoder::new(SchemaOptions {
+        cluster_name: "default".into(),
+        with_fields: false,
+        disable_counter_metrics: false,
+        batch_size: 10_000,
+        gzip: false,
+    })
+}
+
+/// `TICK_ONCE=1`: each stage once, for callgrind.
+fn once(p: &Payloads) {
+    let ids = ResourceIds::default();
+    let mut pr = Processor::new();
+    let first = pr.process(
+        decode_all(&p.first, &p.names, &ids),
+        &p.cluster,
+        15 * NANOS_PER_SEC,
+        i64::MAX,
+    );
+    let s = store();
+    s.push(&first);
+    let samples = stage_decode(p, &ids);
+    let batch = stage_process(&mut pr, samples, &p.cluster);
+    stage_store_push(&s, &batch);
+    let bytes = stage_influx_encode(&mut encoder(), &batch);
+    eprintln!("{} points, {} bytes of line protocol", batch.point_count(), bytes);
+}
+
 fn tick(c: &mut Criterion) {
     let p = payloads();
+    if std::env::var_os("TICK_ONCE").is_some() {
+        once(&p);
+        std::process::exit(0);
+    }
     let ids = ResourceIds::default();
     let bytes: usize = p.second.iter().map(Vec::len).sum();
     eprintln!(
@@ -154,6 +214,21 @@ fn tick(c: &mut Criterion) {
         second.point_count(),
         second.point_count() / NODES
     );
+
+    let mut shapes: std::collections::BTreeMap<&str, (usize, usize, usize, usize)> =
+        Default::default();
+    for set in &second.sets {
+        let e = shapes
+            .entry(set.set_type().as_str())
+            .or_insert((0, usize::MAX, 0, 0));
+        e.0 += 1;
+        e.1 = e.1.min(set.values.len());
+        e.2 = e.2.max(set.values.len());
+        e.3 = e.3.max(set.labeled.len());
+    }
+    for (t, (n, lo, hi, labeled)) in shapes {
+        eprintln!("{t}: {n} sets, {lo}-{hi} values, up to {labeled} labeled");
+    }
 
     let mut g = c.benchmark_group("tick");
     g.throughput(Throughput::Elements(NODES as u64));
@@ -192,13 +267,7 @@ fn tick(c: &mut Criterion) {
             criterion::BatchSize::LargeInput,
         )
     });
-    let mut enc = BatchEncoder::new(SchemaOptions {
-        cluster_name: "default".into(),
-        with_fields: false,
-        disable_counter_metrics: false,
-        batch_size: 10_000,
-        gzip: false,
-    });
+    let mut enc = encoder();
     g.bench_function("influx_encode", |b| {
         b.iter(|| {
             let mut out = Vec::new();

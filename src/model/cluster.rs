@@ -3,10 +3,10 @@
 //! The watchers convert each object into these compact, immutable records as it arrives, so the
 //! collector never holds full `Node` or `Pod` objects.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::FastMap;
 use super::labels::StoredLabels;
 
 /// A node as the collector needs it.
@@ -86,9 +86,9 @@ impl PodInfo {
 /// The cluster as the watchers last saw it.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterState {
-    pub nodes: HashMap<Arc<str>, Arc<NodeInfo>>,
+    pub nodes: FastMap<Arc<str>, Arc<NodeInfo>>,
     /// Namespace → pod name → pod.
-    pub pods: HashMap<Arc<str>, HashMap<Arc<str>, Arc<PodInfo>>>,
+    pub pods: FastMap<Arc<str>, FastMap<Arc<str>, Arc<PodInfo>>>,
 }
 
 impl ClusterState {

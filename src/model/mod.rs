@@ -14,6 +14,10 @@ pub use time::Nanos;
 
 use std::sync::Arc;
 
+/// Hash maps of the hot paths (per entity, per tick): foldhash instead of SipHash. Keys are
+/// names the cluster chose, not attacker-controlled requests.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Heapster's metric set types, as written in the `type` tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SetType {

@@ -1,13 +1,12 @@
 //! Aggregation: containers → pod (what the pod lacks), pods → node (requests and limits),
 //! pods → namespace → cluster (usage, requests, limits).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::decode::{RawSet, bit};
 use super::enrich::NODE_FROM_PODS;
 use super::rates::counter_of;
-use crate::model::{Metric, MetricSet, Nanos, SetKey};
+use crate::model::{FastMap, Metric, MetricSet, Nanos, SetKey};
 
 /// Summed into namespaces and the cluster (Heapster's list, plus the working set).
 pub const NS_METRICS: [Metric; 7] = [
@@ -27,7 +26,7 @@ fn pod_skips(m: Metric) -> bool {
 
 /// Fills pods from their containers. Pods that only exist through containers are created.
 pub fn containers_to_pods(sets: &mut Vec<RawSet>) {
-    let mut pods: HashMap<(Arc<str>, Arc<str>), usize> = HashMap::new();
+    let mut pods: FastMap<(Arc<str>, Arc<str>), usize> = FastMap::default();
     for (i, raw) in sets.iter().enumerate() {
         if let SetKey::Pod { namespace, pod } = &raw.set.key {
             pods.insert((Arc::clone(namespace), Arc::clone(pod)), i);
@@ -76,14 +75,14 @@ pub fn containers_to_pods(sets: &mut Vec<RawSet>) {
 
 /// Sums pods into their nodes, namespaces and the cluster; adds the node ratios.
 pub fn pods_up(sets: &mut Vec<RawSet>, timestamp: Nanos) {
-    let mut nodes: HashMap<Arc<str>, usize> = HashMap::new();
+    let mut nodes: FastMap<Arc<str>, usize> = FastMap::default();
     for (i, raw) in sets.iter().enumerate() {
         if let SetKey::Node { node } = &raw.set.key {
             nodes.insert(Arc::clone(node), i);
         }
     }
     let mut namespaces: Vec<MetricSet> = Vec::new();
-    let mut ns_index: HashMap<Arc<str>, usize> = HashMap::new();
+    let mut ns_index: FastMap<Arc<str>, usize> = FastMap::default();
     for i in 0..sets.len() {
         let SetKey::Pod { namespace, .. } = &sets[i].set.key else {
             continue;

@@ -113,6 +113,12 @@ impl Builder {
         }
     }
 
+    /// Room for `filesystems` filesystems' labeled values (five each), allocated once.
+    fn filesystems(mut self, filesystems: usize) -> Builder {
+        self.set.labeled.reserve_exact(5 * filesystems);
+        self
+    }
+
     fn start(&mut self, start: Option<Nanos>) {
         self.set.create_time = start;
     }
@@ -188,7 +194,8 @@ pub fn decode_summary(
         },
         node,
         fallback_time,
-    );
+    )
+    .filesystems(usize::from(n.fs.is_some()));
     b.start(n.start_time.map(|t| t.0));
     b.cpu(n.cpu);
     b.memory(n.memory);
@@ -211,7 +218,7 @@ pub fn decode_summary(
             namespace: Arc::clone(&namespace),
             pod: Arc::clone(&name),
         };
-        let mut b = Builder::new(key, node, fallback_time);
+        let mut b = Builder::new(key, node, fallback_time).filesystems(pod.volume.len());
         b.set.pod_uid = (!pod.pod_ref.uid.is_empty()).then(|| Arc::from(&*pod.pod_ref.uid));
         b.start(pod.start_time.map(|t| t.0));
         b.cpu(pod.cpu);
@@ -236,7 +243,8 @@ pub fn decode_summary(
                 pod: Arc::clone(&name),
                 container: Arc::from(&*c.name),
             };
-            let mut b = Builder::new(key, node, fallback_time);
+            let fs = usize::from(c.rootfs.is_some()) + usize::from(c.logs.is_some());
+            let mut b = Builder::new(key, node, fallback_time).filesystems(fs);
             b.set.pod_uid = pod_uid.clone();
             b.fs(&ids.root, c.rootfs);
             b.fs(&ids.logs, c.logs);

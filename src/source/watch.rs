@@ -1,7 +1,6 @@
 //! Node and pod watchers: list then watch, resume with backoff, and keep only a compact
 //! [`NodeInfo`]/[`PodInfo`] per object in the shared [`ClusterState`].
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
@@ -12,6 +11,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch as signal;
 
 use super::quantity;
+use crate::model::FastMap;
 use crate::model::cluster::{ClusterState, ContainerInfo, NodeInfo, PodInfo};
 use crate::model::labels::LabelPolicy;
 
@@ -163,7 +163,7 @@ pub async fn watch_nodes(
     let mut stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
-    let mut fresh: HashMap<Arc<str>, Arc<NodeInfo>> = HashMap::new();
+    let mut fresh: FastMap<Arc<str>, Arc<NodeInfo>> = FastMap::default();
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(Event::Init) => fresh.clear(),

@@ -13,7 +13,7 @@ mod query;
 mod resource;
 mod series;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -28,7 +28,7 @@ use crate::sink::Sink;
 pub use query::{ContainerUsage, PodUsage, Point};
 pub use resource::Usage;
 pub use series::HISTORY_METRICS;
-use series::Series;
+use series::{Series, Ticks};
 
 /// Sets ingested per write-lock hold.
 const CHUNK: usize = 4096;
@@ -60,11 +60,17 @@ struct StoreMetrics {
     evicted: Family<ReasonLabel, Counter>,
 }
 
+/// Series by key. Hashed (foldhash): ingest looks up every entity once per batch; the few
+/// ordered listings the APIs need sort what they collect.
+type SeriesMap = HashMap<SetKey, Series, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Inner {
-    series: BTreeMap<SetKey, Series>,
+    series: SeriesMap,
     /// Timestamp of the newest batch.
     latest: Option<Nanos>,
+    /// Timestamps of the batches the history slots hold.
+    ticks: Ticks,
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -134,7 +140,7 @@ impl Store {
         let _one_at_a_time = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
         let ts = batch.timestamp;
         let keep = self.opts.history;
-        {
+        let (seq, first) = {
             let mut inner = self.write();
             if inner.latest.is_some_and(|l| ts < l) {
                 tracing::warn!("store: batch older than the newest one ignored");
@@ -144,14 +150,16 @@ impl Store {
             let before = inner.series.len();
             inner.series.retain(|_, s| ts - s.last_seen <= keep);
             self.evicted("expired", (before - inner.series.len()) as u64);
-        }
+            let seq = inner.ticks.push(ts, keep, self.max_points);
+            (seq, inner.ticks.first())
+        };
         let mut stale: Option<Vec<(Nanos, SetKey)>> = None;
         let (mut capacity, mut refused) = (0u64, 0u64);
         for chunk in batch.sets.chunks(CHUNK) {
             let mut inner = self.write();
             for set in chunk {
                 if let Some(s) = inner.series.get_mut(&set.key) {
-                    s.update(set, ts, keep, self.max_points);
+                    s.update(set, ts, seq, first, self.max_points);
                     continue;
                 }
                 if inner.series.len() >= self.opts.max_series {
@@ -162,7 +170,7 @@ impl Store {
                     capacity += 1;
                 }
                 let mut s = Series::new();
-                s.update(set, ts, keep, self.max_points);
+                s.update(set, ts, seq, first, self.max_points);
                 inner.series.insert(set.key.clone(), s);
             }
         }
@@ -249,18 +257,14 @@ impl Store {
         self.read().series.len()
     }
 
-    /// An estimate of the heap bytes held: series contents, map entries and B-tree nodes.
-    /// Names are not counted: they are `Arc`s shared with the batches and the cluster state.
+    /// An estimate of the heap bytes held: series contents and the hash table (its buckets and
+    /// control bytes). Names are not counted: they are `Arc`s shared with the batches and the
+    /// cluster state.
     pub fn approx_bytes(&self) -> usize {
         let inner = self.read();
         let entry = std::mem::size_of::<SetKey>() + std::mem::size_of::<Series>();
-        // B-tree leaves hold up to 11 entries and are at least half full; assume 3/4.
-        let per_entry = entry * 4 / 3;
-        inner
-            .series
-            .values()
-            .map(|s| per_entry + s.heap_bytes())
-            .sum()
+        let table = inner.series.capacity() * (entry + 1);
+        table + inner.series.values().map(Series::heap_bytes).sum::<usize>()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {

@@ -1,7 +1,6 @@
 //! Reading the store: listings, points of one metric, resource usage. Every call takes the
 //! read lock once and returns owned data.
 
-use std::ops::Bound;
 use std::sync::Arc;
 
 use super::resource::{Usage, usage};
@@ -38,16 +37,20 @@ fn empty() -> Arc<str> {
     Arc::from("")
 }
 
-/// Entries from `start` while `keep` holds (keys of one kind share a prefix in key order).
+/// The entries whose key is at least `start` and passes `keep`, in key order (the keys that
+/// pass `keep` are contiguous in key order: one kind, one prefix).
 fn scan<'a>(
     inner: &'a Inner,
     start: SetKey,
     keep: impl Fn(&SetKey) -> bool + 'a,
 ) -> impl Iterator<Item = (&'a SetKey, &'a Series)> + 'a {
-    inner
+    let mut hits: Vec<(&SetKey, &Series)> = inner
         .series
-        .range((Bound::Included(start), Bound::Unbounded))
-        .take_while(move |(k, _)| keep(k))
+        .iter()
+        .filter(|(k, _)| keep(k) && **k >= start)
+        .collect();
+    hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    hits.into_iter()
 }
 
 impl Store {
@@ -211,7 +214,7 @@ impl Store {
                 None => Vec::new(),
             });
         }
-        Some(match s.history(metric, start, end) {
+        Some(match s.history(metric, &inner.ticks, start, end) {
             Some(h) => h
                 .into_iter()
                 .map(|(timestamp, value)| Point { timestamp, value })
@@ -222,7 +225,10 @@ impl Store {
 
     /// Every key, as Heapster's `/api/v1/model/debug/allkeys` showed them.
     pub fn all_keys(&self) -> Vec<String> {
-        self.read().series.keys().map(ToString::to_string).collect()
+        let inner = self.read();
+        let mut keys: Vec<&SetKey> = inner.series.keys().collect();
+        keys.sort_unstable();
+        keys.into_iter().map(ToString::to_string).collect()
     }
 
     /// Usage of the nodes seen in the newest batch (all, or the one named).

@@ -58,12 +58,13 @@ mod tests {
     fn rate_between_the_last_two_samples() {
         let sec = NANOS_PER_SEC;
         let mut s = Series::new();
-        s.update(&set(10 * sec, 1_000, 4096, 1), 10 * sec, 900 * sec, 100);
+        s.update(&set(10 * sec, 1_000, 4096, 1), 10 * sec, 0, 0, 100);
         assert_eq!(usage(&s), None, "one sample gives no rate");
         s.update(
             &set(30 * sec, 1_000 + 20 * sec / 2, 8192, 1),
             30 * sec,
-            900 * sec,
+            1,
+            0,
             100,
         );
         let u = usage(&s).expect("rate");
@@ -75,24 +76,25 @@ mod tests {
         s.update(
             &set(30 * sec, 1_000 + 20 * sec / 2, 8192, 1),
             40 * sec,
-            900 * sec,
+            2,
+            0,
             100,
         );
         assert_eq!(usage(&s).map(|u| u.window), Some(20 * sec));
         // A restart (new start time) drops the old samples.
-        s.update(&set(50 * sec, 10, 8192, 2), 50 * sec, 900 * sec, 100);
+        s.update(&set(50 * sec, 10, 8192, 2), 50 * sec, 3, 0, 100);
         assert_eq!(usage(&s), None);
     }
 
     #[test]
     fn decreasing_counter_and_zero_memory_give_nothing() {
         let mut s = Series::new();
-        s.update(&set(10, 500, 1, 1), 10, 1000, 10);
-        s.update(&set(20, 400, 1, 1), 20, 1000, 10);
+        s.update(&set(10, 500, 1, 1), 10, 0, 0, 10);
+        s.update(&set(20, 400, 1, 1), 20, 1, 0, 10);
         assert_eq!(usage(&s), None);
         let mut s = Series::new();
-        s.update(&set(10, 500, 0, 1), 10, 1000, 10);
-        s.update(&set(20, 600, 0, 1), 20, 1000, 10);
+        s.update(&set(10, 500, 0, 1), 10, 0, 0, 10);
+        s.update(&set(20, 600, 0, 1), 20, 1, 0, 10);
         assert_eq!(usage(&s), None);
     }
 }

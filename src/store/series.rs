@@ -31,11 +31,147 @@ pub(crate) fn decode(metric: Metric, raw: i64) -> Value {
     }
 }
 
-/// One history point: the batch timestamp and a value per [`HISTORY_METRICS`] entry.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct HistoryPoint {
-    pub ts: Nanos,
-    pub vals: [i64; HISTORY_METRICS.len()],
+/// The batch timestamps of the history slots, shared by every series: slot `seq` of a series
+/// was taken from the batch at `ts[seq - first]`. Series keep values only (no timestamps).
+#[derive(Debug, Default)]
+pub(crate) struct Ticks {
+    /// Sequence number after the newest batch.
+    pub end: u64,
+    pub ts: VecDeque<Nanos>,
+}
+
+impl Ticks {
+    /// Sequence number of the oldest batch still held.
+    pub fn first(&self) -> u64 {
+        self.end - self.ts.len() as u64
+    }
+
+    /// Takes the batch at `ts` and returns its sequence number (a batch at the newest
+    /// timestamp again reuses its slot); drops ticks beyond `max_points` or older than `keep`.
+    pub fn push(&mut self, ts: Nanos, keep: Nanos, max_points: usize) -> u64 {
+        if self.ts.back() != Some(&ts) {
+            self.ts.push_back(ts);
+            self.end += 1;
+        }
+        while self.ts.len() > max_points || self.ts.front().is_some_and(|t| ts - t > keep) {
+            self.ts.pop_front();
+        }
+        self.end - 1
+    }
+
+    /// The timestamp of slot `seq`, if still held.
+    pub fn get(&self, seq: u64) -> Option<Nanos> {
+        let i = usize::try_from(seq.checked_sub(self.first())?).ok()?;
+        self.ts.get(i).copied()
+    }
+}
+
+/// History values, one slot per batch: 4 bytes per value while every value stays within ±2 GiB
+/// of the series' first one (always, for millicores and for the memory of one container),
+/// 8 bytes otherwise.
+#[derive(Debug)]
+enum Ring {
+    Narrow {
+        base: [i64; HISTORY_METRICS.len()],
+        slots: VecDeque<[i32; HISTORY_METRICS.len()]>,
+    },
+    Wide(VecDeque<[i64; HISTORY_METRICS.len()]>),
+}
+
+const NARROW_MISSING: i32 = i32::MIN;
+
+impl Ring {
+    fn len(&self) -> usize {
+        match self {
+            Ring::Narrow { slots, .. } => slots.len(),
+            Ring::Wide(slots) => slots.len(),
+        }
+    }
+
+    fn narrow(
+        base: &[i64; HISTORY_METRICS.len()],
+        vals: &[i64; HISTORY_METRICS.len()],
+    ) -> Option<[i32; HISTORY_METRICS.len()]> {
+        let mut out = [NARROW_MISSING; HISTORY_METRICS.len()];
+        for ((o, v), b) in out.iter_mut().zip(vals).zip(base) {
+            if *v != MISSING {
+                *o = i32::try_from(v.checked_sub(*b)?)
+                    .ok()
+                    .filter(|d| *d != NARROW_MISSING)?;
+            }
+        }
+        Some(out)
+    }
+
+    fn get(&self, i: usize) -> Option<[i64; HISTORY_METRICS.len()]> {
+        match self {
+            Ring::Narrow { base, slots } => {
+                let s = slots.get(i)?;
+                let mut out = [MISSING; HISTORY_METRICS.len()];
+                for ((o, d), b) in out.iter_mut().zip(s).zip(base) {
+                    if *d != NARROW_MISSING {
+                        *o = b + i64::from(*d);
+                    }
+                }
+                Some(out)
+            }
+            Ring::Wide(slots) => slots.get(i).copied(),
+        }
+    }
+
+    fn widen(&mut self) {
+        if let Ring::Narrow { .. } = self {
+            let wide = (0..self.len()).filter_map(|i| self.get(i)).collect();
+            *self = Ring::Wide(wide);
+        }
+    }
+
+    /// Appends a slot (`overwrite`: replaces the newest one), growing by doubling up to
+    /// `max_points` so a full ring holds no spare capacity.
+    fn put(&mut self, vals: [i64; HISTORY_METRICS.len()], overwrite: bool, max_points: usize) {
+        if let Ring::Narrow { base, slots } = self {
+            if slots.is_empty() {
+                *base = vals.map(|v| if v == MISSING { 0 } else { v });
+            }
+            match Ring::narrow(base, &vals) {
+                Some(n) => return put(slots, n, overwrite, max_points),
+                None => self.widen(),
+            }
+        }
+        if let Ring::Wide(slots) = self {
+            put(slots, vals, overwrite, max_points);
+        }
+    }
+
+    fn pop_front(&mut self) {
+        match self {
+            Ring::Narrow { slots, .. } => {
+                slots.pop_front();
+            }
+            Ring::Wide(slots) => {
+                slots.pop_front();
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Ring::Narrow { slots, .. } => slots.capacity() * 4 * HISTORY_METRICS.len(),
+            Ring::Wide(slots) => slots.capacity() * 8 * HISTORY_METRICS.len(),
+        }
+    }
+}
+
+fn put<T>(slots: &mut VecDeque<T>, v: T, overwrite: bool, max_points: usize) {
+    if overwrite && let Some(last) = slots.back_mut() {
+        *last = v;
+        return;
+    }
+    if slots.len() == slots.capacity() {
+        let want = (slots.len().max(2) * 2).min(max_points.max(1));
+        slots.reserve_exact(want.saturating_sub(slots.len()));
+    }
+    slots.push_back(v);
 }
 
 /// A cumulative cpu sample: kubelet sample time and `cpu/usage` in ns.
@@ -52,7 +188,9 @@ pub(crate) struct Series {
     mask: u64,
     values: Box<[i64]>,
     labeled: Box<[(Metric, Arc<str>, i64)]>,
-    history: VecDeque<HistoryPoint>,
+    /// History slots, the newest being batch `hist_end - 1` (see [`Ticks`]).
+    history: Ring,
+    hist_end: u64,
     /// Older and newer cumulative cpu sample (resource metrics API).
     pub cpu: [Option<CpuSample>; 2],
     /// Latest working set: (sample time, bytes).
@@ -72,14 +210,19 @@ impl Series {
             mask: 0,
             values: Box::new([]),
             labeled: Box::new([]),
-            history: VecDeque::new(),
+            history: Ring::Narrow {
+                base: [0; HISTORY_METRICS.len()],
+                slots: VecDeque::new(),
+            },
+            hist_end: 0,
             cpu: [None, None],
             working_set: None,
         }
     }
 
-    /// Takes the entity's set from the batch at `ts`; drops history older than `keep`.
-    pub fn update(&mut self, set: &MetricSet, ts: Nanos, keep: Nanos, max_points: usize) {
+    /// Takes the entity's set from the batch at `ts`, sequence number `seq`; drops history
+    /// slots older than `first` (the oldest batch the store still holds).
+    pub fn update(&mut self, set: &MetricSet, ts: Nanos, seq: u64, first: u64, max_points: usize) {
         self.last_seen = ts;
         if set.create_time.is_some() && set.create_time != self.create_time {
             // A restart: counters start over, so the old cpu samples give no rate.
@@ -96,7 +239,7 @@ impl Series {
         if let Some(ws) = set.get(Metric::MemoryWorkingSet) {
             self.working_set = Some((set.scrape_time, ws.as_i64()));
         }
-        self.take_history(set, ts, keep, max_points);
+        self.take_history(set, seq, first, max_points);
     }
 
     fn take_latest(&mut self, set: &MetricSet) {
@@ -149,7 +292,7 @@ impl Series {
         }
     }
 
-    fn take_history(&mut self, set: &MetricSet, ts: Nanos, keep: Nanos, max_points: usize) {
+    fn take_history(&mut self, set: &MetricSet, seq: u64, first: u64, max_points: usize) {
         let mut vals = [MISSING; HISTORY_METRICS.len()];
         let mut any = false;
         for (slot, m) in vals.iter_mut().zip(HISTORY_METRICS) {
@@ -159,21 +302,24 @@ impl Series {
             }
         }
         if any {
-            match self.history.back_mut() {
-                Some(last) if last.ts >= ts => *last = HistoryPoint { ts, vals },
-                _ => {
-                    if self.history.len() == self.history.capacity() {
-                        let want = (self.history.len().max(2) * 2).min(max_points.max(1));
+            let held = self.history.len() as u64;
+            if held > 0 && seq + 1 == self.hist_end {
+                self.history.put(vals, true, max_points);
+            } else if seq >= self.hist_end || held == 0 {
+                if held > 0 {
+                    // Batches this series missed: empty slots (at most a full ring).
+                    let gap = (seq - self.hist_end).min(max_points as u64);
+                    for _ in 0..gap {
                         self.history
-                            .reserve_exact(want.saturating_sub(self.history.len()));
+                            .put([MISSING; HISTORY_METRICS.len()], false, max_points);
                     }
-                    self.history.push_back(HistoryPoint { ts, vals });
                 }
+                self.history.put(vals, false, max_points);
+                self.hist_end = seq + 1;
             }
         }
-        while self.history.len() > max_points
-            || self.history.front().is_some_and(|p| ts - p.ts > keep)
-        {
+        let oldest = |s: &Series| s.hist_end - s.history.len() as u64;
+        while self.history.len() > max_points || (self.history.len() > 0 && oldest(self) < first) {
             self.history.pop_front();
         }
     }
@@ -212,13 +358,22 @@ impl Series {
     }
 
     /// History points of a long-kept metric within `[start, end]`, oldest first.
-    pub fn history(&self, metric: Metric, start: Nanos, end: Nanos) -> Option<Vec<(Nanos, Value)>> {
+    pub fn history(
+        &self,
+        metric: Metric,
+        ticks: &Ticks,
+        start: Nanos,
+        end: Nanos,
+    ) -> Option<Vec<(Nanos, Value)>> {
         let i = HISTORY_METRICS.iter().position(|m| *m == metric)?;
+        let first = self.hist_end - self.history.len() as u64;
         Some(
-            self.history
-                .iter()
-                .filter(|p| p.ts >= start && p.ts <= end && p.vals[i] != MISSING)
-                .map(|p| (p.ts, decode(metric, p.vals[i])))
+            (0..self.history.len())
+                .filter_map(|k| {
+                    let ts = ticks.get(first + k as u64)?;
+                    let raw = self.history.get(k)?[i];
+                    (ts >= start && ts <= end && raw != MISSING).then(|| (ts, decode(metric, raw)))
+                })
                 .collect(),
         )
     }
@@ -232,6 +387,6 @@ impl Series {
     pub fn heap_bytes(&self) -> usize {
         self.values.len() * 8
             + self.labeled.len() * std::mem::size_of::<(Metric, Arc<str>, i64)>()
-            + self.history.capacity() * std::mem::size_of::<HistoryPoint>()
+            + self.history.heap_bytes()
     }
 }

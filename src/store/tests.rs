@@ -224,3 +224,59 @@ fn pod_usage_drops_pods_with_an_incomplete_container() {
     assert_eq!(nodes[0].1.window, 10 * SEC);
     assert_eq!(s.node_usage(Some("n2")).len(), 0);
 }
+
+#[test]
+fn history_keeps_gaps_and_values_beyond_32_bits() {
+    let s = store(600, 100);
+    let big = 5i64 << 32; // 20 GiB: the first point sets the base
+    for i in 0..6i64 {
+        let t = i * 10 * SEC;
+        // The node misses the batches at 20 s and 30 s; at 50 s memory jumps by 8 GiB, which
+        // no longer fits 32 bits relative to the base.
+        let mut sets = vec![set(node("other"), t, 0, 1)];
+        if i != 2 && i != 3 {
+            let ws = if i == 5 { big + (8 << 30) } else { big + i };
+            sets.push(set(node("n1"), t, i * 1_000_000_000, ws));
+        }
+        s.push(&batch(t, sets));
+    }
+    let pts = s
+        .points(&node("n1"), Metric::MemoryWorkingSet, None, 0, i64::MAX)
+        .expect("known");
+    let got: Vec<(Nanos, i64)> = pts
+        .iter()
+        .map(|p| (p.timestamp, p.value.as_i64()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, big),
+            (10 * SEC, big + 1),
+            (40 * SEC, big + 4),
+            (50 * SEC, big + (8 << 30))
+        ]
+    );
+    let from_30s = s
+        .points(&node("n1"), Metric::CpuUsageRate, None, 30 * SEC, 45 * SEC)
+        .expect("known");
+    assert_eq!(
+        from_30s,
+        vec![Point {
+            timestamp: 40 * SEC,
+            value: Value::Int(4_000)
+        }]
+    );
+}
+
+#[test]
+fn a_batch_at_the_same_timestamp_replaces_the_newest_point() {
+    let s = store(600, 100);
+    s.push(&batch(0, vec![set(node("n1"), 0, 0, 1)]));
+    s.push(&batch(10 * SEC, vec![set(node("n1"), 10 * SEC, 0, 2)]));
+    s.push(&batch(10 * SEC, vec![set(node("n1"), 10 * SEC, 0, 3)]));
+    let pts = s
+        .points(&node("n1"), Metric::MemoryWorkingSet, None, 0, i64::MAX)
+        .expect("known");
+    let got: Vec<i64> = pts.iter().map(|p| p.value.as_i64()).collect();
+    assert_eq!(got, vec![1, 3]);
+}
