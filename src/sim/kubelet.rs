@@ -95,7 +95,7 @@ async fn respond(shared: &Shared, node: &NodeState, api: Api) -> Response {
     };
     let ok = |body: Body| ([(header::CONTENT_TYPE, content_type)], body).into_response();
     match node.fault {
-        None => ok(render().into()),
+        None | Some(KubeletFault::WrongHostCert) => ok(render().into()),
         Some(KubeletFault::SummaryForbidden) if api == Api::Resource => ok(render().into()),
         Some(KubeletFault::SummaryForbidden) => (
             StatusCode::FORBIDDEN,
@@ -120,6 +120,17 @@ async fn respond(shared: &Shared, node: &NodeState, api: Api) -> Response {
             ok(body.into())
         }
         Some(KubeletFault::HugeBody(len)) => huge_body(len),
+        Some(KubeletFault::GzipBomb(inflated)) => {
+            let chunks = stream::iter(super::bomb::chunks(inflated).map(Ok::<_, std::io::Error>));
+            (
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (header::CONTENT_ENCODING, "gzip"),
+                ],
+                Body::from_stream(chunks),
+            )
+                .into_response()
+        }
         Some(KubeletFault::SlowTrickle) => {
             let body = Bytes::from(render());
             let chunks = stream::unfold((body, 0usize), |(body, at)| async move {
