@@ -197,7 +197,7 @@ async fn sigterm_during_an_outage_exits_within_the_flush_deadline_and_reports_th
         })
         .await;
     let buffered = common::sample(&page, "heapster_influxdb_buffered_points").unwrap_or(0.0);
-    assert!(proxy.writes().0 >= 1, "a write is in flight");
+    eventually(30, "a write in flight", async || proxy.writes().0 >= 1).await;
 
     let sent = Instant::now();
     heapster.terminate();
@@ -216,4 +216,65 @@ async fn sigterm_during_an_outage_exits_within_the_flush_deadline_and_reports_th
         "reported {lost}, {buffered} were buffered"
     );
     eprintln!("exited {took:?} after SIGTERM, reporting {lost} undelivered points");
+}
+
+/// Sum of every `heapster_influxdb_dropped_points_total{reason=...}` sample.
+fn dropped(page: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with("heapster_influxdb_dropped_points_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn influxd_sigkilled_mid_run_and_restarted_misses_no_tick() {
+    init();
+    let Some(mut server) = Influxd::start() else {
+        return;
+    };
+    let mut heapster = Heapster::start(&[
+        "--source=simulated:?nodes=2&podsPerNode=2".into(),
+        "--metric_resolution=5s".into(),
+        "--shutdown_timeout=20s".into(),
+        format!("--sink=influxdb:{}?db=sigkill", server.url()),
+    ]);
+    let metric = |p: &str, name: &str| common::sample(p, name).unwrap_or(0.0);
+    heapster
+        .metrics_until(60, "first points written", |p| {
+            metric(p, "heapster_influxdb_points_written_total") > 0.0
+        })
+        .await;
+    server.kill();
+    let page = heapster.get("/metrics").await.expect("metrics").1;
+    let ticks_at_kill = metric(&page, "heapster_ticks_total");
+    heapster
+        .metrics_until(60, "two ticks during the outage", |p| {
+            metric(p, "heapster_ticks_total") >= ticks_at_kill + 2.0
+                && metric(p, "heapster_influxdb_retries_total") > 0.0
+        })
+        .await;
+    server.restart();
+    let page = heapster
+        .metrics_until(60, "the buffer drained", |p| {
+            metric(p, "heapster_influxdb_buffered_points") == 0.0
+        })
+        .await;
+    assert_eq!(dropped(&page), 0.0, "{page}");
+
+    heapster.terminate();
+    let status = heapster.wait_exit(Duration::from_secs(30));
+    let log = heapster.log();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{log}");
+    assert!(log.contains("InfluxDB is reachable again"), "{log}");
+    assert!(log.contains("InfluxDB sink flushed"), "{log}");
+    // Every tick, before, during and after the outage, is in InfluxDB.
+    let ticks = log
+        .lines()
+        .filter(|l| l.contains("app::tick: tick window_end="))
+        .count() as u64;
+    let q = "SELECT count(\"value\") FROM \"uptime\" WHERE \"type\" = 'node' AND \"nodename\" = 'sim-node-0000'";
+    let json = server.query("sigkill", q).await;
+    let rows = support::influx_data::rows(&json);
+    assert_eq!(rows.len(), 1, "{json}");
+    assert_eq!(rows[0].1["count"].as_u64(), Some(ticks), "{json}");
 }

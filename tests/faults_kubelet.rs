@@ -109,6 +109,46 @@ async fn every_kubelet_fault_is_counted_by_reason_in_time_with_bounded_memory() 
     cluster.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_hanging_scrape_exits_within_the_flush_deadline() {
+    common::init();
+    let cluster = SimCluster::start(SimOptions {
+        nodes: 2,
+        faults: vec![(0, KubeletFault::Hang)],
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulator starts");
+    // The first tick waits up to 30 s for the hanging kubelet.
+    let mut heapster = Heapster::start(&[
+        format!(
+            "--source=kubernetes:{}?inClusterConfig=false&kubeletPort={}&kubeletHttps=false",
+            cluster.api_url(),
+            cluster.kubelet_port()
+        ),
+        "--metric_resolution=60s".into(),
+        "--scrape_timeout=30s".into(),
+        "--shutdown_timeout=2s".into(),
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while cluster.kubelet_stats(0).requests == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scrape:\n{}",
+            heapster.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    heapster.terminate();
+    let status = heapster.wait_exit(std::time::Duration::from_secs(12));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "not stopped within 12 s of SIGTERM ({status:?}):\n{}",
+        heapster.log()
+    );
+    cluster.shutdown().await;
+}
+
 /// Replaces the token file the way the kubelet does (a new file renamed over the old one).
 fn rotate_file(dir: &std::path::Path, token: &str) {
     let tmp = dir.join("..token.new");

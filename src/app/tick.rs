@@ -95,7 +95,12 @@ impl TickLoop {
         // following ones at each multiple of the resolution.
         let mut window_end = time::align_down(time::now(), res_ns);
         loop {
-            self.tick(&mut processor, fanout, window_end).await;
+            // A stop abandons the tick in progress (a hanging kubelet must not eat into the
+            // shutdown budget); its batch would have been incomplete anyway.
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.tick(&mut processor, fanout, window_end) => {}
+            }
             window_end = time::align_down(time::now(), res_ns) + res_ns;
             let wait = Duration::from_nanos(u64::try_from(window_end - time::now()).unwrap_or(0));
             tokio::select! {
