@@ -30,6 +30,14 @@ fn source(cluster: &SimCluster) -> String {
     )
 }
 
+/// A simulator and the collector on it, once a batch has every node.
+async fn running(nodes: usize, pods_per_node: usize) -> (SimCluster, App) {
+    let cluster = sim(nodes, pods_per_node).await;
+    let app = start(&source(&cluster), &[]).await;
+    batches(&app, 1, |b| node_names(b).len() == nodes).await;
+    (cluster, app)
+}
+
 async fn healthz(app: &App) -> (u16, String) {
     let resp = reqwest::get(format!("http://{}/healthz", app.addr))
         .await
@@ -85,9 +93,7 @@ async fn apiserver_down_at_start_is_waited_for_and_healthz_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apiserver_restart_keeps_known_nodes_scraped_and_watches_resume() {
-    let cluster = sim(3, 2).await;
-    let app = start(&source(&cluster), &[]).await;
-    batches(&app, 1, |b| node_names(b).len() == 3).await;
+    let (cluster, app) = running(3, 2).await;
 
     cluster.stop_apiserver().await;
     // The known nodes keep being scraped while the apiserver is away.
@@ -119,9 +125,7 @@ async fn apiserver_restart_keeps_known_nodes_scraped_and_watches_resume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_410_gone_relists_without_losing_or_duplicating() {
-    let cluster = sim(3, 2).await;
-    let app = start(&source(&cluster), &[]).await;
-    batches(&app, 1, |b| node_names(b).len() == 3).await;
+    let (cluster, app) = running(3, 2).await;
     for round in 0..2 {
         cluster.expire_watches();
         cluster.add_node();

@@ -11,6 +11,37 @@ use support::heapster::Heapster;
 
 const MIB: u64 = 1 << 20;
 
+/// An https simulator (2 pods of 1 container per node) checking `token`, its service-account
+/// directory, and the in-cluster `--source` value for it.
+async fn in_cluster(
+    token: &str,
+    nodes: usize,
+    faults: Vec<(usize, KubeletFault)>,
+) -> (SimCluster, tempfile::TempDir, String) {
+    common::init();
+    let cluster = SimCluster::start(SimOptions {
+        nodes,
+        pods_per_node: 2,
+        containers_per_pod: 1,
+        https: true,
+        auth: SimAuth::Token(token.into()),
+        faults,
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulator starts");
+    let sa = tempfile::tempdir().expect("tempdir");
+    cluster
+        .write_service_account_dir(sa.path())
+        .expect("sa dir");
+    let source = format!(
+        "kubernetes:{}?serviceAccountDir={}",
+        cluster.api_url(),
+        sa.path().display()
+    );
+    (cluster, sa, source)
+}
+
 fn requests(page: &str, outcome: &str) -> f64 {
     let series = format!(r#"heapster_kubelet_requests_total{{outcome="{outcome}"}}"#);
     sample(page, &series).unwrap_or(0.0)
@@ -31,28 +62,16 @@ async fn every_kubelet_fault_is_counted_by_reason_in_time_with_bounded_memory() 
         KubeletFault::WrongHostCert,
     ];
     let healthy = 2;
-    let cluster = SimCluster::start(SimOptions {
-        nodes: faults.len() + healthy,
-        pods_per_node: 2,
-        containers_per_pod: 1,
-        https: true,
-        auth: SimAuth::Token("fault-token".into()),
-        faults: faults.iter().copied().enumerate().collect(),
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator starts");
-    let sa = tempfile::tempdir().expect("tempdir");
-    cluster
-        .write_service_account_dir(sa.path())
-        .expect("sa dir");
+    let nodes = faults.len() + healthy;
+    let (cluster, _sa, source) = in_cluster(
+        "fault-token",
+        nodes,
+        faults.into_iter().enumerate().collect(),
+    )
+    .await;
     // 6 s resolution: the 5.12 s histogram bucket is below it.
     let mut heapster = Heapster::start(&[
-        format!(
-            "--source=kubernetes:{}?serviceAccountDir={}",
-            cluster.api_url(),
-            sa.path().display()
-        ),
+        format!("--source={source}"),
         "--metric_resolution=6s".into(),
         "--scrape_timeout=2s".into(),
         format!("--max_response_bytes={}", 8 * MIB),
@@ -157,26 +176,7 @@ fn rotate_file(dir: &std::path::Path, token: &str) {
 }
 
 async fn token_cluster(token: &str) -> (SimCluster, tempfile::TempDir, heapster_rs::app::App) {
-    common::init();
-    let cluster = SimCluster::start(SimOptions {
-        nodes: 2,
-        pods_per_node: 2,
-        containers_per_pod: 1,
-        https: true,
-        auth: SimAuth::Token(token.into()),
-        ..SimOptions::default()
-    })
-    .await
-    .expect("simulator starts");
-    let sa = tempfile::tempdir().expect("tempdir");
-    cluster
-        .write_service_account_dir(sa.path())
-        .expect("sa dir");
-    let source = format!(
-        "kubernetes:{}?serviceAccountDir={}",
-        cluster.api_url(),
-        sa.path().display()
-    );
+    let (cluster, sa, source) = in_cluster(token, 2, Vec::new()).await;
     let app = start(&source, &[]).await;
     batches(&app, 1, |b| node_names(b).len() == 2).await;
     (cluster, sa, app)
