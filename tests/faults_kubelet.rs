@@ -57,6 +57,7 @@ async fn every_kubelet_fault_is_counted_by_reason_in_time_with_bounded_memory() 
         KubeletFault::Garbage,
         KubeletFault::TruncatedJson,
         KubeletFault::HugeBody(1 << 30),
+        KubeletFault::HugeChunkedBody(1 << 30),
         KubeletFault::GzipBomb(4 << 30),
         KubeletFault::RefuseConnections,
         KubeletFault::WrongHostCert,
@@ -88,7 +89,7 @@ async fn every_kubelet_fault_is_counted_by_reason_in_time_with_bounded_memory() 
         ("timeout", 2.0),     // hang, slow trickle
         ("http_status", 1.0), // 500
         ("decode", 3.0),      // garbage, truncated, gzip bomb (not inflated)
-        ("too_large", 1.0),   // 1 GiB
+        ("too_large", 2.0),   // 1 GiB, declared or chunked
         ("connect", 2.0),     // refused, certificate for another host
         ("success", 2.0),
     ] {
@@ -120,11 +121,15 @@ async fn every_kubelet_fault_is_counted_by_reason_in_time_with_bounded_memory() 
         .expect("model API");
     assert_eq!(status, 200);
     let nodes: Vec<String> = serde_json::from_str(&body).expect("node list");
-    assert_eq!(nodes, ["sim-node-0009", "sim-node-0010"]);
+    assert_eq!(nodes, ["sim-node-0010", "sim-node-0011"]);
     // Neither the 1 GiB body nor the 4 GiB bomb was held in memory.
     let peak = heapster.peak_rss();
     assert!(peak < 160 * MIB, "peak RSS {} MiB", peak / MIB);
     eprintln!("heapster peak RSS: {} MiB", peak / MIB);
+    assert!(
+        !heapster.log().contains("fault-token"),
+        "the token was logged"
+    );
     cluster.shutdown().await;
 }
 

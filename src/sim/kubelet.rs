@@ -119,7 +119,8 @@ async fn respond(shared: &Shared, node: &NodeState, api: Api) -> Response {
             body.truncate(body.len() / 2);
             ok(body.into())
         }
-        Some(KubeletFault::HugeBody(len)) => huge_body(len),
+        Some(KubeletFault::HugeBody(len)) => huge_body(len, true),
+        Some(KubeletFault::HugeChunkedBody(len)) => huge_body(len, false),
         Some(KubeletFault::GzipBomb(inflated)) => {
             let chunks = stream::iter(super::bomb::chunks(inflated).map(Ok::<_, std::io::Error>));
             (
@@ -154,8 +155,9 @@ async fn respond(shared: &Shared, node: &NodeState, api: Api) -> Response {
     }
 }
 
-/// `{"node":{"nodeName":"` then filler, `len` bytes in all, streamed in 64 KiB chunks.
-fn huge_body(len: u64) -> Response {
+/// `{"node":{"nodeName":"` then filler, `len` bytes in all, streamed in 64 KiB chunks, with
+/// or without a `Content-Length`.
+fn huge_body(len: u64, declared: bool) -> Response {
     const PREFIX: &[u8] = br#"{"node":{"nodeName":""#;
     const CHUNK: usize = 64 * 1024;
     let filler = Bytes::from(vec![b'x'; CHUNK]);
@@ -174,12 +176,14 @@ fn huge_body(len: u64) -> Response {
             Some((Ok(filler.slice(..n)), (None, left - n as u64)))
         }
     });
-    (
-        [
-            (header::CONTENT_TYPE, "application/json".to_owned()),
-            (header::CONTENT_LENGTH, len.to_string()),
-        ],
+    let mut resp = (
+        [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(chunks),
     )
-        .into_response()
+        .into_response();
+    if declared {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+    }
+    resp
 }

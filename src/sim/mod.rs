@@ -146,6 +146,8 @@ pub enum KubeletFault {
     TruncatedJson,
     /// Answers 200 `application/json` with a `Content-Length` of this many bytes, streamed.
     HugeBody(u64),
+    /// The same body without a `Content-Length` (chunked): only a cap while reading stops it.
+    HugeChunkedBody(u64),
     /// Answers 200 and sends the payload one byte per second.
     SlowTrickle,
     /// The listener is never bound: connections are refused.
@@ -164,7 +166,7 @@ impl std::str::FromStr for KubeletFault {
     type Err = String;
 
     /// `hang`, `500`, `garbage`, `truncated`, `huge:<bytes>`, `slow`, `refuse`, `summary403`,
-    /// `gzipbomb:<inflated bytes>`, `wronghost`.
+    /// `hugechunked:<bytes>`, `gzipbomb:<inflated bytes>`, `wronghost`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "hang" => KubeletFault::Hang,
@@ -177,10 +179,14 @@ impl std::str::FromStr for KubeletFault {
             "wronghost" => KubeletFault::WrongHostCert,
             other => {
                 let size = |prefix: &str| other.strip_prefix(prefix).and_then(|n| n.parse().ok());
-                match (size("huge:"), size("gzipbomb:")) {
-                    (Some(n), _) => KubeletFault::HugeBody(n),
-                    (_, Some(n)) => KubeletFault::GzipBomb(n),
-                    _ => return Err(format!("unknown kubelet fault {other:?}")),
+                if let Some(n) = size("huge:") {
+                    KubeletFault::HugeBody(n)
+                } else if let Some(n) = size("hugechunked:") {
+                    KubeletFault::HugeChunkedBody(n)
+                } else if let Some(n) = size("gzipbomb:") {
+                    KubeletFault::GzipBomb(n)
+                } else {
+                    return Err(format!("unknown kubelet fault {other:?}"));
                 }
             }
         })
