@@ -61,6 +61,25 @@ async fn metrics_until(app: &App, what: &str, ok: impl Fn(&str) -> bool) -> Stri
     }
 }
 
+/// Waits (up to 60 s) until the collector knows exactly `nodes` nodes and `pods` pods.
+async fn known(app: &App, nodes: usize, pods: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (n, p) = {
+            let state = app.cluster.read().expect("state");
+            (state.nodes.len(), state.pod_count())
+        };
+        if (n, p) == (nodes, pods) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "knows {n} nodes and {p} pods, not {nodes} and {pods}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn gauge(page: &str, name: &str) -> f64 {
     sample(page, name).unwrap_or(-1.0)
 }
@@ -113,12 +132,8 @@ async fn apiserver_restart_keeps_known_nodes_scraped_and_watches_resume() {
     .await;
     assert_eq!(added, 3);
     assert_eq!(node_names(got.last().expect("batch")).len(), 3);
-    let pods = app.cluster.read().expect("state").pod_count();
-    assert_eq!(
-        pods,
-        3 * 2,
-        "pods of removed nodes go, pods of new ones come"
-    );
+    // Pods of the removed node went, pods of the new one came.
+    known(&app, 3, 3 * 2).await;
     app.stop().await;
     cluster.shutdown().await;
 }
@@ -132,8 +147,7 @@ async fn watch_410_gone_relists_without_losing_or_duplicating() {
         cluster.remove_node(round);
         let want: Vec<String> = cluster.nodes().into_iter().map(|n| n.name).collect();
         batches(&app, 1, |b| node_names(b) == want).await;
-        let state = app.cluster.read().expect("state");
-        assert_eq!((state.nodes.len(), state.pod_count()), (3, 3 * 2));
+        known(&app, 3, 3 * 2).await;
     }
     app.stop().await;
     cluster.shutdown().await;
