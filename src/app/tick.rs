@@ -84,7 +84,7 @@ impl TickLoop {
         // Wait for the first node list (pods too, briefly) before scraping.
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = self.synced.wait_for(|s| s.nodes) => {}
+            _ = self.first_node_list() => {}
         }
         let _ =
             tokio::time::timeout(Duration::from_secs(10), self.synced.wait_for(|s| s.pods)).await;
@@ -95,12 +95,34 @@ impl TickLoop {
         // following ones at each multiple of the resolution.
         let mut window_end = time::align_down(time::now(), res_ns);
         loop {
-            self.tick(&mut processor, fanout, window_end).await;
+            // A stop abandons the tick in progress (a hanging kubelet must not eat into the
+            // shutdown budget); its batch would have been incomplete anyway.
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.tick(&mut processor, fanout, window_end) => {}
+            }
             window_end = time::align_down(time::now(), res_ns) + res_ns;
             let wait = Duration::from_nanos(u64::try_from(window_end - time::now()).unwrap_or(0));
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Waits for the first node list; meanwhile `/healthz` says why it has not come.
+    async fn first_node_list(&mut self) {
+        loop {
+            let synced = self.synced.borrow_and_update().clone();
+            if synced.nodes {
+                return;
+            }
+            if let Some(e) = synced.node_error {
+                self.health
+                    .waiting(format!("cannot list nodes from the apiserver: {e}"));
+            }
+            if self.synced.changed().await.is_err() {
+                return;
             }
         }
     }

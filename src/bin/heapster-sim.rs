@@ -35,7 +35,7 @@ struct Args {
     #[arg(long)]
     no_kubelet_ip_san: bool,
     /// A kubelet fault, `INDEX=KIND` with KIND one of hang, 500, garbage, truncated, huge:BYTES,
-    /// slow, refuse. Repeatable.
+    /// slow, refuse, summary403, hugechunked:BYTES, gzipbomb:BYTES, wronghost. Repeatable.
     #[arg(long = "fault", value_parser = parse_fault)]
     faults: Vec<(usize, KubeletFault)>,
     /// Node whose Ready condition is False. Repeatable.

@@ -1,13 +1,14 @@
 //! Runtime changes to a [`SimCluster`]: nodes added, removed, made (not) ready, containers
-//! restarted. Each takes the node table, then the event log, and emits watch events.
+//! restarted; the apiserver stopped and started again. Each change takes the node table, then
+//! the event log, and emits watch events.
 
 use std::net::SocketAddr;
 
-use super::SimCluster;
 use super::cluster::new_node;
 use super::serve;
 use super::state::{self, Restart};
 use super::watch::{node_event, pod_event};
+use super::{SimCluster, SimError};
 use crate::model::time::{NANOS_PER_SEC, align_down, now};
 
 impl SimCluster {
@@ -56,6 +57,33 @@ impl SimCluster {
         log.push(node_event(cfg, "DELETED", node));
         node.removed = true;
         node.cancel.cancel();
+    }
+
+    /// Stops the apiserver, as a crash would: the listener closes and every open request,
+    /// watches included, is dropped. Kubelets keep serving. Returns once the port is free.
+    pub async fn stop_apiserver(&self) {
+        let task = {
+            let mut api = state::lock(&self.api);
+            api.cancel.cancel();
+            api.task.take()
+        };
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// Starts the apiserver again on the same address, with the same state (resource versions
+    /// continue, so watches resume where they were).
+    pub fn start_apiserver(&self) -> Result<(), SimError> {
+        {
+            let mut api = state::lock(&self.api);
+            if !api.cancel.is_cancelled() {
+                return Ok(());
+            }
+            api.cancel = self.shared.cancel.child_token();
+        }
+        let _guard = self.handle.enter();
+        self.serve_apiserver(serve::bind(self.shared.cfg.api_addr)?)
     }
 
     /// Sets node `i`'s Ready condition (a MODIFIED event when it changes).

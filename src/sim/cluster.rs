@@ -27,6 +27,15 @@ pub struct SimCluster {
     pub(super) api_url: Url,
     pub(super) handle: tokio::runtime::Handle,
     pub(super) tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The apiserver's accept loop: stopped and started again by
+    /// [`SimCluster::stop_apiserver`] and [`SimCluster::start_apiserver`].
+    pub(super) api: Mutex<ApiServer>,
+}
+
+/// The running apiserver: the token that stops it and its accept loop.
+pub(super) struct ApiServer {
+    pub cancel: CancellationToken,
+    pub task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for SimCluster {
@@ -128,20 +137,13 @@ impl SimCluster {
             ip_san: opts.kubelet_cert_ip_san,
             api_url,
             handle: tokio::runtime::Handle::current(),
-            tasks: Mutex::new(Vec::with_capacity(opts.nodes + 1)),
+            tasks: Mutex::new(Vec::with_capacity(opts.nodes)),
+            api: Mutex::new(ApiServer {
+                cancel: shared.cancel.child_token(),
+                task: None,
+            }),
         };
-        let api_tls = cluster
-            .pki
-            .as_ref()
-            .map(Pki::apiserver_config)
-            .transpose()?;
-        let api = apiserver::router(Arc::clone(&shared));
-        cluster.spawn(serve::accept_loop(
-            api_listener,
-            api_tls,
-            api,
-            shared.cancel.clone(),
-        ));
+        cluster.serve_apiserver(api_listener)?;
         for (node, listener) in nodes.iter().zip(placement.listeners) {
             if let Some(listener) = listener {
                 cluster.spawn_kubelet(node, listener)?;
@@ -150,6 +152,19 @@ impl SimCluster {
         tracing::info!(api = %cluster.api_url, nodes = opts.nodes, block = placement.block,
             kubelet_port = placement.port, "simulated cluster started");
         Ok(cluster)
+    }
+
+    /// Serves the apiserver on `listener` until [`ApiServer::cancel`] fires.
+    pub(super) fn serve_apiserver(
+        &self,
+        listener: tokio::net::TcpListener,
+    ) -> Result<(), SimError> {
+        let tls = self.pki.as_ref().map(Pki::apiserver_config).transpose()?;
+        let router = apiserver::router(Arc::clone(&self.shared));
+        let mut api = state::lock(&self.api);
+        let serve = serve::accept_loop(listener, tls, router, api.cancel.clone());
+        api.task = Some(self.handle.spawn(serve));
+        Ok(())
     }
 
     fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
@@ -163,6 +178,9 @@ impl SimCluster {
         listener: tokio::net::TcpListener,
     ) -> Result<(), SimError> {
         let tls = match &self.pki {
+            Some(pki) if node.fault == Some(KubeletFault::WrongHostCert) => {
+                Some(pki.kubelet_config("wrong-host.invalid", None)?)
+            }
             Some(pki) => Some(pki.kubelet_config(&node.name, self.ip_san.then_some(node.ip))?),
             None => None,
         };
@@ -285,7 +303,8 @@ impl SimCluster {
     /// Stops every server and waits (up to 5 s) for the accept loops to end.
     pub async fn shutdown(self) {
         self.shared.cancel.cancel();
-        let tasks = std::mem::take(&mut *state::lock(&self.tasks));
+        let mut tasks = std::mem::take(&mut *state::lock(&self.tasks));
+        tasks.extend(state::lock(&self.api).task.take());
         let wait = futures::future::join_all(tasks);
         if tokio::time::timeout(Duration::from_secs(5), wait)
             .await

@@ -95,7 +95,7 @@ async fn respond(shared: &Shared, node: &NodeState, api: Api) -> Response {
     };
     let ok = |body: Body| ([(header::CONTENT_TYPE, content_type)], body).into_response();
     match node.fault {
-        None => ok(render().into()),
+        None | Some(KubeletFault::WrongHostCert) => ok(render().into()),
         Some(KubeletFault::SummaryForbidden) if api == Api::Resource => ok(render().into()),
         Some(KubeletFault::SummaryForbidden) => (
             StatusCode::FORBIDDEN,
@@ -119,7 +119,19 @@ async fn respond(shared: &Shared, node: &NodeState, api: Api) -> Response {
             body.truncate(body.len() / 2);
             ok(body.into())
         }
-        Some(KubeletFault::HugeBody(len)) => huge_body(len),
+        Some(KubeletFault::HugeBody(len)) => huge_body(len, true),
+        Some(KubeletFault::HugeChunkedBody(len)) => huge_body(len, false),
+        Some(KubeletFault::GzipBomb(inflated)) => {
+            let chunks = stream::iter(super::bomb::chunks(inflated).map(Ok::<_, std::io::Error>));
+            (
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (header::CONTENT_ENCODING, "gzip"),
+                ],
+                Body::from_stream(chunks),
+            )
+                .into_response()
+        }
         Some(KubeletFault::SlowTrickle) => {
             let body = Bytes::from(render());
             let chunks = stream::unfold((body, 0usize), |(body, at)| async move {
@@ -143,8 +155,9 @@ async fn respond(shared: &Shared, node: &NodeState, api: Api) -> Response {
     }
 }
 
-/// `{"node":{"nodeName":"` then filler, `len` bytes in all, streamed in 64 KiB chunks.
-fn huge_body(len: u64) -> Response {
+/// `{"node":{"nodeName":"` then filler, `len` bytes in all, streamed in 64 KiB chunks, with
+/// or without a `Content-Length`.
+fn huge_body(len: u64, declared: bool) -> Response {
     const PREFIX: &[u8] = br#"{"node":{"nodeName":""#;
     const CHUNK: usize = 64 * 1024;
     let filler = Bytes::from(vec![b'x'; CHUNK]);
@@ -163,12 +176,14 @@ fn huge_body(len: u64) -> Response {
             Some((Ok(filler.slice(..n)), (None, left - n as u64)))
         }
     });
-    (
-        [
-            (header::CONTENT_TYPE, "application/json".to_owned()),
-            (header::CONTENT_LENGTH, len.to_string()),
-        ],
+    let mut resp = (
+        [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(chunks),
     )
-        .into_response()
+        .into_response();
+    if declared {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+    }
+    resp
 }

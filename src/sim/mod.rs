@@ -7,7 +7,8 @@
 //! `shared/fixtures/kubelet/`, and `GET /metrics/resource` with the same counters; the apiserver serves discovery, LIST + WATCH of nodes, pods and
 //! namespaces as `kube` watchers use them, and the node proxy to `/stats/summary`; core v1 Events
 //! ([`SimCluster::emit_event`], [`SimCluster::bump_event`]) with LIST + WATCH, and
-//! [`SimCluster::expire_watches`] to force a 410 Gone.
+//! [`SimCluster::expire_watches`] to force a 410 Gone; [`SimCluster::stop_apiserver`] and
+//! [`SimCluster::start_apiserver`] for an apiserver outage.
 //!
 //! # Values (all deterministic; see [`formulas`])
 //!
@@ -49,6 +50,7 @@
 //! Servers speak HTTP/1.1 only (ALPN `http/1.1`).
 
 mod apiserver;
+pub mod bomb;
 mod changes;
 mod cluster;
 mod events;
@@ -144,18 +146,27 @@ pub enum KubeletFault {
     TruncatedJson,
     /// Answers 200 `application/json` with a `Content-Length` of this many bytes, streamed.
     HugeBody(u64),
+    /// The same body without a `Content-Length` (chunked): only a cap while reading stops it.
+    HugeChunkedBody(u64),
     /// Answers 200 and sends the payload one byte per second.
     SlowTrickle,
     /// The listener is never bound: connections are refused.
     RefuseConnections,
     /// `/stats/summary` answers 403 (no `nodes/stats` permission); `/metrics/resource` works.
     SummaryForbidden,
+    /// Answers 200 with `Content-Encoding: gzip` and a valid gzip body that inflates to this
+    /// many zero bytes (about 1,000 times smaller on the wire; see [`bomb`]).
+    GzipBomb(u64),
+    /// Serves (https only) a certificate for another host name, without the node's IP SAN:
+    /// verification fails.
+    WrongHostCert,
 }
 
 impl std::str::FromStr for KubeletFault {
     type Err = String;
 
-    /// `hang`, `500`, `garbage`, `truncated`, `huge:<bytes>`, `slow`, `refuse`, `summary403`.
+    /// `hang`, `500`, `garbage`, `truncated`, `huge:<bytes>`, `slow`, `refuse`, `summary403`,
+    /// `hugechunked:<bytes>`, `gzipbomb:<inflated bytes>`, `wronghost`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "hang" => KubeletFault::Hang,
@@ -165,10 +176,19 @@ impl std::str::FromStr for KubeletFault {
             "slow" => KubeletFault::SlowTrickle,
             "refuse" => KubeletFault::RefuseConnections,
             "summary403" => KubeletFault::SummaryForbidden,
-            other => match other.strip_prefix("huge:").map(str::parse) {
-                Some(Ok(n)) => KubeletFault::HugeBody(n),
-                _ => return Err(format!("unknown kubelet fault {other:?}")),
-            },
+            "wronghost" => KubeletFault::WrongHostCert,
+            other => {
+                let size = |prefix: &str| other.strip_prefix(prefix).and_then(|n| n.parse().ok());
+                if let Some(n) = size("huge:") {
+                    KubeletFault::HugeBody(n)
+                } else if let Some(n) = size("hugechunked:") {
+                    KubeletFault::HugeChunkedBody(n)
+                } else if let Some(n) = size("gzipbomb:") {
+                    KubeletFault::GzipBomb(n)
+                } else {
+                    return Err(format!("unknown kubelet fault {other:?}"));
+                }
+            }
         })
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! Which kubelet endpoint is asked follows `kubeletEndpoint` ([`KubeletEndpoint`]): with `auto`
 //! a node whose `/stats/summary` answers 403 or 404 is scraped through `/metrics/resource` in the
-//! same tick and, from then on, directly (summary is tried again every [`SUMMARY_RETRY`]). The
-//! per-node choice is pruned to the nodes of each tick, so it never outgrows the cluster.
+//! same tick and, from then on, directly (summary is tried again every [`SUMMARY_RETRY`]). All
+//! per-node state (that choice, failures already logged) is pruned to the nodes of each tick, so
+//! it never outgrows the cluster, whatever the node churn.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -305,6 +306,7 @@ impl Scraper {
     /// Keeps per-node state only for the nodes of this tick.
     fn forget_other_nodes(&self, nodes: &[Arc<NodeInfo>]) {
         let names: HashSet<&str> = nodes.iter().map(|n| &*n.name).collect();
+        lock(&self.failing).retain(|n, _| names.contains(&**n));
         lock(&self.on_resource).retain(|n, _| names.contains(&**n));
         lock(&self.resource_errors).retain(|n| names.contains(&**n));
     }
@@ -408,4 +410,39 @@ impl Scraper {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::kubelet::KubeletClientOptions;
+
+    #[tokio::test]
+    async fn failures_of_nodes_that_are_gone_are_forgotten() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let opts = KubeletClientOptions {
+            timeout: Duration::from_secs(1),
+            max_response_bytes: 1024,
+            insecure: false,
+        };
+        let kubelet = KubeletClient::new(Arc::default(), opts).expect("client");
+        let endpoint = Endpoint::Direct {
+            https: false,
+            port: Some(10255),
+            address_types: vec!["InternalIP"],
+        };
+        let metrics = ScrapeMetrics::register(&mut Registry::default());
+        let scraper = Arc::new(Scraper::new(kubelet, endpoint, 4, Duration::ZERO, metrics));
+        // No address: fails at once, without any traffic.
+        let node = Arc::new(NodeInfo {
+            name: Arc::from("removed-node"),
+            ..NodeInfo::default()
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let result = scraper.scrape(vec![node], deadline).await;
+        assert_eq!(result.failed.len(), 1);
+        assert_eq!(lock(&scraper.failing).len(), 1);
+        scraper.scrape(Vec::new(), deadline).await;
+        assert!(lock(&scraper.failing).is_empty());
+    }
 }

@@ -19,10 +19,12 @@ use crate::model::labels::LabelPolicy;
 pub type SharedState = Arc<RwLock<ClusterState>>;
 
 /// Which watchers have finished their first list.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Synced {
     pub nodes: bool,
     pub pods: bool,
+    /// Why the first node list has not come yet (the latest watch failure), for `/healthz`.
+    pub node_error: Option<Arc<str>>,
 }
 
 pub fn node_info(node: &Node, policy: &LabelPolicy) -> Option<NodeInfo> {
@@ -175,7 +177,10 @@ pub async fn watch_nodes(
             Ok(Event::InitDone) => {
                 let count = fresh.len();
                 write(&state).nodes = std::mem::take(&mut fresh);
-                synced.send_modify(|s| s.nodes = true);
+                synced.send_modify(|s| {
+                    s.nodes = true;
+                    s.node_error = None;
+                });
                 tracing::info!(nodes = count, "node list synced");
             }
             Ok(Event::Apply(n)) => {
@@ -190,7 +195,16 @@ pub async fn watch_nodes(
                     write(&state).nodes.remove(name);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "node watch failed; retrying"),
+            Err(e) => {
+                tracing::warn!(error = %e, "node watch failed; retrying");
+                synced.send_if_modified(|s| {
+                    let first_list_pending = !s.nodes;
+                    if first_list_pending {
+                        s.node_error = Some(Arc::from(e.to_string()));
+                    }
+                    first_list_pending
+                });
+            }
         }
     }
 }

@@ -59,6 +59,14 @@ pub async fn batches(app: &App, n: usize, ok: impl Fn(&Batch) -> bool) -> Vec<Ar
     }
 }
 
+/// Waits (up to 60 s) for a batch newer than the newest one now, whose newest passes `ok`.
+pub async fn later_batch(app: &App, ok: impl Fn(&Batch) -> bool) -> Arc<Batch> {
+    let store = app.store.as_ref().expect("metric sink on");
+    let now = store.snapshot().last().map_or(i64::MIN, |b| b.timestamp);
+    let got = batches(app, 1, |b| b.timestamp > now && ok(b)).await;
+    Arc::clone(got.last().expect("a batch"))
+}
+
 /// The `/metrics` page of the app.
 pub async fn metrics(app: &App) -> String {
     reqwest::get(format!("http://{}/metrics", app.addr))

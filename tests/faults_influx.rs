@@ -1,0 +1,283 @@
+//! Fault injection on the InfluxDB side: a real `influxd` behind a fault-injecting proxy that
+//! answers writes with 500 and 429, answers slowly, or not at all; and SIGTERM of the real
+//! `heapster` binary while InfluxDB hangs. Buffered, retried, bounded, nothing lost within the
+//! bound, every drop counted.
+//!
+//! InfluxDB SIGKILLed and restarted on the same port and data directory is
+//! `outage_loses_nothing` in `tests/influxdb.rs`.
+
+mod common;
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use heapster_rs::model::Batch;
+use heapster_rs::sink::Sink;
+use heapster_rs::sink::influxdb::{DeliveryTuning, InfluxSink};
+use prometheus_client::registry::Registry;
+use support::heapster::Heapster;
+use support::influx_data::{config, count_at, eventually, fast, init, recent, sample_batch, sink};
+use support::influxd::Influxd;
+use support::proxy::{Fault, FaultProxy};
+
+/// A real server and the proxy in front of it; None (test skipped) without `influxd`.
+async fn proxied() -> Option<(Influxd, FaultProxy)> {
+    init();
+    let server = Influxd::start()?;
+    let proxy = FaultProxy::start(server.url()).await;
+    Some((server, proxy))
+}
+
+fn batches(n: i64) -> Vec<Batch> {
+    (0..n).map(|i| sample_batch(recent(n + 5 - i))).collect()
+}
+
+/// Exports every batch; each export must return at once whatever InfluxDB does.
+async fn export_all(sink: &mut InfluxSink, batches: &[Batch]) {
+    for b in batches {
+        tokio::time::timeout(Duration::from_secs(10), sink.export(Arc::new(b.clone())))
+            .await
+            .expect("export never waits on InfluxDB");
+    }
+}
+
+/// Every batch is in InfluxDB, whole.
+async fn all_written(server: &Influxd, db: &str, batches: &[Batch]) {
+    for b in batches {
+        assert_eq!(
+            count_at(server, db, b.timestamp).await,
+            b.point_count() as u64,
+            "batch at {}",
+            b.timestamp
+        );
+    }
+}
+
+#[tokio::test]
+async fn errors_500_and_429_are_retried_and_nothing_is_lost() {
+    let Some((server, proxy)) = proxied().await else {
+        return;
+    };
+    let injected = [500, 429, 500, 503, 429].map(Fault::Status);
+    proxy.script(injected);
+    let mut sink = sink(&config(proxy.url(), "errors"));
+    let batches = batches(4);
+    let total: u64 = batches.iter().map(|b| b.point_count() as u64).sum();
+    export_all(&mut sink, &batches).await;
+    eventually(60, "everything written", async || {
+        sink.stats().points_written == total
+    })
+    .await;
+    let stats = sink.stats();
+    assert_eq!(proxy.writes().1, injected.len() as u64);
+    assert!(stats.retries >= injected.len() as u64, "{stats:?}");
+    assert_eq!(
+        (
+            stats.buffered_points,
+            stats.dropped_buffer_full,
+            stats.dropped_rejected
+        ),
+        (0, 0, 0)
+    );
+    all_written(&server, "errors", &batches).await;
+}
+
+#[tokio::test]
+async fn a_slow_influxdb_times_out_is_retried_and_nothing_is_lost() {
+    let Some((server, proxy)) = proxied().await else {
+        return;
+    };
+    // Accepts, but answers after the client gave up.
+    proxy.set(Fault::Delay(Duration::from_secs(3)));
+    let tuning = DeliveryTuning {
+        request_timeout: Duration::from_millis(800),
+        ..fast()
+    };
+    let cfg = config(proxy.url(), "slow");
+    let mut sink = InfluxSink::with_tuning(&cfg, &mut Registry::default(), tuning).expect("sink");
+    let batches = batches(4);
+    let total: u64 = batches.iter().map(|b| b.point_count() as u64).sum();
+    export_all(&mut sink, &batches).await;
+    eventually(30, "timed-out writes retried", async || {
+        sink.stats().retries >= 3
+    })
+    .await;
+    assert_eq!(sink.stats().buffered_points, total as i64);
+    // Slow but within the timeout: everything goes through.
+    proxy.set(Fault::Delay(Duration::from_millis(200)));
+    eventually(60, "everything written", async || {
+        sink.stats().buffered_points == 0
+    })
+    .await;
+    let stats = sink.stats();
+    assert_eq!(stats.points_written, total, "{stats:?}");
+    assert_eq!(stats.dropped_buffer_full, 0);
+    all_written(&server, "slow", &batches).await;
+}
+
+#[tokio::test]
+async fn sustained_errors_stay_within_the_buffer_and_every_drop_is_counted() {
+    let Some((server, proxy)) = proxied().await else {
+        return;
+    };
+    proxy.set(Fault::Status(500));
+    let batches = batches(6);
+    let per_batch = batches[0].point_count();
+    let mut cfg = config(proxy.url(), "bounded");
+    cfg.batch_size = 25;
+    cfg.buffer_points = per_batch * 5 / 2;
+    cfg.concurrency = 1;
+    let mut sink = sink(&cfg);
+    // The gauge counts the chunks in flight too: at most `concurrency` of `batch_size` lines.
+    let bound = cfg.buffer_points + cfg.concurrency * cfg.batch_size;
+    for b in &batches {
+        export_all(&mut sink, std::slice::from_ref(b)).await;
+        let stats = sink.stats();
+        assert!(
+            stats.buffered_points as usize <= bound,
+            "buffer over its bound: {stats:?}"
+        );
+    }
+    eventually(30, "failed writes", async || proxy.writes().1 >= 3).await;
+    let total = (6 * per_batch) as u64;
+    // Every point is either still held or counted as dropped (the two are updated one after
+    // the other, hence the wait).
+    eventually(10, "held + dropped = exported", async || {
+        let stats = sink.stats();
+        stats.buffered_points as u64 + stats.dropped_buffer_full == total
+    })
+    .await;
+    assert_eq!(sink.stats().points_written, 0);
+    proxy.set(Fault::Pass);
+    eventually(60, "buffer drained", async || {
+        sink.stats().buffered_points == 0
+    })
+    .await;
+    let stats = sink.stats();
+    assert!(stats.dropped_buffer_full > 0);
+    assert_eq!(stats.points_written + stats.dropped_buffer_full, total);
+    let mut counts = Vec::new();
+    for b in &batches {
+        counts.push(count_at(&server, "bounded", b.timestamp).await);
+    }
+    assert_eq!(counts.iter().sum::<u64>(), stats.points_written);
+    // The oldest went first; the newest batch is whole.
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    assert_eq!((counts[0], counts[5]), (0, per_batch as u64), "{counts:?}");
+}
+
+/// `points=N` of the shutdown report in a text log.
+fn reported_undelivered(log: &str) -> Option<u64> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("shut down with undelivered points"))?;
+    let at = line.find("points=")? + "points=".len();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_an_outage_exits_within_the_flush_deadline_and_reports_the_loss() {
+    let Some((_server, proxy)) = proxied().await else {
+        return;
+    };
+    // InfluxDB answers pings and queries but never a write: the worst outage for a flush.
+    proxy.set(Fault::Hang);
+    let shutdown_timeout = Duration::from_secs(2);
+    let mut heapster = Heapster::start(&[
+        "--source=simulated:?nodes=2&podsPerNode=2".into(),
+        "--metric_resolution=5s".into(),
+        format!("--shutdown_timeout={}s", shutdown_timeout.as_secs()),
+        format!("--sink=influxdb:{}?db=sigterm", proxy.url()),
+    ]);
+    let page = heapster
+        .metrics_until(60, "points buffered", |page| {
+            common::sample(page, "heapster_influxdb_buffered_points").unwrap_or(0.0) > 0.0
+        })
+        .await;
+    let buffered = common::sample(&page, "heapster_influxdb_buffered_points").unwrap_or(0.0);
+    eventually(30, "a write in flight", async || proxy.writes().0 >= 1).await;
+
+    let sent = Instant::now();
+    heapster.terminate();
+    // The request timeout (30 s) is far longer: only the flush deadline can end this.
+    let status = heapster
+        .wait_exit(shutdown_timeout + Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running 12 s after SIGTERM:\n{}", heapster.log()));
+    let took = sent.elapsed();
+    let log = heapster.log();
+    assert!(status.success(), "{status}:\n{log}");
+    let lost = reported_undelivered(&log)
+        .unwrap_or_else(|| panic!("no report of undelivered points:\n{log}"));
+    // Nothing was written, so at least what was buffered before SIGTERM is reported.
+    assert!(
+        lost as f64 >= buffered,
+        "reported {lost}, {buffered} were buffered"
+    );
+    eprintln!("exited {took:?} after SIGTERM, reporting {lost} undelivered points");
+}
+
+/// Sum of every `heapster_influxdb_dropped_points_total{reason=...}` sample.
+fn dropped(page: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with("heapster_influxdb_dropped_points_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn influxd_sigkilled_mid_run_and_restarted_misses_no_tick() {
+    init();
+    let Some(mut server) = Influxd::start() else {
+        return;
+    };
+    let mut heapster = Heapster::start(&[
+        "--source=simulated:?nodes=2&podsPerNode=2".into(),
+        "--metric_resolution=5s".into(),
+        "--shutdown_timeout=20s".into(),
+        format!("--sink=influxdb:{}?db=sigkill", server.url()),
+    ]);
+    let metric = |p: &str, name: &str| common::sample(p, name).unwrap_or(0.0);
+    heapster
+        .metrics_until(60, "first points written", |p| {
+            metric(p, "heapster_influxdb_points_written_total") > 0.0
+        })
+        .await;
+    server.kill();
+    let page = heapster.get("/metrics").await.expect("metrics").1;
+    let ticks_at_kill = metric(&page, "heapster_ticks_total");
+    heapster
+        .metrics_until(60, "two ticks during the outage", |p| {
+            metric(p, "heapster_ticks_total") >= ticks_at_kill + 2.0
+                && metric(p, "heapster_influxdb_retries_total") > 0.0
+        })
+        .await;
+    server.restart();
+    let page = heapster
+        .metrics_until(60, "the buffer drained", |p| {
+            metric(p, "heapster_influxdb_buffered_points") == 0.0
+        })
+        .await;
+    assert_eq!(dropped(&page), 0.0, "{page}");
+
+    heapster.terminate();
+    let status = heapster.wait_exit(Duration::from_secs(30));
+    let log = heapster.log();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}:\n{log}");
+    assert!(log.contains("InfluxDB is reachable again"), "{log}");
+    assert!(log.contains("InfluxDB sink flushed"), "{log}");
+    // Every tick, before, during and after the outage, is in InfluxDB.
+    let ticks = log
+        .lines()
+        .filter(|l| l.contains("app::tick: tick window_end="))
+        .count() as u64;
+    let q = "SELECT count(\"value\") FROM \"uptime\" WHERE \"type\" = 'node' AND \"nodename\" = 'sim-node-0000'";
+    let json = server.query("sigkill", q).await;
+    let rows = support::influx_data::rows(&json);
+    assert_eq!(rows.len(), 1, "{json}");
+    assert_eq!(rows[0].1["count"].as_u64(), Some(ticks), "{json}");
+}
