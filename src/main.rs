@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use heapster_rs::app::{self, App, process};
 use heapster_rs::config::{self, Parsed, SourceConfig};
 
+/// mimalloc instead of glibc's malloc: the collector makes many small, short-lived allocations
+/// on several threads every tick, where glibc's per-thread arenas fragment and keep memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let env = |k: &str| std::env::var(k).ok();
     let cfg = match config::parse(std::env::args_os(), &env) {

@@ -72,6 +72,7 @@ impl App {
                 timeout: cfg.scrape_timeout,
                 max_response_bytes: cfg.max_response_bytes,
                 insecure: source.kubelet_insecure,
+                keep_alive: source.kubelet_keep_alive,
             },
         )
         .map_err(|e| anyhow::anyhow!("kubelet client: {e}"))?;

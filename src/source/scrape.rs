@@ -424,6 +424,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_response_bytes: 1024,
             insecure: false,
+            keep_alive: false,
         };
         let kubelet = KubeletClient::new(Arc::default(), opts).expect("client");
         let endpoint = Endpoint::Direct {
