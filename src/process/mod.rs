@@ -40,7 +40,12 @@ impl Processor {
         max_age: Nanos,
     ) -> Batch {
         let scraped: Vec<Arc<str>> = samples.iter().map(|s| Arc::clone(&s.node)).collect();
-        let mut sets: Vec<_> = samples.into_iter().flat_map(|s| s.sets).collect();
+        // Sized once: growing by doubling would copy the sets several times and, at the
+        // last step, hold twice their size.
+        let mut sets = Vec::with_capacity(samples.iter().map(|s| s.sets.len()).sum::<usize>() + 64);
+        for sample in samples {
+            sets.extend(sample.sets);
+        }
         self.rates.apply(&mut sets, &scraped, timestamp, max_age);
         for raw in &mut sets {
             enrich::enrich(raw, cluster);
