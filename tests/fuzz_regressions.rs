@@ -126,3 +126,13 @@ fn fixture_summaries_and_their_truncations_never_panic() {
     }
     assert!(seen > 0, "no summaries in {}", dir.display());
 }
+
+/// Found by `summary_decode`: a timestamp after 2262 (out of i64 nanoseconds) overflowed in the
+/// fast path of the Summary decoder instead of being refused (source/summary.rs).
+#[test]
+fn summary_timestamps_past_2262_are_refused() {
+    let body =
+        br#"{"node":{"nodeName":"n1","cpu":{"time":"4046-05-31T02:20:29Z","usageNanoCores":1}}}"#;
+    assert!(heapster_rs::source::summary::decode(body).is_err());
+    fuzz::summary(body);
+}
