@@ -53,14 +53,16 @@ pub mod fuzz {
     }
 
     /// `--{flag}={value}` through the whole flag parser: no panic; no message shows a value
-    /// that came from the environment; the `Debug` of a parsed InfluxDB sink does not depend
+    /// that came from the environment (`$S`); the `Debug` of a parsed InfluxDB sink does not depend
     /// on its password or token.
     pub fn flag(flag: &str, value: &str) {
         let arg = format!("--{flag}={value}");
         match parse(["heapster", arg.as_str()], &env) {
-            Parsed::Exit { message, .. } => {
+            // Unless the value itself holds the secret's text (the fuzzer finds it).
+            Parsed::Exit { message, .. } if !value.contains(SECRET) => {
                 assert!(!message.contains(SECRET), "{value:?}: {message}");
             }
+            Parsed::Exit { .. } => {}
             Parsed::Run(config) => {
                 for sink in config.sinks.iter().chain(&config.event_sinks) {
                     if let SinkConfig::InfluxDb(c) = sink {

@@ -136,3 +136,24 @@ fn summary_timestamps_past_2262_are_refused() {
     assert!(heapster_rs::source::summary::decode(body).is_err());
     fuzz::summary(body);
 }
+
+/// Found by `source_url`: a URL scheme that came out of `$S` was echoed in the "scheme is not
+/// supported" message, for `--source` and `--sink` alike (config/source.rs, config/sink.rs).
+#[test]
+fn url_schemes_from_the_environment_are_not_echoed() {
+    for value in [
+        "kubernetes:htm$S:T}?simulstps://..ecvre-0port..../..n\0:",
+        "kubernetes:$S://h",
+    ] {
+        fuzz::flag("source", value);
+    }
+    fuzz::flag("sink", "influxdb:$S://h");
+    let Parsed::Exit { message, .. } = parse(["heapster", "--sink=influxdb:ftp://h"], &fuzz::env)
+    else {
+        panic!("ftp is refused");
+    };
+    assert!(
+        message.contains("scheme \"ftp\""),
+        "typed values are still shown: {message}"
+    );
+}

@@ -188,7 +188,8 @@ impl Options {
             .map(|(_, v)| v.clone())
     }
 
-    /// How a value may appear in a message: secrets and expanded values never do.
+    /// How a value of option `name` (or a part of the URL) may appear in a message: secrets and
+    /// expanded values never do.
     pub fn show(&self, name: &str, value: &str) -> String {
         if SECRET_OPTIONS.contains(&name) {
             REDACTED.to_string()
