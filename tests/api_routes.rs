@@ -255,3 +255,71 @@ async fn probes_still_served() {
         "no batch marked done yet"
     );
 }
+
+/// Bounds met before any handler runs (`api::limits`): the request target's length, a request
+/// body (never read: a 1 GiB upload is refused without polling it once) and the length of
+/// names in paths.
+#[tokio::test]
+async fn oversized_requests_are_refused_before_any_handler() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use heapster_rs::api::limits::{MAX_NAME, MAX_URI};
+    use tower::ServiceExt;
+
+    let app = app();
+    let pad = "x".repeat(MAX_URI);
+    let name = "n".repeat(MAX_NAME + 1);
+    let cases: &[(String, StatusCode, &str)] = &[
+        (
+            format!("/api/v1/model/nodes/n1/metrics/cpu/usage_rate?pad={pad}"),
+            StatusCode::URI_TOO_LONG,
+            "error",
+        ),
+        (
+            format!("/apis/metrics.k8s.io/v1beta1/nodes?labelSelector={pad}"),
+            StatusCode::URI_TOO_LONG,
+            "message",
+        ),
+        (
+            format!("/apis/metrics.k8s.io/v1beta1/nodes/{name}"),
+            StatusCode::BAD_REQUEST,
+            "message",
+        ),
+        (
+            format!("/apis/metrics.k8s.io/v1beta1/namespaces/{name}/pods"),
+            StatusCode::BAD_REQUEST,
+            "message",
+        ),
+        (
+            format!("/api/v1/model/namespaces/default/pods/{name}/metrics"),
+            StatusCode::BAD_REQUEST,
+            "error",
+        ),
+    ];
+    for (uri, want, field) in cases {
+        let (status, body) = get(&app, uri).await;
+        assert_eq!(status, *want, "{}: {body}", &uri[..60]);
+        assert!(body[field].is_string(), "{body}");
+        assert!(
+            body.to_string().len() < 1024,
+            "the answer does not echo the input"
+        );
+    }
+
+    // A body that never ends, declared as 1 GiB: refused, and never polled.
+    let polled = Arc::new(AtomicUsize::new(0));
+    let p = Arc::clone(&polled);
+    let endless = futures::stream::repeat_with(move || {
+        p.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(bytes::Bytes::from_static(&[0u8; 65536]))
+    });
+    let req = http::Request::builder()
+        .uri("/api/v1/model/nodes")
+        .header("content-length", "1073741824")
+        .body(axum::body::Body::from_stream(endless))
+        .expect("request");
+    let res = app.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(polled.load(Ordering::SeqCst), 0);
+}

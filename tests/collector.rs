@@ -9,6 +9,7 @@ use std::sync::Arc;
 use common::{batches, metrics, node_names, sample, start};
 use heapster_rs::model::{Metric, SetKey, Value};
 use heapster_rs::sim::{self, KubeletFault, SimAuth, SimCluster, SimOptions};
+use heapster_rs::source::kubelet::{KubeletClient, KubeletClientOptions};
 
 async fn sim(opts: SimOptions) -> SimCluster {
     common::init();
@@ -192,19 +193,25 @@ async fn insecure_http_mode_sends_no_credentials_and_rates_match_the_counters() 
     cluster.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn insecure_skips_only_apiserver_verification() {
-    let cluster = sim(https(SimAuth::Token("insecure-token-3".into()))).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    // A kubeconfig without the CA: the apiserver cannot be verified.
-    let kubeconfig = dir.path().join("config");
+/// The simulator's kubeconfig without its CA, written to `dir/without-ca`.
+fn kubeconfig_without_ca(cluster: &SimCluster, dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("without-ca");
     let yaml: String = cluster
         .kubeconfig_yaml()
         .lines()
         .filter(|l| !l.contains("certificate-authority-data"))
         .map(|l| format!("{l}\n"))
         .collect();
-    std::fs::write(&kubeconfig, yaml).expect("kubeconfig");
+    std::fs::write(&path, yaml).expect("kubeconfig");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_skips_only_apiserver_verification() {
+    let cluster = sim(https(SimAuth::Token("insecure-token-3".into()))).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A kubeconfig without the CA: the apiserver cannot be verified.
+    let kubeconfig = kubeconfig_without_ca(&cluster, dir.path());
     let base = format!(
         "kubernetes:{}?inClusterConfig=false&auth={}",
         cluster.api_url(),
@@ -242,6 +249,138 @@ async fn insecure_skips_only_apiserver_verification() {
     let app = start(&format!("{base}&insecure=true&kubeletInsecure=true"), &[]).await;
     batches(&app, 1, all_nodes(3)).await;
     app.stop().await;
+    cluster.shutdown().await;
+}
+
+/// A self-signed HTTPS server on 127.0.0.1 (the secure port's generated certificate, whose
+/// names include 127.0.0.1) answering every request with `{}`: a kubelet nobody vouches for.
+async fn self_signed_kubelet() -> url::Url {
+    let cfg = heapster_rs::api::secure::tls::server_config(&Default::default()).expect("tls");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return; // the client refused the certificate
+                };
+                let (mut buf, mut got) = (vec![0u8; 4096], Vec::new());
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    url::Url::parse(&format!("https://{addr}/stats/summary")).expect("url")
+}
+
+/// The apiserver client and the kubelet client the collector builds for `--source=SOURCE`.
+async fn clients(source: &str) -> (kube::Client, KubeletClient) {
+    let cfg = common::config(&["heapster".to_string(), format!("--source={source}")]);
+    let heapster_rs::config::SourceConfig::Kubernetes(src) = cfg.source else {
+        panic!("a kubernetes source");
+    };
+    let clients = heapster_rs::source::apiserver::connect(&src, &|_| None)
+        .await
+        .expect("clients");
+    let kubelet = KubeletClient::new(
+        Arc::clone(&clients.kubelet),
+        KubeletClientOptions {
+            timeout: std::time::Duration::from_secs(10),
+            max_response_bytes: 1 << 20,
+            insecure: src.kubelet_insecure,
+        },
+    )
+    .expect("kubelet client");
+    (clients.client, kubelet)
+}
+
+async fn list_nodes(client: kube::Client) -> Result<usize, String> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+    api.list(&Default::default())
+        .await
+        .map(|l| l.items.len())
+        .map_err(|e| {
+            // The whole chain: the TLS reason is a few sources down.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        })
+}
+
+/// Complements `insecure_skips_only_apiserver_verification` (whole collector): with no option
+/// a self-signed apiserver and a self-signed kubelet are both refused, `kubeletInsecure=true`
+/// leaves the apiserver verified, and `insecure=true` leaves kubelets verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verification_is_on_unless_an_option_names_it() {
+    let cluster = sim(https(SimAuth::Token("tls-default-token-5".into()))).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_ca = dir.path().join("with-ca");
+    std::fs::write(&with_ca, cluster.kubeconfig_yaml()).expect("kubeconfig");
+    // Without the CA the simulator's apiserver is as good as self-signed.
+    let without_ca = kubeconfig_without_ca(&cluster, dir.path());
+    let source = |kubeconfig: &std::path::Path, options: &str| {
+        format!(
+            "kubernetes:{}?inClusterConfig=false&auth={}{options}",
+            cluster.api_url(),
+            kubeconfig.display()
+        )
+    };
+    let rogue = self_signed_kubelet().await;
+    let node = &cluster.nodes()[0];
+    let good = url::Url::parse(&format!(
+        "https://{}:{}/stats/summary",
+        node.ip,
+        cluster.kubelet_port()
+    ))
+    .expect("url");
+
+    // The apiserver: refused unless insecure=true.
+    for (options, accepted) in [
+        ("", false),
+        ("&kubeletInsecure=true", false),
+        ("&insecure=true", true),
+    ] {
+        let (client, _) = clients(&source(&without_ca, options)).await;
+        match list_nodes(client).await {
+            Ok(n) => assert!(accepted && n == 3, "{options:?}: accepted, {n} nodes"),
+            Err(e) => assert!(
+                !accepted && e.to_lowercase().contains("certificate"),
+                "{options:?}: {e}"
+            ),
+        }
+    }
+
+    // Kubelets: the cluster CA's kubelet is accepted; the self-signed one is refused unless
+    // kubeletInsecure=true.
+    for (options, accepted) in [
+        ("", false),
+        ("&insecure=true", false),
+        ("&kubeletInsecure=true", true),
+    ] {
+        let (client, kubelet) = clients(&source(&with_ca, options)).await;
+        assert_eq!(list_nodes(client).await, Ok(3), "{options:?}");
+        assert!(kubelet.fetch(&good).await.is_ok(), "{options:?}");
+        match kubelet.fetch(&rogue).await {
+            Ok(body) => assert!(accepted && &body[..] == b"{}", "{options:?}"),
+            Err(e) => assert!(!accepted && e.reason() == "connect", "{options:?}: {e}"),
+        }
+    }
     cluster.shutdown().await;
 }
 

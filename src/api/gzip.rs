@@ -11,7 +11,7 @@ use axum::response::Response;
 
 /// Bodies smaller than this are sent as they are.
 const MIN_BYTES: usize = 1024;
-/// Bodies larger than this are sent as they are (never buffer without bound).
+/// Bodies larger than this are not compressed but answered 500 (never buffer without bound).
 const MAX_BYTES: usize = 256 << 20;
 
 fn wants_gzip(req: &Request) -> bool {

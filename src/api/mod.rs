@@ -6,6 +6,7 @@
 pub mod error;
 mod gzip;
 pub mod health;
+pub mod limits;
 pub mod model;
 pub mod resource;
 pub mod secure;
@@ -42,6 +43,10 @@ pub fn router(state: ApiState) -> Router {
         .merge(model::router())
         .merge(resource::router())
         .layer(axum::middleware::from_fn(gzip::compress))
+        .layer(axum::middleware::from_fn_with_state(
+            limits::Limits::default(),
+            limits::check,
+        ))
         .with_state(state)
 }
 

@@ -10,12 +10,24 @@ use super::child::{Guarded, free_port, http_get};
 pub struct Influxd {
     pub process: Guarded,
     pub port: u16,
+    dir: PathBuf,
 }
 
 impl Influxd {
     /// Starts `influxd` with data under `dir`; waits for `/ping`.
     pub fn start(dir: &Path) -> Result<Influxd, BenchError> {
-        let port = free_port()?;
+        Influxd::start_on(dir, free_port()?)
+    }
+
+    /// Stops `influxd` (SIGTERM) and starts it again on the same port and data; waits for
+    /// `/ping` (the soak benchmark's outages).
+    pub fn restart(&mut self) -> Result<(), BenchError> {
+        self.process.stop(Duration::from_secs(30));
+        *self = Influxd::start_on(&self.dir, self.port)?;
+        Ok(())
+    }
+
+    fn start_on(dir: &Path, port: u16) -> Result<Influxd, BenchError> {
         let data: PathBuf = dir.join("influxdb");
         std::fs::create_dir_all(&data).map_err(BenchError::Io)?;
         let d = data.display();
@@ -47,7 +59,11 @@ bind-address = "127.0.0.1:{rpc}"
         );
         let config_path = data.join("influxdb.conf");
         std::fs::write(&config_path, config).map_err(BenchError::Io)?;
-        let log = std::fs::File::create(data.join("influxd.log")).map_err(BenchError::Io)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("influxd.log"))
+            .map_err(BenchError::Io)?;
         let log2 = log.try_clone().map_err(BenchError::Io)?;
         let mut process = Guarded::spawn(
             "influxd",
@@ -62,7 +78,11 @@ bind-address = "127.0.0.1:{rpc}"
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some((204, _)) = http_get(port, "/ping", Duration::from_millis(500)) {
-                return Ok(Influxd { process, port });
+                return Ok(Influxd {
+                    process,
+                    port,
+                    dir: dir.to_path_buf(),
+                });
             }
             if !process.running() {
                 break;

@@ -11,6 +11,7 @@ pub mod procfs;
 pub mod prom;
 pub mod report;
 pub mod run;
+pub mod soak;
 
 /// Why a benchmark run could not be carried out.
 #[derive(Debug, thiserror::Error)]

@@ -100,7 +100,10 @@ fn log_file(paths: &Paths, name: &str) -> Result<std::fs::File, BenchError> {
 }
 
 /// Starts the simulator; returns it with the apiserver URL, kubelet port and kubeconfig path.
-fn start_sim(s: &Scenario, paths: &Paths) -> Result<(Guarded, String, u16, PathBuf), BenchError> {
+pub(super) fn start_sim(
+    s: &Scenario,
+    paths: &Paths,
+) -> Result<(Guarded, String, u16, PathBuf), BenchError> {
     let kubeconfig = paths.work_dir.join(format!("kubeconfig-{}", s.nodes));
     let mut cmd = Command::new(&paths.sim);
     cmd.arg(format!("--nodes={}", s.nodes))
@@ -166,21 +169,17 @@ fn source_flag(s: &Scenario, api: &str, port: u16, kubeconfig: &std::path::Path)
     }
 }
 
-/// Runs the scenario and returns the raw measurements.
-pub fn run(s: &Scenario, paths: &Paths) -> Result<Measured, BenchError> {
-    let load_start = procfs::loadavg();
-    let started = Instant::now();
-    let (mut sim, api, kubelet_port, kubeconfig) = start_sim(s, paths)?;
-    let sim_start = started.elapsed();
-    eprintln!(
-        "bench: {} nodes up in {:.1}s at {api}, kubelet port {kubelet_port}",
-        s.nodes,
-        sim_start.as_secs_f64()
-    );
-
-    let metrics_port = free_port()?;
+/// Starts the collector against the simulator (`api`, kubelet port, kubeconfig), serving on
+/// `metrics_port`; returns it with a channel of its tick log lines (the log is kept in the work
+/// directory).
+pub(super) fn start_collector(
+    s: &Scenario,
+    paths: &Paths,
+    (api, kubelet_port, kubeconfig): (&str, u16, &std::path::Path),
+    metrics_port: u16,
+) -> Result<(Guarded, mpsc::Receiver<TickLine>), BenchError> {
     let mut cmd = Command::new(&paths.collector);
-    cmd.arg(source_flag(s, &api, kubelet_port, &kubeconfig))
+    cmd.arg(source_flag(s, api, kubelet_port, kubeconfig))
         .arg(format!("--metric_resolution={}s", s.resolution.as_secs()))
         .arg(format!("--heapster-port={metrics_port}"))
         .arg("--listen_ip=127.0.0.1")
@@ -213,6 +212,24 @@ pub fn run(s: &Scenario, paths: &Paths) -> Result<Measured, BenchError> {
             }
         }
     });
+    Ok((collector, rx))
+}
+
+/// Runs the scenario and returns the raw measurements.
+pub fn run(s: &Scenario, paths: &Paths) -> Result<Measured, BenchError> {
+    let load_start = procfs::loadavg();
+    let started = Instant::now();
+    let (mut sim, api, kubelet_port, kubeconfig) = start_sim(s, paths)?;
+    let sim_start = started.elapsed();
+    eprintln!(
+        "bench: {} nodes up in {:.1}s at {api}, kubelet port {kubelet_port}",
+        s.nodes,
+        sim_start.as_secs_f64()
+    );
+
+    let metrics_port = free_port()?;
+    let (mut collector, rx) =
+        start_collector(s, paths, (&api, kubelet_port, &kubeconfig), metrics_port)?;
 
     let mut peers = Vec::new();
     for (i, peer) in s.peers.iter().enumerate() {

@@ -11,6 +11,7 @@ use clap::Parser;
 use heapster_rs::bench::influxd::Influxd;
 use heapster_rs::bench::report::{self, Summary};
 use heapster_rs::bench::run::{self, Paths, Scenario};
+use heapster_rs::bench::soak;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +71,13 @@ struct Args {
     /// Print JSON instead of Markdown tables.
     #[arg(long)]
     json: bool,
+    /// Soak instead of measuring ticks: run the first cluster size for this many minutes,
+    /// sampling the collector's resident set every minute (see BENCHMARKS.md).
+    #[arg(long)]
+    soak_minutes: Option<u64>,
+    /// During a soak, kill and restart the private InfluxDB (`--influxdb`) this often.
+    #[arg(long, value_name = "MINUTES", requires_all = ["soak_minutes", "influxdb"])]
+    influxdb_restart_every: Option<u64>,
 }
 
 fn next_to_self(name: &str) -> anyhow::Result<PathBuf> {
@@ -96,7 +104,7 @@ fn main() -> anyhow::Result<()> {
         work_dir: work_dir.clone(),
     };
     eprintln!("bench: logs in {}", work_dir.display());
-    let influxd = if args.influxdb {
+    let mut influxd = if args.influxdb {
         Some(Influxd::start(&work_dir).context("starting influxd")?)
     } else {
         None
@@ -121,6 +129,22 @@ fn main() -> anyhow::Result<()> {
             peers: args.peers.clone(),
             startup_timeout: Duration::from_secs(args.startup_timeout),
         };
+        if let Some(minutes) = args.soak_minutes {
+            let plan = soak::Soak {
+                duration: Duration::from_secs(minutes * 60),
+                restart_every: args
+                    .influxdb_restart_every
+                    .map(|m| Duration::from_secs(m * 60)),
+                sample_every: Duration::from_secs(60),
+            };
+            let r = soak::run(&scenario, &plan, &paths, influxd.as_mut())?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", soak::table(&r));
+            }
+            return Ok(());
+        }
         match run::run(&scenario, &paths) {
             Ok(measured) => {
                 let summary = report::summarize(&scenario, &measured);

@@ -104,10 +104,22 @@ impl Target {
                 Some(url)
             }
         };
-        Ok(Target {
-            url,
-            options: Options::new(query, from_env),
-        })
+        let mut options = Options::new(query, from_env);
+        if from_env {
+            // Only option names typed literally are ever printed: the others came out of a
+            // variable (e.g. a password holding `&`).
+            let raw_query = rest.split_once('?').map_or("", |(_, q)| q);
+            let literal: HashSet<String> = url::form_urlencoded::parse(raw_query.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .collect();
+            let from_variables: Vec<String> = (options.pairs.iter().map(|(k, _)| k))
+                .chain(&options.duplicates)
+                .filter(|k| !literal.contains(*k))
+                .cloned()
+                .collect();
+            options.hidden.extend(from_variables);
+        }
+        Ok(Target { url, options })
     }
 }
 
@@ -120,19 +132,29 @@ pub struct Options {
     taken: HashSet<String>,
     /// Whether the value went through `$VAR` expansion: then no value is ever echoed.
     from_env: bool,
+    /// Option names never printed: those that came out of a variable, and a value-less name
+    /// right after a secret option (`pw=ab&cd` is most likely a password holding `&`).
+    hidden: HashSet<String>,
     errors: Vec<String>,
+    /// Names given more than once, reported by [`Options::finish`].
+    duplicates: Vec<String>,
 }
 
 impl Options {
     /// Decodes a query string. An option given twice is an error (which one was meant?).
     pub fn new(query: &str, from_env: bool) -> Options {
         let mut pairs: Vec<(String, String)> = Vec::new();
-        let mut errors = Vec::new();
+        let mut duplicates: Vec<String> = Vec::new();
+        let mut hidden = HashSet::new();
+        let mut after_secret = false;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if after_secret && value.is_empty() {
+                hidden.insert(key.to_string());
+            }
+            after_secret = SECRET_OPTIONS.contains(&&*key);
             if pairs.iter().any(|(k, _)| *k == key) {
-                let message = format!("option {key:?} given more than once");
-                if !errors.contains(&message) {
-                    errors.push(message);
+                if !duplicates.iter().any(|d| *d == key) {
+                    duplicates.push(key.into_owned());
                 }
                 continue;
             }
@@ -142,7 +164,18 @@ impl Options {
             pairs,
             taken: HashSet::new(),
             from_env,
-            errors,
+            hidden,
+            errors: Vec::new(),
+            duplicates,
+        }
+    }
+
+    /// An option name as printed in messages.
+    fn show_key(&self, key: &str) -> String {
+        if self.hidden.contains(key) {
+            "(name not shown: it may hold a secret; write `&` in a value as %26)".to_string()
+        } else {
+            format!("{key:?}")
         }
     }
 
@@ -155,7 +188,8 @@ impl Options {
             .map(|(_, v)| v.clone())
     }
 
-    /// How a value may appear in a message: secrets and expanded values never do.
+    /// How a value of option `name` (or a part of the URL) may appear in a message: secrets and
+    /// expanded values never do.
     pub fn show(&self, name: &str, value: &str) -> String {
         if SECRET_OPTIONS.contains(&name) {
             REDACTED.to_string()
@@ -233,16 +267,23 @@ impl Options {
     }
 
     /// Reports options never taken (naming `known`) and returns every problem found.
-    pub fn finish(mut self, known: &[&str]) -> Vec<String> {
+    pub fn finish(self, known: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .duplicates
+            .iter()
+            .map(|key| format!("option {} given more than once", self.show_key(key)))
+            .collect();
+        out.extend(self.errors.iter().cloned());
         for (key, _) in &self.pairs {
             if !self.taken.contains(key) {
-                self.errors.push(format!(
-                    "unknown option {key:?} (known: {})",
+                out.push(format!(
+                    "unknown option {} (known: {})",
+                    self.show_key(key),
                     known.join(", ")
                 ));
             }
         }
-        self.errors
+        out
     }
 }
 
@@ -304,6 +345,19 @@ mod tests {
         assert!(errors[2].contains("option pw: **REDACTED** is not a number"));
         assert!(errors[3].contains("unknown option \"zz\" (known: a, b, pw)"));
         assert!(!errors.concat().contains("hunter2x"));
+    }
+
+    #[test]
+    fn option_names_that_may_hold_secrets_are_not_shown() {
+        // A password holding `&`, typed or from the environment.
+        let env = |name: &str| (name == "PW").then(|| "ab&zz_tail=1&zz_tail=2".to_string());
+        for rest in ["?pw=ab&zz_tail&x=1", "?pw=$PW&x=1"] {
+            let mut o = Target::parse(rest, &env).expect("parses").options;
+            let _ = o.take("pw");
+            let errors = o.finish(&["pw"]).concat();
+            assert!(!errors.contains("zz_tail"), "{rest}: {errors}");
+            assert!(errors.contains("unknown option \"x\""), "{rest}: {errors}");
+        }
     }
 
     #[test]

@@ -63,8 +63,8 @@ fn influxdb(target: Target) -> Result<InfluxConfig, Vec<String>> {
     };
     if !matches!(url.scheme(), "http" | "https") {
         errors.push(format!(
-            "InfluxDB URL scheme {:?} is not supported (use http or https, e.g. http://influxdb:8086)",
-            url.scheme()
+            "InfluxDB URL scheme {} is not supported (use http or https, e.g. http://influxdb:8086)",
+            options.show("scheme", url.scheme())
         ));
     }
     let explicit_port = url.port();

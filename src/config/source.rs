@@ -61,8 +61,8 @@ fn kubernetes(target: Target) -> Result<KubernetesSource, Vec<String>> {
     let api_server = match url {
         Some(url) if !matches!(url.scheme(), "http" | "https") => {
             errors.push(format!(
-                "apiserver URL scheme {:?} is not supported (use http or https)",
-                url.scheme()
+                "apiserver URL scheme {} is not supported (use http or https)",
+                options.show("scheme", url.scheme())
             ));
             None
         }

@@ -42,9 +42,8 @@ fn parse_time(s: &str) -> Option<Nanos> {
         let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
         if (1..=12).contains(&mo) && (1..=31).contains(&d) && h < 24 && mi < 60 && se < 61 {
             let days = days_from_civil(y, mo, d);
-            return Some(
-                ((days * 24 + h) * 60 + mi) * 60 * time::NANOS_PER_SEC + se * time::NANOS_PER_SEC,
-            );
+            // Nanoseconds overflow i64 after 2262: `None` then, as from jiff below.
+            return (((days * 24 + h) * 60 + mi) * 60 + se).checked_mul(time::NANOS_PER_SEC);
         }
     }
     time::parse_rfc3339(s)
@@ -240,6 +239,13 @@ mod tests {
             time::parse_rfc3339("2026-06-26T10:14:35.123456789Z")
         );
         assert_eq!(parse_time("2026-13-26T10:14:35Z"), None);
+        // Found by fuzzing (summary_decode): this overflowed instead of being refused.
+        assert_eq!(parse_time("4046-05-31T02:20:29Z"), None);
+        assert_eq!(time::parse_rfc3339("4046-05-31T02:20:29Z"), None);
+        assert_eq!(
+            parse_time("2262-04-11T23:47:16Z"),
+            Some(9_223_372_036_000_000_000)
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::api::error::ModelError;
+use crate::api::limits::MAX_NAME;
 use crate::model::{Metric, SetKey};
 
 /// Longest accepted path after the prefix, and most pods in one pod-list.
@@ -65,6 +66,11 @@ fn not_found() -> ModelError {
 fn name(s: &str) -> Result<Arc<str>, ModelError> {
     if s.is_empty() {
         return Err(ModelError::BadRequest("empty name in path".into()));
+    }
+    if s.len() > MAX_NAME {
+        return Err(ModelError::BadRequest(format!(
+            "name in path longer than {MAX_NAME} bytes"
+        )));
     }
     Ok(Arc::from(s))
 }
@@ -197,6 +203,14 @@ mod tests {
                 other => panic!("{p}: {other:?}"),
             };
             assert_eq!(got, code, "{p}");
+        }
+        let long = "n".repeat(MAX_NAME + 1);
+        for p in [
+            format!("nodes/{long}/metrics"),
+            format!("namespaces/ns/pod-list/a,{long}/metrics/cpu-usage"),
+            format!("namespaces/{long}/pods"),
+        ] {
+            assert!(matches!(parse(&p), Err(ModelError::BadRequest(_))), "{p}");
         }
         assert!(matches!(
             parse(&"a/".repeat(MAX_PATH)),

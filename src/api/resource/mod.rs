@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use super::ApiState;
 use super::error::StatusError;
+use super::limits::MAX_NAME;
 use crate::model::cluster::{NodeInfo, PodInfo};
 use crate::model::time;
 use crate::store::{Store, Usage};
@@ -167,12 +168,23 @@ fn labels_of(pairs: &[(String, String)]) -> BTreeMap<&str, &str> {
         .collect()
 }
 
+/// Names in the path are bounded like Kubernetes names.
+fn check_names(names: &[Option<&str>]) -> Result<(), StatusError> {
+    if names.iter().flatten().any(|n| n.len() > MAX_NAME) {
+        return Err(StatusError::BadRequest(format!(
+            "name in path longer than {MAX_NAME} bytes"
+        )));
+    }
+    Ok(())
+}
+
 fn nodes(
     State(s): State<ApiState>,
     RawQuery(q): RawQuery,
     name: Option<String>,
     gv: &'static str,
 ) -> Result<Response, StatusError> {
+    check_names(&[name.as_deref()])?;
     let (label_sel, field_sel) = selectors(q.as_deref())?;
     let usage = store(&s)?.node_usage(name.as_deref());
     let infos: Vec<Option<Arc<NodeInfo>>> = match &s.cluster {
@@ -241,6 +253,7 @@ fn pods(
     name: Option<String>,
     gv: &'static str,
 ) -> Result<Response, StatusError> {
+    check_names(&[namespace.as_deref(), name.as_deref()])?;
     let (label_sel, field_sel) = selectors(q.as_deref())?;
     let usage = store(&s)?.pod_usage(namespace.as_deref(), name.as_deref());
     let infos: Vec<Option<Arc<PodInfo>>> = match &s.cluster {

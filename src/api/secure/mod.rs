@@ -50,6 +50,10 @@ pub fn router(state: ApiState, auth: AuthState) -> Router {
         })
         .layer(axum::middleware::from_fn_with_state(auth, auth::check))
         .layer(axum::middleware::from_fn(super::gzip::compress))
+        .layer(axum::middleware::from_fn_with_state(
+            super::limits::Limits::default(),
+            super::limits::check,
+        ))
         .with_state(state)
 }
 
