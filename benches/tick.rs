@@ -173,7 +173,11 @@ fn once(p: &Payloads) {
     let batch = stage_process(&mut pr, samples, &p.cluster);
     stage_store_push(&s, &batch);
     let bytes = stage_influx_encode(&mut encoder(), &batch);
-    eprintln!("{} points, {} bytes of line protocol", batch.point_count(), bytes);
+    eprintln!(
+        "{} points, {} bytes of line protocol",
+        batch.point_count(),
+        bytes
+    );
 }
 
 fn tick(c: &mut Criterion) {
