@@ -205,13 +205,29 @@ fn tick(c: &mut Criterion) {
         let mut out = Vec::new();
         let stats = enc.encode(&second, &mut out);
         let sent: usize = out.iter().map(|c| c.body.len()).sum();
+        // CRC-32 of the lines (gunzipped), to check that a change keeps the output identical.
+        let mut crc = flate2::Crc::new();
+        for c in &out {
+            let mut lines = Vec::new();
+            if c.gzipped {
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(&c.body[..]),
+                    &mut lines,
+                )
+                .expect("gunzip");
+            } else {
+                lines.extend_from_slice(&c.body);
+            }
+            crc.update(&lines);
+        }
         eprintln!(
-            "{name}: {} lines per node, {} KiB per node, {:.1} bytes per line, sent {} KiB per node (ratio {:.1})",
+            "{name}: {} lines per node, {} KiB per node, {:.1} bytes per line, sent {} KiB per node (ratio {:.1}), lines crc32 {:08x}",
             stats.lines / NODES,
             stats.bytes / NODES / 1024,
             stats.bytes as f64 / stats.lines as f64,
             sent / NODES / 1024,
             stats.bytes as f64 / sent as f64,
+            crc.sum(),
         );
         g.bench_function(name, |b| {
             b.iter(|| {

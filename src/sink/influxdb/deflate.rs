@@ -38,6 +38,17 @@ const fn literal_table() -> [(u16, u8); 288] {
 
 static LITERALS: [(u16, u8); 288] = literal_table();
 
+/// The 5-bit fixed distance codes, bit-reversed for LSB-first output.
+static DISTANCES: [u8; 30] = {
+    let mut t = [0u8; 30];
+    let mut s = 0;
+    while s < 30 {
+        t[s] = ((s as u32).reverse_bits() >> 27) as u8;
+        s += 1;
+    }
+    t
+};
+
 /// The length symbol for `len` (3..=258) as (code bits, code length, extra bits, extra length).
 fn length_code(len: usize) -> (u32, u32, u32, u32) {
     let x = (len - MIN_MATCH) as u32;
@@ -73,7 +84,7 @@ fn distance_code(dist: usize) -> (u32, u32, u32) {
             extra_len,
         )
     };
-    (sym.reverse_bits() >> 27, extra, extra_len)
+    (u32::from(DISTANCES[sym as usize]), extra, extra_len)
 }
 
 /// Length of the common prefix of two slices, eight bytes at a time.

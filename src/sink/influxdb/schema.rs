@@ -346,19 +346,23 @@ impl BatchEncoder {
         stats.lines += self.lines;
         stats.points += self.points;
         stats.bytes += self.buf.len();
-        let (body, gzipped) = match self.z.take() {
+        // Bodies may wait in the outage buffer: they keep no spare capacity.
+        let (mut body, gzipped) = match self.z.take() {
             Some(z) => {
                 let body = z.finish(&self.buf);
                 self.z_capacity = self.z_capacity.max(body.len());
                 self.buf.clear();
-                (Bytes::from(body), true)
+                (body, true)
             }
-            // The buffer becomes the body; the next one starts as large.
+            // The buffer itself becomes the body; the next one starts a little larger.
             None => {
-                let next = Vec::with_capacity(self.buf.capacity());
-                (Bytes::from(std::mem::replace(&mut self.buf, next)), false)
+                let len = self.buf.len();
+                let next = Vec::with_capacity(len + len / 8);
+                (std::mem::replace(&mut self.buf, next), false)
             }
         };
+        body.shrink_to_fit();
+        let body = Bytes::from(body);
         out.push(Chunk {
             body,
             gzipped,
