@@ -1,7 +1,8 @@
 //! One tick's collector-side work, stage by stage, on the simulator's payloads (30 pods × 2
 //! containers per node, shaped like the 1.34/1.35 captures) for 200 nodes: Summary decoding,
 //! processing (rates, enrichment from the pods the apiserver lists, aggregation), store ingest
-//! and line-protocol encoding. Criterion reports each stage per node (`Throughput::Elements`).
+//! and line-protocol encoding (plain and gzipped). Criterion reports each stage per node
+//! (`Throughput::Elements`).
 //!
 //! The simulator runs in-process only while the payloads are fetched (twice, a second apart, so
 //! rates exist); the timed loops do no I/O. Run: `cargo bench --bench tick`.
@@ -147,13 +148,14 @@ fn stage_influx_encode(enc: &mut BatchEncoder, batch: &Batch) -> usize {
     out.iter().map(|c| c.body.len()).sum()
 }
 
-fn encoder() -> BatchEncoder {
+/// The sink's defaults: 5,000 lines per request, Heapster's default schema.
+fn encoder(gzip: bool) -> BatchEncoder {
     BatchEncoder::new(SchemaOptions {
         cluster_name: "default".into(),
         with_fields: false,
         disable_counter_metrics: false,
-        batch_size: 10_000,
-        gzip: false,
+        batch_size: 5_000,
+        gzip,
     })
 }
 
@@ -172,11 +174,11 @@ fn once(p: &Payloads) {
     let samples = stage_decode(p, &ids);
     let batch = stage_process(&mut pr, samples, &p.cluster);
     stage_store_push(&s, &batch);
-    let bytes = stage_influx_encode(&mut encoder(), &batch);
+    let bytes = stage_influx_encode(&mut encoder(false), &batch);
+    let gzipped = stage_influx_encode(&mut encoder(true), &batch);
     eprintln!(
-        "{} points, {} bytes of line protocol",
+        "{} points, {bytes} bytes of line protocol, {gzipped} gzipped",
         batch.point_count(),
-        bytes
     );
 }
 
@@ -271,14 +273,43 @@ fn tick(c: &mut Criterion) {
             criterion::BatchSize::LargeInput,
         )
     });
-    let mut enc = encoder();
-    g.bench_function("influx_encode", |b| {
-        b.iter(|| {
-            let mut out = Vec::new();
-            black_box(enc.encode(black_box(&second), &mut out));
-            out
-        })
-    });
+    // The sink's defaults: 5,000 lines per request; gzip on ("influx_encode_gzip") and off.
+    for (name, gzip) in [("influx_encode", false), ("influx_encode_gzip", true)] {
+        let mut enc = encoder(gzip);
+        let mut out = Vec::new();
+        let stats = enc.encode(&second, &mut out);
+        let sent: usize = out.iter().map(|c| c.body.len()).sum();
+        // CRC-32 of the lines (gunzipped), to check that a change keeps the output identical.
+        let mut crc = flate2::Crc::new();
+        for c in &out {
+            let mut lines = Vec::new();
+            if c.gzipped {
+                std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(&c.body[..]),
+                    &mut lines,
+                )
+                .expect("gunzip");
+            } else {
+                lines.extend_from_slice(&c.body);
+            }
+            crc.update(&lines);
+        }
+        eprintln!(
+            "{name}: {} lines per node, {} KiB per node, {:.1} bytes per line, sent {} KiB per node (ratio {:.1}), lines crc32 {:08x}",
+            stats.lines / NODES,
+            stats.bytes / NODES / 1024,
+            stats.bytes as f64 / stats.lines as f64,
+            sent / NODES / 1024,
+            stats.bytes as f64 / sent as f64,
+            crc.sum(),
+        );
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                black_box(enc.encode(black_box(&second), &mut out));
+            })
+        });
+    }
     g.finish();
 }
 

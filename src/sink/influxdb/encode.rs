@@ -62,9 +62,27 @@ const fn is_control_space(b: u8) -> bool {
     b == b'\n' || b == b'\r' || b == b'\t'
 }
 
+/// For each byte, whether a name holding it takes the slow path of [`escape`].
+const fn escape_table(ctx: Ctx) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c == b'\\' || ctx.special(c) || is_control_space(c);
+        b += 1;
+    }
+    t
+}
+
+static MEASUREMENT_ESCAPES: [bool; 256] = escape_table(Ctx::Measurement);
+static KEY_ESCAPES: [bool; 256] = escape_table(Ctx::Key);
+
 fn needs_escape(s: &[u8], ctx: Ctx) -> bool {
-    s.iter()
-        .any(|&b| b == b'\\' || ctx.special(b) || is_control_space(b))
+    let table = match ctx {
+        Ctx::Measurement => &MEASUREMENT_ESCAPES,
+        Ctx::Key => &KEY_ESCAPES,
+    };
+    s.iter().any(|&b| table[usize::from(b)])
 }
 
 fn escape(buf: &mut Vec<u8>, s: &str, ctx: Ctx) {
@@ -121,6 +139,15 @@ pub fn write_tag(buf: &mut Vec<u8>, key: &str, value: &str) {
     buf.push(b',');
     escape_key(buf, key);
     buf.push(b'=');
+    escape_key(buf, value);
+}
+
+/// [`write_tag`] with the key already written out as `,key=` (escaped, not blank).
+pub fn write_tag_value(buf: &mut Vec<u8>, comma_key_equals: &str, value: &str) {
+    if is_blank(value) {
+        return;
+    }
+    buf.extend_from_slice(comma_key_equals.as_bytes());
     escape_key(buf, value);
 }
 
@@ -240,6 +267,16 @@ mod tests {
         for (input, as_key, as_measurement) in cases {
             assert_eq!(key(input), as_key, "key {input:?}");
             assert_eq!(meas(input), as_measurement, "measurement {input:?}");
+        }
+    }
+
+    #[test]
+    fn escape_fast_path_sees_every_special_byte() {
+        for b in 0..=255u8 {
+            let key = matches!(b, b'\\' | b',' | b'=' | b' ' | b'\n' | b'\r' | b'\t');
+            let measurement = key && b != b'=';
+            assert_eq!(needs_escape(&[b'a', b, b'z'], Ctx::Key), key, "{b}");
+            assert_eq!(needs_escape(&[b], Ctx::Measurement), measurement, "{b}");
         }
     }
 

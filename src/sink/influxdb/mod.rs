@@ -7,6 +7,7 @@
 
 pub mod buffer;
 pub mod client;
+pub mod deflate;
 pub mod delivery;
 pub mod encode;
 pub mod metrics;

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use super::deflate::LineGzip;
 use super::encode::{self, FieldValue};
 use crate::model::{Batch, Metric, MetricSet, Nanos, SetKey, SetType, Value};
 
@@ -52,6 +53,10 @@ pub struct EncodeStats {
 }
 
 /// Encodes batches; keeps its buffers between calls so steady state allocates only bodies.
+///
+/// With gzip, each line is compressed as it is written ([`LineGzip`]), with hints from the
+/// schema: its name repeats where the same metric's previous line started, its tags (and
+/// ` value=`) where the previous line's did, and the batch timestamp ends the previous line.
 pub struct BatchEncoder {
     opts: SchemaOptions,
     buf: Vec<u8>,
@@ -61,6 +66,25 @@ pub struct BatchEncoder {
     grouped: Vec<(&'static str, &'static str, Value)>,
     lines: usize,
     points: usize,
+    /// The gzip member of the chunk being written (gzip on, at least one line buffered).
+    z: Option<LineGzip>,
+    /// Largest gzipped body so far: the next one's starting capacity.
+    z_capacity: usize,
+    /// Where the last line of each metric started (a hint; stale values only cost ratio).
+    name_at: [usize; Metric::ALL.len()],
+    /// The previous line's end of name and start of timestamp.
+    prev_name_end: usize,
+    prev_ts: usize,
+}
+
+/// Where the line being written starts, where its measurement ends, and where its field
+/// values start (after the tags, and after ` value=` in the default schema).
+#[derive(Clone, Copy)]
+struct Marks {
+    start: usize,
+    name_end: usize,
+    values: usize,
+    metric: Option<Metric>,
 }
 
 fn split_name(m: Metric) -> (&'static str, &'static str) {
@@ -79,6 +103,11 @@ impl BatchEncoder {
             grouped: Vec::new(),
             lines: 0,
             points: 0,
+            z: None,
+            z_capacity: 1 << 12,
+            name_at: [usize::MAX; Metric::ALL.len()],
+            prev_name_end: usize::MAX,
+            prev_ts: usize::MAX,
         }
     }
 
@@ -144,25 +173,61 @@ impl BatchEncoder {
         }
     }
 
-    fn start_line(&mut self, measurement: &str, resource_id: Option<&str>) -> usize {
-        let mark = self.buf.len();
-        encode::escape_measurement(&mut self.buf, measurement);
+    fn start_line(
+        &mut self,
+        measurement: &str,
+        metric: Option<Metric>,
+        resource_id: Option<&str>,
+        values_prefix: &[u8],
+    ) -> Marks {
+        let start = self.buf.len();
+        match metric {
+            // Metric names need no escaping (tested below).
+            Some(m) => self.buf.extend_from_slice(m.name().as_bytes()),
+            None => encode::escape_measurement(&mut self.buf, measurement),
+        }
+        let mut mark = Marks {
+            start,
+            name_end: self.buf.len(),
+            values: 0,
+            metric,
+        };
         self.buf.extend_from_slice(&self.head);
         if let Some(r) = resource_id {
-            encode::write_tag(&mut self.buf, "resource_id", r);
+            encode::write_tag_value(&mut self.buf, ",resource_id=", r);
         }
         self.buf.extend_from_slice(&self.tail);
+        self.buf.extend_from_slice(values_prefix);
+        mark.values = self.buf.len();
         mark
     }
 
     fn end_line(
         &mut self,
+        mark: Marks,
         fields: usize,
         ts: Nanos,
         out: &mut Vec<Chunk>,
         stats: &mut EncodeStats,
     ) {
+        let ts_start = self.buf.len();
         self.buf.extend_from_slice(&self.ts);
+        if self.opts.gzip {
+            let cap = self.z_capacity;
+            let z = self
+                .z
+                .get_or_insert_with(|| LineGzip::new(Vec::with_capacity(cap)));
+            let name_at = mark.metric.map_or(usize::MAX, |m| self.name_at[m as usize]);
+            z.copy(&self.buf, name_at, mark.name_end);
+            z.copy(&self.buf, self.prev_name_end, mark.values);
+            z.literals(&self.buf, ts_start);
+            z.copy(&self.buf, self.prev_ts, self.buf.len());
+            if let Some(m) = mark.metric {
+                self.name_at[m as usize] = mark.start;
+            }
+            self.prev_name_end = mark.name_end;
+            self.prev_ts = ts_start;
+        }
         self.lines += 1;
         self.points += fields;
         if self.lines >= self.opts.batch_size {
@@ -186,12 +251,11 @@ impl BatchEncoder {
             if !self.keep(metric) {
                 continue;
             }
-            let mark = self.start_line(metric.name(), resource_id);
-            self.buf.extend_from_slice(b" value=");
+            let mark = self.start_line(metric.name(), Some(metric), resource_id, b" value=");
             if encode::write_number(&mut self.buf, field(value)) {
-                self.end_line(1, ts, out, stats);
+                self.end_line(mark, 1, ts, out, stats);
             } else {
-                self.buf.truncate(mark);
+                self.buf.truncate(mark.start);
                 stats.non_finite += 1;
             }
         }
@@ -252,7 +316,7 @@ impl BatchEncoder {
             if values[..i].iter().any(|(m, _, _)| m == meas) {
                 continue;
             }
-            let mark = self.start_line(meas, resource_id);
+            let mark = self.start_line(meas, None, resource_id, b"");
             let mut written = 0;
             for (_, fld, v) in values[i..].iter().filter(|(m, _, _)| m == meas) {
                 let field_mark = self.buf.len();
@@ -267,9 +331,9 @@ impl BatchEncoder {
                 }
             }
             if written == 0 {
-                self.buf.truncate(mark);
+                self.buf.truncate(mark.start);
             } else {
-                self.end_line(written, ts, out, stats);
+                self.end_line(mark, written, ts, out, stats);
             }
         }
     }
@@ -282,14 +346,23 @@ impl BatchEncoder {
         stats.lines += self.lines;
         stats.points += self.points;
         stats.bytes += self.buf.len();
-        let (body, gzipped) = if self.opts.gzip {
-            match gzip(&self.buf) {
-                Some(z) => (Bytes::from(z), true),
-                None => (Bytes::copy_from_slice(&self.buf), false),
+        // Bodies may wait in the outage buffer: they keep no spare capacity.
+        let (mut body, gzipped) = match self.z.take() {
+            Some(z) => {
+                let body = z.finish(&self.buf);
+                self.z_capacity = self.z_capacity.max(body.len());
+                self.buf.clear();
+                (body, true)
             }
-        } else {
-            (Bytes::copy_from_slice(&self.buf), false)
+            // The buffer itself becomes the body; the next one starts a little larger.
+            None => {
+                let len = self.buf.len();
+                let next = Vec::with_capacity(len + len / 8);
+                (std::mem::replace(&mut self.buf, next), false)
+            }
         };
+        body.shrink_to_fit();
+        let body = Bytes::from(body);
         out.push(Chunk {
             body,
             gzipped,
@@ -297,9 +370,11 @@ impl BatchEncoder {
             points: self.points,
             timestamp: ts,
         });
-        self.buf.clear();
         self.lines = 0;
         self.points = 0;
+        self.name_at = [usize::MAX; Metric::ALL.len()];
+        self.prev_name_end = usize::MAX;
+        self.prev_ts = usize::MAX;
     }
 }
 
@@ -352,4 +427,23 @@ fn gzip(data: &[u8]) -> Option<Vec<u8>> {
     let mut z = GzEncoder::new(Vec::with_capacity(data.len() / 6 + 64), Compression::fast());
     z.write_all(data).ok()?;
     z.finish().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_need_no_escaping() {
+        for m in Metric::ALL {
+            let mut b = Vec::new();
+            encode::escape_measurement(&mut b, m.name());
+            assert_eq!(b, m.name().as_bytes());
+            let (meas, fld) = split_name(*m);
+            let mut b = Vec::new();
+            encode::escape_measurement(&mut b, meas);
+            encode::escape_key(&mut b, fld);
+            assert_eq!(b, format!("{meas}{fld}").as_bytes());
+        }
+    }
 }

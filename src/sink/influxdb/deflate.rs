@@ -1,0 +1,322 @@
+//! Gzip for line protocol without a match search.
+//!
+//! A general-purpose deflater spends most of its time looking for repeats. Line protocol's
+//! repeats are known to whoever writes it: a set's tags repeat on each of its lines, the batch
+//! timestamp ends every line, and a metric's name repeats from the previous set. [`LineGzip`]
+//! is told where to look ("this range may equal that earlier one"), checks the bytes, and
+//! writes what matches as a deflate back-reference and the rest as literals, in one
+//! fixed-Huffman block (RFC 1951 §3.2.6) inside one gzip member (RFC 1952). Every hint is
+//! checked against the bytes, so a wrong hint costs compression, never correctness.
+
+/// Deflate's window: the farthest a back-reference may reach.
+const WINDOW: usize = 32 * 1024;
+/// Shortest and longest back-reference.
+const MIN_MATCH: usize = 3;
+const MAX_MATCH: usize = 258;
+
+/// The fixed Huffman code of literal/length symbol `sym` as (bits in LSB-first order, length).
+const fn fixed_code(sym: u32) -> (u32, u32) {
+    let (code, len) = match sym {
+        0..=143 => (0x30 + sym, 8),
+        144..=255 => (0x190 + sym - 144, 9),
+        256..=279 => (sym - 256, 7),
+        _ => (0xc0 + sym - 280, 8),
+    };
+    (code.reverse_bits() >> (32 - len), len)
+}
+
+const fn literal_table() -> [(u16, u8); 288] {
+    let mut t = [(0u16, 0u8); 288];
+    let mut s = 0;
+    while s < 288 {
+        let (c, l) = fixed_code(s as u32);
+        t[s] = (c as u16, l as u8);
+        s += 1;
+    }
+    t
+}
+
+static LITERALS: [(u16, u8); 288] = literal_table();
+
+/// The 5-bit fixed distance codes, bit-reversed for LSB-first output.
+static DISTANCES: [u8; 30] = {
+    let mut t = [0u8; 30];
+    let mut s = 0;
+    while s < 30 {
+        t[s] = ((s as u32).reverse_bits() >> 27) as u8;
+        s += 1;
+    }
+    t
+};
+
+/// The length symbol for `len` (3..=258) as (code bits, code length, extra bits, extra length).
+fn length_code(len: usize) -> (u32, u32, u32, u32) {
+    let x = (len - MIN_MATCH) as u32;
+    let (sym, extra, extra_len) = if x < 8 {
+        (257 + x, 0, 0)
+    } else if x == 255 {
+        (285, 0, 0)
+    } else {
+        let nb = 31 - x.leading_zeros();
+        let extra_len = nb - 2;
+        (
+            257 + 4 * (nb - 1) + ((x >> extra_len) & 3),
+            x & ((1 << extra_len) - 1),
+            extra_len,
+        )
+    };
+    let (code, code_len) = LITERALS[sym as usize];
+    (u32::from(code), u32::from(code_len), extra, extra_len)
+}
+
+/// The distance code for `dist` (1..=32768) as (code bits, extra bits, extra length); fixed
+/// distance codes are 5 bits.
+fn distance_code(dist: usize) -> (u32, u32, u32) {
+    let x = (dist - 1) as u32;
+    let (sym, extra, extra_len) = if x < 4 {
+        (x, 0, 0)
+    } else {
+        let nb = 31 - x.leading_zeros();
+        let extra_len = nb - 1;
+        (
+            2 * nb + ((x >> extra_len) & 1),
+            x & ((1 << extra_len) - 1),
+            extra_len,
+        )
+    };
+    (u32::from(DISTANCES[sym as usize]), extra, extra_len)
+}
+
+/// Length of the common prefix of two slices, eight bytes at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut i = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let word = |s: &[u8]| u64::from_le_bytes(s.try_into().unwrap_or_default());
+        let diff = word(x) ^ word(y);
+        if diff != 0 {
+            return i + (diff.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + a[i..]
+        .iter()
+        .zip(&b[i..])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// A gzip member being written alongside an uncompressed buffer of lines.
+///
+/// The caller appends to its buffer, then describes the new bytes with [`LineGzip::copy`] and
+/// [`LineGzip::literals`], in order; [`LineGzip::finish`] ends the member.
+pub struct LineGzip {
+    out: Vec<u8>,
+    bits: u64,
+    nbits: u32,
+    /// How much of the caller's buffer is already described.
+    done: usize,
+}
+
+impl Default for LineGzip {
+    fn default() -> Self {
+        LineGzip::new(Vec::new())
+    }
+}
+
+impl LineGzip {
+    /// Starts a member, writing into `out` (cleared; its capacity is kept).
+    pub fn new(mut out: Vec<u8>) -> LineGzip {
+        out.clear();
+        // ID1 ID2, CM=deflate, no flags, no mtime, no extra flags, OS unknown.
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        let mut z = LineGzip {
+            out,
+            bits: 0,
+            nbits: 0,
+            done: 0,
+        };
+        // BFINAL=1, BTYPE=01 (fixed Huffman).
+        z.put(0b011, 3);
+        z
+    }
+
+    #[inline]
+    fn put(&mut self, bits: u32, n: u32) {
+        self.bits |= u64::from(bits) << self.nbits;
+        self.nbits += n;
+        if self.nbits >= 32 {
+            self.out
+                .extend_from_slice(&(self.bits as u32).to_le_bytes());
+            self.bits >>= 32;
+            self.nbits -= 32;
+        }
+    }
+
+    /// Describes `buf[done..end]` as literal bytes.
+    pub fn literals(&mut self, buf: &[u8], end: usize) {
+        let (mut bits, mut nbits) = (self.bits, self.nbits);
+        for &b in &buf[self.done..end] {
+            let (code, len) = LITERALS[usize::from(b)];
+            bits |= u64::from(code) << nbits;
+            nbits += u32::from(len);
+            if nbits >= 32 {
+                self.out.extend_from_slice(&(bits as u32).to_le_bytes());
+                bits >>= 32;
+                nbits -= 32;
+            }
+        }
+        (self.bits, self.nbits) = (bits, nbits);
+        self.done = end;
+    }
+
+    /// Describes `buf[done..end]`, using as much of it as equals the bytes at `from` (an earlier
+    /// position) as a back-reference and literals for the rest.
+    pub fn copy(&mut self, buf: &[u8], from: usize, end: usize) {
+        let at = self.done;
+        let dist = at.wrapping_sub(from);
+        if from < at && dist <= WINDOW {
+            let want = &buf[at..end];
+            // Usually the whole range repeats: one memcmp decides.
+            let len = match buf.get(from..from + want.len()) {
+                Some(src) if src == want => want.len(),
+                _ => common_prefix(&buf[from..], want),
+            };
+            if len >= MIN_MATCH {
+                self.back_reference(dist, len);
+                self.done = at + len;
+            }
+        }
+        self.literals(buf, end);
+    }
+
+    fn back_reference(&mut self, dist: usize, mut len: usize) {
+        let (dcode, dextra, dextra_len) = distance_code(dist);
+        while len > 0 {
+            let mut take = len.min(MAX_MATCH);
+            if len - take > 0 && len - take < MIN_MATCH {
+                take = len - MIN_MATCH;
+            }
+            let (lcode, lcode_len, lextra, lextra_len) = length_code(take);
+            self.put(lcode | (lextra << lcode_len), lcode_len + lextra_len);
+            self.put(dcode | (dextra << 5), 5 + dextra_len);
+            len -= take;
+        }
+    }
+
+    /// Ends the member: any undescribed bytes of `buf` as literals, the end-of-block symbol,
+    /// then the CRC-32 and size of `buf`. Returns the gzip bytes.
+    pub fn finish(mut self, buf: &[u8]) -> Vec<u8> {
+        self.literals(buf, buf.len());
+        let (code, len) = LITERALS[256];
+        self.put(u32::from(code), u32::from(len));
+        let tail = self.bits.to_le_bytes();
+        self.out
+            .extend_from_slice(&tail[..self.nbits.div_ceil(8) as usize]);
+        let mut crc = flate2::Crc::new();
+        crc.update(buf);
+        self.out.extend_from_slice(&crc.sum().to_le_bytes());
+        self.out
+            .extend_from_slice(&(buf.len() as u32).to_le_bytes());
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn gunzip(z: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(z)
+            .read_to_end(&mut out)
+            .expect("valid gzip");
+        out
+    }
+
+    #[test]
+    fn codes_match_rfc1951() {
+        // Lengths: 3 → 257, 10 → 264, 11 → 265 +0, 12 → 265 +1, 227 → 284 +0, 257 → 284 +30.
+        let sym = |len| {
+            let (code, n, extra, extra_len) = length_code(len);
+            let s = (257..286)
+                .find(|s| LITERALS[*s as usize] == (code as u16, n as u8))
+                .expect("a length symbol");
+            (s, extra, extra_len)
+        };
+        assert_eq!(sym(3), (257, 0, 0));
+        assert_eq!(sym(10), (264, 0, 0));
+        assert_eq!(sym(11), (265, 0, 1));
+        assert_eq!(sym(12), (265, 1, 1));
+        assert_eq!(sym(227), (284, 0, 5));
+        assert_eq!(sym(257), (284, 30, 5));
+        assert_eq!(sym(258), (285, 0, 0));
+        let dist = |d| {
+            let (code, extra, extra_len) = distance_code(d);
+            (code.reverse_bits() >> 27, extra, extra_len)
+        };
+        assert_eq!(dist(1), (0, 0, 0));
+        assert_eq!(dist(4), (3, 0, 0));
+        assert_eq!(dist(5), (4, 0, 1));
+        assert_eq!(dist(8), (5, 1, 1));
+        assert_eq!(dist(24577), (29, 0, 13));
+        assert_eq!(dist(32768), (29, 8191, 13));
+    }
+
+    #[test]
+    fn round_trips_with_hints_right_and_wrong() {
+        let mut buf = Vec::new();
+        let mut z = LineGzip::new(Vec::new());
+        let head = b",cluster_name=default,nodename=n1,type=node value=";
+        // (line start, name end, timestamp start) of the last two lines.
+        let mut prev = [(usize::MAX, usize::MAX, usize::MAX); 2];
+        for i in 0..2000u32 {
+            let start = buf.len();
+            buf.extend_from_slice(if i % 2 == 0 { b"cpu/usage" } else { b"uptime" });
+            let name_end = buf.len();
+            buf.extend_from_slice(head);
+            let values = buf.len();
+            buf.extend_from_slice(format!("{}i", i * 7919).as_bytes());
+            let ts = buf.len();
+            buf.extend_from_slice(b" 1700000000000000000\n");
+            // Right hints (the same name two lines back, the previous line's tags and
+            // timestamp), then wrong ones: arbitrary, too far back for the window, and not
+            // earlier at all.
+            z.copy(&buf, prev[0].0, name_end);
+            z.copy(&buf, prev[1].1, values);
+            z.copy(&buf, (i as usize * 31) % (start + 1), values + 1);
+            z.copy(&buf, values.saturating_sub(40_000), values + 2);
+            z.copy(&buf, values + 2, ts);
+            z.copy(&buf, prev[1].2, buf.len());
+            prev = [prev[1], (start, name_end, ts)];
+        }
+        // A run: one literal, then an overlapping back-reference at distance 1, cut into
+        // several (at most 258 bytes each).
+        let run = buf.len();
+        buf.extend_from_slice(&[b'x'; 1000]);
+        z.literals(&buf, run + 1);
+        z.copy(&buf, run, buf.len());
+        let gz = z.finish(&buf);
+        assert_eq!(gunzip(&gz), buf);
+        assert!(gz.len() * 5 < buf.len(), "{} of {}", gz.len(), buf.len());
+    }
+
+    #[test]
+    fn every_length_and_empty_input_round_trip() {
+        assert_eq!(gunzip(&LineGzip::new(Vec::new()).finish(b"")), b"");
+        let pattern: Vec<u8> = (0..600u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut buf = Vec::new();
+        let mut z = LineGzip::new(Vec::new());
+        for len in 1..600 {
+            let from = buf.len();
+            buf.extend_from_slice(&pattern[..len]);
+            z.literals(&buf, buf.len());
+            buf.extend_from_slice(&pattern[..len]);
+            z.copy(&buf, from, buf.len());
+        }
+        assert_eq!(gunzip(&z.finish(&buf)), buf);
+    }
+}
