@@ -7,6 +7,8 @@ use heapster_rs::config::{self, Parsed, SourceConfig};
 
 /// mimalloc instead of glibc's malloc: the collector makes many small, short-lived allocations
 /// on several threads every tick, where glibc's per-thread arenas fragment and keep memory.
+/// The `system-allocator` feature leaves it out, for heap profilers that hook malloc.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -4,6 +4,7 @@
 //! The point is the shape of the series: it must stay flat (bounded buffers, no leak across
 //! outages).
 
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -64,61 +65,88 @@ pub fn run(
     };
     let started = Instant::now();
     let end = started + soak.duration;
-    let mut next_sample = started + soak.sample_every;
-    let mut next_restart = soak.restart_every.map(|every| started + every);
-    let (mut samples, mut ticks, mut restarts, mut incomplete) = (Vec::new(), 0u64, 0u32, None);
-    loop {
-        let now = Instant::now();
-        if now >= next_sample || now >= end {
-            let Some(usage) = procfs::sample(collector.pid()) else {
-                incomplete = Some("the collector is gone".to_string());
-                break;
-            };
-            let m = metrics();
-            let sample = Sample {
-                minute: started.elapsed().as_secs_f64() / 60.0,
-                rss_kib: usage.rss_kib,
-                ticks,
-                // `+ 0.0`: an empty sum is -0.0.
-                influxdb_buffered: m.sum("heapster_influxdb_buffered_points") + 0.0,
-                influxdb_dropped: m.sum("heapster_influxdb_dropped_points_total") + 0.0,
-                influxdb_restarts: restarts,
-            };
-            eprintln!(
-                "soak: {:5.1} min  rss {:8.1} MiB  ticks {:4}  influxdb buffered {:8}  dropped {:8}",
-                sample.minute,
-                sample.rss_kib as f64 / 1024.0,
-                ticks,
-                sample.influxdb_buffered,
-                sample.influxdb_dropped
-            );
-            samples.push(sample);
-            next_sample += soak.sample_every;
-        }
-        if now >= end {
-            break;
-        }
-        if let (Some(at), Some(i)) = (next_restart, influxd.as_deref_mut())
-            && now >= at
-        {
-            eprintln!("soak: restarting influxd");
-            i.restart()?;
-            restarts += 1;
-            next_restart = soak.restart_every.map(|every| at + every);
-        }
-        if !collector.running() {
-            incomplete = Some("the collector exited".to_string());
-            break;
-        }
-        match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(_) => ticks += 1,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                incomplete = Some("the collector closed its log".to_string());
+    let (stop, restarts) = (AtomicBool::new(false), AtomicU32::new(0));
+    let pid = collector.pid();
+    // Sampling and tick counting run on their own thread: restarting InfluxDB can take minutes
+    // (reopening millions of series) and must not delay a sample.
+    let (samples, mut incomplete, restart_error) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let rx = rx;
+            let (mut samples, mut ticks, mut next_sample) =
+                (Vec::new(), 0u64, started + soak.sample_every);
+            loop {
+                let now = Instant::now();
+                if now >= next_sample || now >= end {
+                    let Some(usage) = procfs::sample(pid) else {
+                        return (samples, Some("the collector is gone".to_string()));
+                    };
+                    let m = metrics();
+                    let sample = Sample {
+                        minute: started.elapsed().as_secs_f64() / 60.0,
+                        rss_kib: usage.rss_kib,
+                        ticks,
+                        // `+ 0.0`: an empty sum is -0.0.
+                        influxdb_buffered: m.sum("heapster_influxdb_buffered_points") + 0.0,
+                        influxdb_dropped: m.sum("heapster_influxdb_dropped_points_total") + 0.0,
+                        influxdb_restarts: restarts.load(Ordering::Relaxed),
+                    };
+                    eprintln!(
+                        "soak: {:5.1} min  rss {:8.1} MiB  ticks {:4}  influxdb buffered {:8}  dropped {:8}",
+                        sample.minute,
+                        sample.rss_kib as f64 / 1024.0,
+                        ticks,
+                        sample.influxdb_buffered,
+                        sample.influxdb_dropped
+                    );
+                    samples.push(sample);
+                    next_sample += soak.sample_every;
+                }
+                if now >= end || stop.load(Ordering::Relaxed) {
+                    return (samples, None);
+                }
+                match rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(_) => ticks += 1,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        return (samples, Some("the collector closed its log".to_string()));
+                    }
+                }
+            }
+        });
+        let mut next_restart = soak.restart_every.map(|every| started + every);
+        let mut outcome = (None, None);
+        while !sampler.is_finished() {
+            let now = Instant::now();
+            if now >= end {
                 break;
             }
+            if !collector.running() {
+                outcome.0 = Some("the collector exited".to_string());
+                break;
+            }
+            if let (Some(at), Some(i)) = (next_restart, influxd.as_deref_mut())
+                && now >= at
+            {
+                eprintln!("soak: restarting influxd");
+                if let Err(e) = i.restart() {
+                    outcome.1 = Some(e);
+                    break;
+                }
+                restarts.fetch_add(1, Ordering::Relaxed);
+                next_restart = soak.restart_every.map(|every| at + every);
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
+        stop.store(true, Ordering::Relaxed);
+        let (samples, sampler_why) = sampler
+            .join()
+            .unwrap_or_else(|_| (Vec::new(), Some("the sampler panicked".to_string())));
+        (samples, outcome.0.or(sampler_why), outcome.1)
+    });
+    if let Some(e) = restart_error {
+        incomplete.get_or_insert(format!("restarting influxd failed: {e}"));
     }
+    let restarts = restarts.into_inner();
     let written = metrics().sum("heapster_influxdb_points_written_total");
     collector.stop(Duration::from_secs(15));
     sim.stop(Duration::from_secs(15));
