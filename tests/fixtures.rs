@@ -87,7 +87,7 @@ fn every_summary_fixture_decodes() {
         // A missing value is absent, never 0: every integer value comes from the payload.
         for set in &sets {
             for (m, v) in &set.values {
-                if *m != Metric::Uptime && *m != Metric::EphemeralStorageUsage {
+                if m != Metric::Uptime && m != Metric::EphemeralStorageUsage {
                     assert!(matches!(v, Value::Int(_)), "{name}: {} {m}", set.key);
                 }
             }

@@ -55,7 +55,7 @@ fn expected_points(batch: &Batch, cluster: &str) -> BTreeMap<(String, Tags, i64)
     for set in &batch.sets {
         let tags = expected_tags(set, cluster);
         for (m, v) in &set.values {
-            out.insert((m.name().to_owned(), tags.clone(), batch.timestamp), *v);
+            out.insert((m.name().to_owned(), tags.clone(), batch.timestamp), v);
         }
         for lv in &set.labeled {
             let mut t = tags.clone();

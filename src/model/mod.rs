@@ -8,9 +8,11 @@ pub mod cluster;
 pub mod labels;
 mod metric;
 pub mod time;
+mod values;
 
 pub use metric::{Metric, MetricKind, ValueType};
 pub use time::Nanos;
+pub use values::Values;
 
 use std::sync::Arc;
 
@@ -189,8 +191,8 @@ pub struct MetricSet {
     pub schedulable: Option<bool>,
     /// Labels stored as tags of their own (`--store_label`).
     pub extra_tags: Option<labels::StoredLabels>,
-    /// Unlabeled values, at most one per metric.
-    pub values: Vec<(Metric, Value)>,
+    /// Unlabeled values, at most one per metric (packed, in metric order).
+    pub values: Values,
     /// Values labeled by `resource_id`.
     pub labeled: Vec<LabeledValue>,
 }
@@ -207,24 +209,18 @@ impl MetricSet {
             image: None,
             schedulable: None,
             extra_tags: None,
-            values: Vec::new(),
+            values: Values::new(),
             labeled: Vec::new(),
         }
     }
 
     pub fn get(&self, metric: Metric) -> Option<Value> {
-        self.values
-            .iter()
-            .find(|(m, _)| *m == metric)
-            .map(|(_, v)| *v)
+        self.values.get(metric)
     }
 
     /// Sets a value, replacing any previous value of the same metric.
     pub fn set(&mut self, metric: Metric, value: Value) {
-        match self.values.iter_mut().find(|(m, _)| *m == metric) {
-            Some(slot) => slot.1 = value,
-            None => self.values.push((metric, value)),
-        }
+        self.values.set(metric, value);
     }
 
     /// Sets an integer metric when the value is present; absent stays absent.
@@ -236,10 +232,7 @@ impl MetricSet {
 
     /// Adds to a value (or sets it when absent).
     pub fn add(&mut self, metric: Metric, value: Value) {
-        match self.values.iter_mut().find(|(m, _)| *m == metric) {
-            Some(slot) => slot.1 = slot.1.plus(value),
-            None => self.values.push((metric, value)),
-        }
+        self.values.add(metric, value);
     }
 
     pub fn set_type(&self) -> SetType {

@@ -61,9 +61,15 @@ pub fn containers_to_pods(sets: &mut Vec<RawSet>) {
                 sets.len() - 1
             }
         };
-        let values = sets[i].set.values.clone();
-        let pod_set = &mut sets[pi];
-        for (m, v) in values {
+        // The container (i) and its pod (pi) are different sets: borrow both.
+        let (container, pod_set) = if i < pi {
+            let (a, b) = sets.split_at_mut(pi);
+            (&a[i], &mut b[0])
+        } else {
+            let (a, b) = sets.split_at_mut(i);
+            (&b[0], &mut a[pi])
+        };
+        for (m, v) in &container.set.values {
             let own = |m: Metric| pod_set.own & bit(m) != 0;
             if pod_skips(m) || own(m) || counter_of(m).is_some_and(own) {
                 continue;

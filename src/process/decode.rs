@@ -143,7 +143,7 @@ impl Builder {
             let ms = (self.set.scrape_time - start) / 1_000_000;
             self.set.set(Metric::Uptime, Value::Int(ms));
         }
-        let own = self.set.values.iter().fold(0, |acc, (m, _)| acc | bit(*m));
+        let own = self.set.values.mask();
         RawSet {
             set: self.set,
             times: self.times,

@@ -34,7 +34,7 @@ use prometheus_parse::{Sample, Scrape, Value as PromValue};
 
 use crate::model::time::NANOS_PER_SEC;
 use crate::model::{Metric, MetricSet, Nanos, SetKey, Value};
-use crate::process::decode::{NodeSample, RawSet, SampleTimes, bit};
+use crate::process::decode::{NodeSample, RawSet, SampleTimes};
 
 /// Why a `/metrics/resource` body could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +140,7 @@ fn finish(key: SetKey, node: &Arc<str>, acc: &Acc, fallback_time: Nanos) -> RawS
             Value::Int((set.scrape_time - start) / 1_000_000),
         );
     }
-    let own = set.values.iter().fold(0, |acc, (m, _)| acc | bit(*m));
+    let own = set.values.mask();
     RawSet { set, times, own }
 }
 
@@ -236,6 +236,7 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::decode::bit;
 
     const T: i64 = 1_750_705_768_415;
 

@@ -244,16 +244,14 @@ impl Series {
 
     fn take_latest(&mut self, set: &MetricSet) {
         // `MetricSet::set` keeps one value per metric, so the mask counts them exactly.
-        let mask = set.values.iter().fold(0, |acc, (m, _)| acc | bit(*m));
+        let mask = set.values.mask();
         if mask != self.mask || self.values.len() != set.values.len() {
             self.mask = mask;
             self.values = vec![0; mask.count_ones() as usize].into_boxed_slice();
         }
-        for (m, v) in &set.values {
-            let idx = (mask & (bit(*m) - 1)).count_ones() as usize;
-            if let Some(slot) = self.values.get_mut(idx) {
-                *slot = encode(*m, *v);
-            }
+        // Both are in metric order: the i-th value goes to the i-th slot.
+        for (slot, (m, v)) in self.values.iter_mut().zip(&set.values) {
+            *slot = encode(m, v);
         }
         let same_shape = self.labeled.len() == set.labeled.len()
             && self

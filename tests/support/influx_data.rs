@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use heapster_rs::config::InfluxConfig;
 use heapster_rs::model::time::{NANOS_PER_SEC, align_down, now};
-use heapster_rs::model::{Batch, LabeledValue, Metric, MetricSet, SetKey, Value};
+use heapster_rs::model::{Batch, LabeledValue, Metric, MetricSet, SetKey, Value, Values};
 use heapster_rs::sink::influxdb::{DeliveryTuning, InfluxSink};
 use prometheus_client::registry::Registry;
 use serde_json::Value as Json;
@@ -89,7 +89,7 @@ pub fn cluster_batch(ts: i64, nodes: usize, pods: usize) -> Batch {
             Metric::NetworkRx,
             Metric::CpuRequest,
         ] {
-            s.values.push((m, Value::Int(next() * 1_000_003)));
+            s.set(m, Value::Int(next() * 1_000_003));
         }
         for m in [
             Metric::MemoryPageFaultsRate,
@@ -97,7 +97,7 @@ pub fn cluster_batch(ts: i64, nodes: usize, pods: usize) -> Batch {
             Metric::CpuNodeCapacity,
             Metric::CpuNodeUtilization,
         ] {
-            s.values.push((m, Value::Float(next() as f64 / 7.0)));
+            s.set(m, Value::Float(next() as f64 / 7.0));
         }
         for m in [Metric::FilesystemUsage, Metric::FilesystemLimit] {
             s.labeled.push(LabeledValue {
@@ -117,7 +117,7 @@ pub fn cluster_batch(ts: i64, nodes: usize, pods: usize) -> Batch {
             );
             s.node = Some(name.clone());
             for m in [Metric::Uptime, Metric::CpuUsageRate, Metric::MemoryUsage] {
-                s.values.push((m, Value::Int(next())));
+                s.set(m, Value::Int(next()));
             }
             sets.push(s);
         }
@@ -143,10 +143,9 @@ pub fn cluster_batch(ts: i64, nodes: usize, pods: usize) -> Batch {
                 Metric::NetworkTx,
                 Metric::RestartCount,
             ] {
-                p.values.push((m, Value::Int(next())));
+                p.set(m, Value::Int(next()));
             }
-            p.values
-                .push((Metric::NetworkRxRate, Value::Float(next() as f64 + 0.25)));
+            p.set(Metric::NetworkRxRate, Value::Float(next() as f64 + 0.25));
             sets.push(p);
             for c in ["app", "sidecar"] {
                 let key = SetKey::PodContainer {
@@ -166,7 +165,7 @@ pub fn cluster_batch(ts: i64, nodes: usize, pods: usize) -> Batch {
                     Metric::CpuLimit,
                     Metric::EphemeralStorageUsage,
                 ] {
-                    s.values.push((m, Value::Int(next())));
+                    s.set(m, Value::Int(next()));
                 }
                 for rid in ["/", "logs"] {
                     s.labeled.push(LabeledValue {
@@ -186,17 +185,17 @@ pub fn cluster_batch(ts: i64, nodes: usize, pods: usize) -> Batch {
             },
             ts,
         );
-        s.values = vec![
+        s.values = Values::from([
             (Metric::CpuUsageRate, Value::Int(next())),
             (Metric::MemoryUsage, Value::Int(next())),
-        ];
+        ]);
         sets.push(s);
     }
     let mut c = MetricSet::new(SetKey::Cluster, ts);
-    c.values = vec![
+    c.values = Values::from([
         (Metric::CpuUsageRate, Value::Int(next())),
         (Metric::MemoryUsage, Value::Int(next())),
-    ];
+    ]);
     sets.push(c);
     Batch {
         timestamp: ts,

@@ -246,7 +246,7 @@ impl BatchEncoder {
             .labeled
             .iter()
             .map(|l| (l.metric, l.value, Some(&*l.resource_id)));
-        let plain = set.values.iter().map(|(m, v)| (*m, *v, None));
+        let plain = set.values.iter().map(|(m, v)| (m, v, None));
         for (metric, value, resource_id) in plain.chain(labeled) {
             if !self.keep(metric) {
                 continue;
@@ -275,8 +275,8 @@ impl BatchEncoder {
                 .iter()
                 .filter(|(m, _)| self.keep(*m))
                 .map(|(m, v)| {
-                    let (meas, fld) = split_name(*m);
-                    (meas, fld, *v)
+                    let (meas, fld) = split_name(m);
+                    (meas, fld, v)
                 }),
         );
         self.write_groups(&grouped, None, ts, out, stats);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::schema::{BatchEncoder, Chunk, SchemaOptions};
-use crate::model::{Batch, LabeledValue, Metric, MetricSet, SetKey, Value};
+use crate::model::{Batch, LabeledValue, Metric, MetricSet, SetKey, Value, Values};
 
 const TS: i64 = 1_700_000_000_000_000_000;
 
@@ -36,11 +36,11 @@ fn node() -> MetricSet {
     s.node = Some("n1".into());
     s.labels = Some("kubernetes.io/os:linux,zone:a b".into());
     s.schedulable = Some(true);
-    s.values = vec![
+    s.values = Values::from([
         (Metric::CpuUsageRate, Value::Int(250)),
         (Metric::CpuUsage, Value::Int(9_000)),
         (Metric::MemoryPageFaultsRate, Value::Float(1.5)),
-    ];
+    ]);
     s.labeled = vec![LabeledValue {
         metric: Metric::FilesystemUsage,
         resource_id: "/".into(),
@@ -62,10 +62,10 @@ fn container() -> MetricSet {
     s.image = Some("k8s.gcr.io/dns:1.0".into());
     s.labels = Some(String::new().into());
     s.pod_uid = Some("uid-1".into());
-    s.values = vec![
+    s.values = Values::from([
         (Metric::Uptime, Value::Int(7)),
         (Metric::MemoryUsage, Value::Int(8)),
-    ];
+    ]);
     s
 }
 
@@ -77,16 +77,17 @@ fn default_schema_lines() {
         },
         TS,
     );
-    ns.values = vec![(Metric::MemoryUsage, Value::Int(1))];
+    ns.values = Values::from([(Metric::MemoryUsage, Value::Int(1))]);
     let mut cluster = MetricSet::new(SetKey::Cluster, TS);
-    cluster.values = vec![(Metric::CpuUsageRate, Value::Float(f64::NAN))];
+    cluster.values = Values::from([(Metric::CpuUsageRate, Value::Float(f64::NAN))]);
     let batch = Batch {
         timestamp: TS,
         sets: vec![node(), container(), ns, cluster],
     };
+    // Within a set, lines follow the metric catalogue (`Values` keeps metric order).
     let want = [
-        "cpu/usage_rate,cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1,schedulable=true,type=node value=250i 1700000000000000000",
         "cpu/usage,cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1,schedulable=true,type=node value=9000i 1700000000000000000",
+        "cpu/usage_rate,cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1,schedulable=true,type=node value=250i 1700000000000000000",
         "memory/page_faults_rate,cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1,schedulable=true,type=node value=1.5 1700000000000000000",
         "filesystem/usage,cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1,resource_id=/,schedulable=true,type=node value=42i 1700000000000000000",
         "uptime,cluster_name=prod,container_base_image=k8s.gcr.io/dns:1.0,container_name=dns,namespace_name=kube-system,nodename=n1,pod_name=dns-1,type=pod_container value=7i 1700000000000000000",
@@ -104,7 +105,7 @@ fn with_fields_merges_by_measurement() {
     };
     let tags = "cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1";
     let want = [
-        format!("cpu,{tags},schedulable=true,type=node usage_rate=250i,usage=9000i {TS}"),
+        format!("cpu,{tags},schedulable=true,type=node usage=9000i,usage_rate=250i {TS}"),
         format!("memory,{tags},schedulable=true,type=node page_faults_rate=1.5 {TS}"),
         format!("filesystem,{tags},resource_id=/,schedulable=true,type=node usage=42i {TS}"),
     ];
@@ -137,7 +138,7 @@ fn gzipped_chunks_hold_exactly_the_plain_lines() {
     let mut sets = Vec::new();
     for i in 0..40 {
         let mut n = node();
-        n.values[0].1 = Value::Int(i);
+        n.set(Metric::CpuUsageRate, Value::Int(i));
         sets.push(n);
         sets.push(container());
     }
