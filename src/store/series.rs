@@ -66,11 +66,20 @@ impl Ticks {
     }
 }
 
-/// History values, one slot per batch: 4 bytes per value while every value stays within ±2 GiB
-/// of the series' first one (always, for millicores and for the memory of one container),
-/// 8 bytes otherwise.
+/// History values, one slot per batch, in the narrowest of three layouts that holds them all:
+/// - `Tiny`, 2 bytes a value: offsets from the series' first values, in millicores for
+///   `cpu/usage_rate` (±32 cores) and in 4 KiB pages for memory (±128 MiB; kubelets report
+///   cgroup memory in whole pages);
+/// - `Narrow`, 4 bytes: offsets within ±2 GiB;
+/// - `Wide`, 8 bytes.
+///
+/// A ring moves to a wider layout when a value does not fit, never back.
 #[derive(Debug)]
 enum Ring {
+    Tiny {
+        base: [i64; HISTORY_METRICS.len()],
+        slots: VecDeque<[i16; HISTORY_METRICS.len()]>,
+    },
     Narrow {
         base: [i64; HISTORY_METRICS.len()],
         slots: VecDeque<[i32; HISTORY_METRICS.len()]>,
@@ -79,13 +88,43 @@ enum Ring {
 }
 
 const NARROW_MISSING: i32 = i32::MIN;
+const TINY_MISSING: i16 = i16::MIN;
+/// `Tiny` units as shifts: 1 for `cpu/usage_rate` (millicores), 4 KiB pages for memory.
+const TINY_SHIFT: [u32; HISTORY_METRICS.len()] = [0, 12, 12];
 
 impl Ring {
+    fn new() -> Ring {
+        Ring::Tiny {
+            base: [0; HISTORY_METRICS.len()],
+            slots: VecDeque::new(),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
+            Ring::Tiny { slots, .. } => slots.len(),
             Ring::Narrow { slots, .. } => slots.len(),
             Ring::Wide(slots) => slots.len(),
         }
+    }
+
+    fn tiny(
+        base: &[i64; HISTORY_METRICS.len()],
+        vals: &[i64; HISTORY_METRICS.len()],
+    ) -> Option<[i16; HISTORY_METRICS.len()]> {
+        let mut out = [TINY_MISSING; HISTORY_METRICS.len()];
+        for (((o, v), b), shift) in out.iter_mut().zip(vals).zip(base).zip(TINY_SHIFT) {
+            if *v != MISSING {
+                let d = v.checked_sub(*b)?;
+                if d & ((1 << shift) - 1) != 0 {
+                    return None;
+                }
+                *o = i16::try_from(d >> shift)
+                    .ok()
+                    .filter(|q| *q != TINY_MISSING)?;
+            }
+        }
+        Some(out)
     }
 
     fn narrow(
@@ -104,35 +143,56 @@ impl Ring {
     }
 
     fn get(&self, i: usize) -> Option<[i64; HISTORY_METRICS.len()]> {
+        let mut out = [MISSING; HISTORY_METRICS.len()];
         match self {
+            Ring::Tiny { base, slots } => {
+                let s = slots.get(i)?;
+                for (((o, q), b), shift) in out.iter_mut().zip(s).zip(base).zip(TINY_SHIFT) {
+                    if *q != TINY_MISSING {
+                        *o = b + (i64::from(*q) << shift);
+                    }
+                }
+            }
             Ring::Narrow { base, slots } => {
                 let s = slots.get(i)?;
-                let mut out = [MISSING; HISTORY_METRICS.len()];
                 for ((o, d), b) in out.iter_mut().zip(s).zip(base) {
                     if *d != NARROW_MISSING {
                         *o = b + i64::from(*d);
                     }
                 }
-                Some(out)
             }
-            Ring::Wide(slots) => slots.get(i).copied(),
+            Ring::Wide(slots) => out = *slots.get(i)?,
         }
+        Some(out)
     }
 
+    /// Moves to the next wider layout that holds every slot (`Tiny` → `Narrow` → `Wide`).
     fn widen(&mut self) {
-        if let Ring::Narrow { .. } = self {
-            let wide = (0..self.len()).filter_map(|i| self.get(i)).collect();
-            *self = Ring::Wide(wide);
+        let all: Vec<[i64; HISTORY_METRICS.len()]> =
+            (0..self.len()).filter_map(|i| self.get(i)).collect();
+        if let Ring::Tiny { base, .. } = self {
+            let base = *base;
+            if let Some(slots) = all.iter().map(|v| Ring::narrow(&base, v)).collect() {
+                *self = Ring::Narrow { base, slots };
+                return;
+            }
         }
+        *self = Ring::Wide(all.into());
     }
 
     /// Appends a slot (`overwrite`: replaces the newest one), growing by doubling up to
     /// `max_points` so a full ring holds no spare capacity.
     fn put(&mut self, vals: [i64; HISTORY_METRICS.len()], overwrite: bool, max_points: usize) {
-        if let Ring::Narrow { base, slots } = self {
+        if let Ring::Tiny { base, slots } = self {
             if slots.is_empty() {
                 *base = vals.map(|v| if v == MISSING { 0 } else { v });
             }
+            match Ring::tiny(base, &vals) {
+                Some(t) => return put(slots, t, overwrite, max_points),
+                None => self.widen(),
+            }
+        }
+        if let Ring::Narrow { base, slots } = self {
             match Ring::narrow(base, &vals) {
                 Some(n) => return put(slots, n, overwrite, max_points),
                 None => self.widen(),
@@ -145,6 +205,9 @@ impl Ring {
 
     fn pop_front(&mut self) {
         match self {
+            Ring::Tiny { slots, .. } => {
+                slots.pop_front();
+            }
             Ring::Narrow { slots, .. } => {
                 slots.pop_front();
             }
@@ -156,6 +219,7 @@ impl Ring {
 
     fn heap_bytes(&self) -> usize {
         match self {
+            Ring::Tiny { slots, .. } => slots.capacity() * 2 * HISTORY_METRICS.len(),
             Ring::Narrow { slots, .. } => slots.capacity() * 4 * HISTORY_METRICS.len(),
             Ring::Wide(slots) => slots.capacity() * 8 * HISTORY_METRICS.len(),
         }
@@ -210,10 +274,7 @@ impl Series {
             mask: 0,
             values: Box::new([]),
             labeled: Box::new([]),
-            history: Ring::Narrow {
-                base: [0; HISTORY_METRICS.len()],
-                slots: VecDeque::new(),
-            },
+            history: Ring::new(),
             hist_end: 0,
             cpu: [None, None],
             working_set: None,
@@ -386,5 +447,80 @@ impl Series {
         self.values.len() * 8
             + self.labeled.len() * std::mem::size_of::<(Metric, Arc<str>, i64)>()
             + self.history.heap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: i64 = 4096;
+
+    fn layout(r: &Ring) -> &'static str {
+        match r {
+            Ring::Tiny { .. } => "tiny",
+            Ring::Narrow { .. } => "narrow",
+            Ring::Wide(_) => "wide",
+        }
+    }
+
+    fn all(r: &Ring) -> Vec<[i64; 3]> {
+        (0..r.len()).filter_map(|i| r.get(i)).collect()
+    }
+
+    #[test]
+    fn tiny_shift_follows_history_metrics() {
+        assert_eq!(HISTORY_METRICS[0], Metric::CpuUsageRate);
+        assert_eq!(TINY_SHIFT[0], 0, "millicores");
+        assert_eq!(TINY_SHIFT[1..], [12, 12], "memory in pages");
+    }
+
+    #[test]
+    fn ring_widens_only_when_a_value_does_not_fit_and_keeps_every_value() {
+        let mut r = Ring::new();
+        let mut want = Vec::new();
+        let mut put = |r: &mut Ring, v: [i64; 3]| {
+            r.put(v, false, 100);
+            want.push(v);
+            assert_eq!(all(r), want);
+        };
+        // Page multiples within ±128 MiB of the first values, cpu within ±32 cores, gaps.
+        let base = 3 << 30;
+        put(&mut r, [MISSING, base, base - 7 * PAGE]);
+        put(&mut r, [250, base + 32_767 * PAGE, base - 32_767 * PAGE]);
+        put(&mut r, [-32_767, MISSING, base]);
+        put(&mut r, [32_767, base - 32_767 * PAGE, MISSING]);
+        assert_eq!(layout(&r), "tiny");
+        assert_eq!(r.heap_bytes(), 4 * 2 * 3);
+        // A byte count that is not a whole page.
+        put(&mut r, [1, base + 1, base]);
+        assert_eq!(layout(&r), "narrow");
+        // 8 GiB above the base.
+        put(&mut r, [1, base + (8 << 30), base]);
+        assert_eq!(layout(&r), "wide");
+        put(&mut r, [7, 1, 2]);
+        assert_eq!(all(&r).len(), 7);
+    }
+
+    #[test]
+    fn the_missing_marker_is_never_a_value() {
+        // i16::MIN pages below the base would read as missing in `Tiny`: it widens instead.
+        let mut r = Ring::new();
+        r.put([0, 1 << 30, 1 << 30], false, 10);
+        let low = (1 << 30) + i64::from(i16::MIN) * PAGE;
+        r.put([0, low, 1 << 30], false, 10);
+        assert_eq!(layout(&r), "narrow");
+        assert_eq!(all(&r), vec![[0, 1 << 30, 1 << 30], [0, low, 1 << 30]]);
+    }
+
+    #[test]
+    fn overwrite_replaces_the_newest_slot_in_any_layout() {
+        let mut r = Ring::new();
+        r.put([1, PAGE, PAGE], false, 10);
+        r.put([2, 2 * PAGE, PAGE], true, 10);
+        assert_eq!(all(&r), vec![[2, 2 * PAGE, PAGE]]);
+        r.put([3, 5, PAGE], true, 10);
+        assert_eq!(layout(&r), "narrow");
+        assert_eq!(all(&r), vec![[3, 5, PAGE]]);
     }
 }
