@@ -231,6 +231,11 @@ fn put<T>(slots: &mut VecDeque<T>, v: T, overwrite: bool, max_points: usize) {
         *last = v;
         return;
     }
+    if slots.len() >= max_points.max(1) {
+        // Full: the oldest slot goes first. Appending first would push the ring one past
+        // `max_points` and double its capacity, for good.
+        slots.pop_front();
+    }
     if slots.len() == slots.capacity() {
         let want = (slots.len().max(2) * 2).min(max_points.max(1));
         slots.reserve_exact(want.saturating_sub(slots.len()));
@@ -500,6 +505,17 @@ mod tests {
         assert_eq!(layout(&r), "wide");
         put(&mut r, [7, 1, 2]);
         assert_eq!(all(&r).len(), 7);
+    }
+
+    #[test]
+    fn a_full_ring_keeps_its_capacity() {
+        let mut r = Ring::new();
+        for i in 0..200 {
+            r.put([i, i * PAGE, MISSING], false, 61);
+        }
+        assert_eq!(r.len(), 61);
+        assert_eq!(r.heap_bytes(), 61 * 2 * 3, "exactly max_points slots");
+        assert_eq!(r.get(0), Some([139, 139 * PAGE, MISSING]));
     }
 
     #[test]
