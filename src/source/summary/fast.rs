@@ -10,7 +10,19 @@
 //! signs, fractions, exponents, leading zeros or more than `u64::MAX`, timestamps that
 //! [`parse_time`] refuses, a missing `node`, nesting deeper than [`MAX_SKIP_DEPTH`] in an
 //! ignored value, trailing bytes, truncation. Ignored values (`psi`, `io`, `swap`, ...) are
-//! skipped by a validating, iterative skipper that accepts only what serde's `IgnoredAny` does.
+//! validated as serde's `IgnoredAny` does.
+//!
+//! Doing little per byte:
+//! - strings and digit runs are scanned eight bytes at a time (SWAR on a `u64`), keys are
+//!   compared as a few words ([`Key`]);
+//! - shapes: a payload repeats the same objects (every container's `cpu`, every `psi`) with
+//!   other numbers. The parser remembers the bytes between the values of an object it parsed
+//!   member by member (its [`Shape`]); the next object of that kind is parsed by comparing those
+//!   pieces (keys, punctuation, whitespace) eight bytes at a time and parsing only the values
+//!   between them. Where a shape stops fitting, parsing goes on member by member from there.
+//!   Bytes equal to pieces of a valid object, with valid values between them, are valid JSON
+//!   with the same members, so this validates exactly as the member-by-member path does;
+//! - the few timestamps a payload repeats are parsed once.
 //!
 //! Every read is a checked `get`: no input can panic or read out of bounds.
 
@@ -26,6 +38,10 @@ use super::{
 /// (one bit per level) small.
 const MAX_SKIP_DEPTH: u32 = 100;
 
+/// How many shapes the parser keeps of each struct, and of ignored values.
+const MAX_STRUCT_SHAPES: usize = 4;
+const MAX_SKIP_SHAPES: usize = 24;
+
 /// Decodes `text`, or `None` when serde must decide (see the module doc).
 pub fn decode(text: &str) -> Option<Summary<'_>> {
     let b = text.as_bytes();
@@ -33,14 +49,19 @@ pub fn decode(text: &str) -> Option<Summary<'_>> {
         text,
         b,
         i: ws(b, 0),
-        last_time: None,
+        times: [None; 2],
+        shapes: Default::default(),
+        skip_shapes: Vec::new(),
     };
-    let summary = p.summary()?;
-    (ws(b, p.i) == b.len()).then_some(summary)
+    let top: Top = p.parse_struct()?;
+    (ws(b, p.i) == b.len()).then_some(Summary {
+        node: top.node?,
+        pods: top.pods,
+    })
 }
 
 /// Marks field `bit` as seen; `None` when it already was (serde: "duplicate field").
-#[inline]
+#[inline(always)]
 fn once(seen: &mut u32, bit: u32) -> Option<()> {
     let mask = 1 << bit;
     if *seen & mask != 0 {
@@ -48,6 +69,73 @@ fn once(seen: &mut u32, bit: u32) -> Option<()> {
     }
     *seen |= mask;
     Some(())
+}
+
+/// Powers of ten up to 10^8 (one per digit count of [`digits8`]).
+const POW10: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes at `i` as a little-endian word; past the end of input, zero bytes.
+#[inline(always)]
+fn word(b: &[u8], i: usize) -> u64 {
+    match b.get(i..i + 8) {
+        Some(chunk) => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            u64::from_le_bytes(w)
+        }
+        None => word_tail(b, i),
+    }
+}
+
+#[cold]
+fn word_tail(b: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    for (dst, src) in w.iter_mut().zip(b.get(i..).unwrap_or_default()) {
+        *dst = *src;
+    }
+    u64::from_le_bytes(w)
+}
+
+/// Whether `b[i..]` starts with `lit`, compared a word at a time.
+#[inline(always)]
+fn starts_with(b: &[u8], i: usize, lit: &[u8]) -> bool {
+    let n = lit.len();
+    let Some(s) = b.get(i..i + n) else {
+        return false;
+    };
+    if n >= 8 {
+        let mut j = 0;
+        while j + 8 < n {
+            if word(s, j) != word(lit, j) {
+                return false;
+            }
+            j += 8;
+        }
+        word(s, n - 8) == word(lit, n - 8)
+    } else if n >= 4 {
+        let w4 = |x: &[u8], at: usize| x.get(at..at + 4).map(|c| [c[0], c[1], c[2], c[3]]);
+        w4(s, 0) == w4(lit, 0) && w4(s, n - 4) == w4(lit, n - 4)
+    } else {
+        // Up to three bytes: the first, the middle and the last cover them all.
+        let at = |x: &[u8], j: usize| x.get(j).copied();
+        n == 0
+            || (at(s, 0) == at(lit, 0)
+                && at(s, n / 2) == at(lit, n / 2)
+                && at(s, n - 1) == at(lit, n - 1))
+    }
 }
 
 /// The index of the first byte from `i` on that is not JSON whitespace (space, tab, newline,
@@ -67,16 +155,12 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 /// backslash, a control character (< 0x20) or the end of input. Eight bytes at a time.
 #[inline(always)]
 fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
+    loop {
+        let w = word(b, i);
         let quote = w ^ (ONES * u64::from(b'"'));
         let backslash = w ^ (ONES * u64::from(b'\\'));
         // The lowest flagged byte is exact (the classic "has zero / has less" tricks; false
-        // positives only appear above a true one).
+        // positives only appear above a true one). Past the end, zero bytes are flagged.
         let found = (quote.wrapping_sub(ONES) & !quote
             | backslash.wrapping_sub(ONES) & !backslash
             | w.wrapping_sub(ONES * 0x20) & !w)
@@ -87,11 +171,38 @@ fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
         }
         i += 8;
     }
+}
+
+/// How many ASCII digits start the eight bytes at `i` (0 to 8), and their value.
+#[inline(always)]
+fn digits8(b: &[u8], i: usize) -> (usize, u64) {
+    let w = word(b, i);
+    // A byte is a digit when its high nibble is 3 both before and after adding 6. Carries only
+    // leave a byte that is not a digit, so the lowest flagged byte is exact.
+    let high = 0xF0F0_F0F0_F0F0_F0F0;
+    let three = ONES * 0x30;
+    let not_digit = ((w & high) ^ three) | ((w.wrapping_add(ONES * 6) & high) ^ three);
+    let n = (not_digit.trailing_zeros() / 8) as usize;
+    if n == 0 {
+        return (0, 0);
+    }
+    // The digits' values, moved to the top so that the bytes below are leading zeros, then
+    // combined pairwise (the first digit is the lowest byte, the most significant one).
+    let d = w.wrapping_sub(three) << (8 * (8 - n));
+    let d = (d.wrapping_mul(10) + (d >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let d = (d.wrapping_mul(100) + (d >> 16)) & 0x0000_FFFF_0000_FFFF;
+    let d = (d.wrapping_mul(10_000) + (d >> 32)) & 0xFFFF_FFFF;
+    (n, d)
+}
+
+/// The index just past the run of digits at `i`.
+#[inline(always)]
+fn digit_run(b: &[u8], mut i: usize) -> usize {
     loop {
-        match *b.get(i)? {
-            b'"' => return Some(i),
-            b'\\' | 0..=0x1f => return None,
-            _ => i += 1,
+        let (n, _) = digits8(b, i);
+        i += n;
+        if n < 8 {
+            return i;
         }
     }
 }
@@ -116,36 +227,32 @@ fn colon(b: &[u8], i: usize) -> Option<usize> {
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
 #[inline]
 fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
-    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
-    let digits = |mut i: usize| {
-        while digit(i) {
-            i += 1;
-        }
-        i
-    };
     if b.get(i) == Some(&b'-') {
         i += 1;
     }
-    match b.get(i)? {
-        b'0' => i += 1,
-        b'1'..=b'9' => i = digits(i + 1),
-        _ => return None,
+    let end = digit_run(b, i);
+    // No digits, or a leading zero.
+    if end == i || (end > i + 1 && b.get(i) == Some(&b'0')) {
+        return None;
     }
+    i = end;
     if b.get(i) == Some(&b'.') {
-        if !digit(i + 1) {
+        let end = digit_run(b, i + 1);
+        if end == i + 1 {
             return None;
         }
-        i = digits(i + 1);
+        i = end;
     }
     if matches!(b.get(i), Some(b'e' | b'E')) {
         i += 1;
         if matches!(b.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
-        if !digit(i) {
+        let end = digit_run(b, i);
+        if end == i {
             return None;
         }
-        i = digits(i);
+        i = end;
     }
     Some(i)
 }
@@ -156,95 +263,333 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
     (b.get(i..i + word.len())? == word).then_some(i + word.len())
 }
 
-/// The counter structs: a `time` and `Option<u64>` fields (and, for volumes, a `name`).
-trait Counters<'a>: Default {
-    fn time(&mut self) -> &mut Option<Time>;
-    /// The field named `key` and its bit for [`once`] (0 is `time`, 7 is `name`).
-    fn counter(&mut self, key: &[u8]) -> Option<(u32, &mut Option<u64>)>;
-    fn name(&mut self) -> Option<&mut Cow<'a, str>> {
-        None
+/// A key (or any short string), compared as words: its length, its first 8 bytes and, when
+/// longer, its last 8 and then bytes 8..16. That identifies any string of up to 24 bytes; the
+/// known keys are shorter, so a longer key never equals one of them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key {
+    len: usize,
+    first: u64,
+    last: u64,
+    mid: u64,
+}
+
+impl Key {
+    /// The key of a known name (at compile time).
+    const fn of(s: &[u8]) -> Key {
+        /// `n` bytes of `s` from `at`, little-endian.
+        const fn word(s: &[u8], at: usize, n: usize) -> u64 {
+            let mut w = 0u64;
+            let mut j = 0;
+            while j < n {
+                w |= (s[at + j] as u64) << (8 * j);
+                j += 1;
+            }
+            w
+        }
+        let len = s.len();
+        Key {
+            len,
+            first: word(s, 0, if len < 8 { len } else { 8 }),
+            last: if len > 8 { word(s, len - 8, 8) } else { 0 },
+            mid: if len > 16 { word(s, 8, 8) } else { 0 },
+        }
+    }
+
+    /// The key of the string `b[start..end]`.
+    #[inline(always)]
+    fn at(b: &[u8], start: usize, end: usize) -> Key {
+        let len = end - start;
+        let first = word(b, start);
+        Key {
+            len,
+            first: if len < 8 {
+                first & ((1 << (8 * len)) - 1)
+            } else {
+                first
+            },
+            last: if len > 8 { word(b, end - 8) } else { 0 },
+            mid: if len > 16 { word(b, start + 8) } else { 0 },
+        }
     }
 }
 
-impl Counters<'_> for CpuStats {
-    fn time(&mut self) -> &mut Option<Time> {
-        &mut self.time
-    }
-    fn counter(&mut self, key: &[u8]) -> Option<(u32, &mut Option<u64>)> {
-        Some(match key {
-            b"usageNanoCores" => (1, &mut self.usage_nano_cores),
-            b"usageCoreNanoSeconds" => (2, &mut self.usage_core_nano_seconds),
-            _ => return None,
-        })
-    }
-}
-
-impl Counters<'_> for MemoryStats {
-    fn time(&mut self) -> &mut Option<Time> {
-        &mut self.time
-    }
-    fn counter(&mut self, key: &[u8]) -> Option<(u32, &mut Option<u64>)> {
-        Some(match key {
-            b"availableBytes" => (1, &mut self.available_bytes),
-            b"usageBytes" => (2, &mut self.usage_bytes),
-            b"workingSetBytes" => (3, &mut self.working_set_bytes),
-            b"rssBytes" => (4, &mut self.rss_bytes),
-            b"pageFaults" => (5, &mut self.page_faults),
-            b"majorPageFaults" => (6, &mut self.major_page_faults),
-            _ => return None,
-        })
-    }
-}
-
-impl Counters<'_> for NetworkStats {
-    fn time(&mut self) -> &mut Option<Time> {
-        &mut self.time
-    }
-    fn counter(&mut self, key: &[u8]) -> Option<(u32, &mut Option<u64>)> {
-        Some(match key {
-            b"rxBytes" => (1, &mut self.rx_bytes),
-            b"rxErrors" => (2, &mut self.rx_errors),
-            b"txBytes" => (3, &mut self.tx_bytes),
-            b"txErrors" => (4, &mut self.tx_errors),
-            _ => return None,
-        })
-    }
-}
-
-/// The filesystem fields, shared by [`FsStats`] and [`VolumeStats`].
-macro_rules! fs_counters {
-    ($key:expr, $s:expr) => {
-        Some(match $key {
-            b"availableBytes" => (1, &mut $s.available_bytes),
-            b"capacityBytes" => (2, &mut $s.capacity_bytes),
-            b"usedBytes" => (3, &mut $s.used_bytes),
-            b"inodesFree" => (4, &mut $s.inodes_free),
-            b"inodes" => (5, &mut $s.inodes),
-            b"inodesUsed" => (6, &mut $s.inodes_used),
-            _ => return None,
-        })
+/// The known keys, as [`Key`] constants for `match`.
+macro_rules! keys {
+    ($($name:ident = $s:literal),* $(,)?) => {
+        $(const $name: Key = Key::of($s);)*
     };
 }
 
-impl Counters<'_> for FsStats {
-    fn time(&mut self) -> &mut Option<Time> {
-        &mut self.time
-    }
-    fn counter(&mut self, key: &[u8]) -> Option<(u32, &mut Option<u64>)> {
-        fs_counters!(key, self)
+keys! {
+    NODE = b"node", PODS = b"pods", NODE_NAME = b"nodeName",
+    SYSTEM_CONTAINERS = b"systemContainers", START_TIME = b"startTime", CPU = b"cpu",
+    MEMORY = b"memory", NETWORK = b"network", FS = b"fs", RUNTIME = b"runtime",
+    IMAGE_FS = b"imageFs", CONTAINER_FS = b"containerFs", POD_REF = b"podRef",
+    CONTAINERS = b"containers", VOLUME = b"volume", EPHEMERAL_STORAGE = b"ephemeral-storage",
+    NAME = b"name", NAMESPACE = b"namespace", UID = b"uid", ROOTFS = b"rootfs", LOGS = b"logs",
+    TIME = b"time", USAGE_NANO_CORES = b"usageNanoCores",
+    USAGE_CORE_NANO_SECONDS = b"usageCoreNanoSeconds", AVAILABLE_BYTES = b"availableBytes",
+    USAGE_BYTES = b"usageBytes", WORKING_SET_BYTES = b"workingSetBytes", RSS_BYTES = b"rssBytes",
+    PAGE_FAULTS = b"pageFaults", MAJOR_PAGE_FAULTS = b"majorPageFaults", RX_BYTES = b"rxBytes",
+    RX_ERRORS = b"rxErrors", TX_BYTES = b"txBytes", TX_ERRORS = b"txErrors",
+    CAPACITY_BYTES = b"capacityBytes", USED_BYTES = b"usedBytes", INODES_FREE = b"inodesFree",
+    INODES = b"inodes", INODES_USED = b"inodesUsed",
+}
+
+/// A struct the parser fills: which members are its fields, and how each one's value parses.
+trait Struct<'a>: Default {
+    /// Its index in [`Parser::shapes`].
+    const KIND: usize;
+    /// The field named `key` as a bit for [`once`], or `None` for a member to ignore.
+    fn field(key: Key) -> Option<u32>;
+    /// Parses the value at `p.i` into field `bit`.
+    fn parse(&mut self, p: &mut Parser<'a>, bit: u32) -> Option<()>;
+}
+
+/// The number of struct kinds (of [`Struct::KIND`]).
+const KINDS: usize = 11;
+
+/// [`Struct::field`] and [`Struct::parse`] from one list of `bit KEY => field: parser`.
+macro_rules! fields {
+    ($($bit:literal $key:ident => $field:ident: $parse:expr),* $(,)?) => {
+        #[inline(always)]
+        fn field(key: Key) -> Option<u32> {
+            match key {
+                $($key => Some($bit),)*
+                _ => None,
+            }
+        }
+        #[inline(always)]
+        fn parse(&mut self, p: &mut Parser<'a>, bit: u32) -> Option<()> {
+            match bit {
+                $($bit => self.$field = $parse(p)?,)*
+                _ => return None,
+            }
+            Some(())
+        }
+    };
+}
+
+/// The filesystem fields, shared by [`FsStats`] and [`VolumeStats`] (and then more).
+macro_rules! fs_fields {
+    ($($more:tt)*) => {
+        fields! {
+            0 TIME => time: Parser::time,
+            1 AVAILABLE_BYTES => available_bytes: Parser::counter,
+            2 CAPACITY_BYTES => capacity_bytes: Parser::counter,
+            3 USED_BYTES => used_bytes: Parser::counter,
+            4 INODES_FREE => inodes_free: Parser::counter,
+            5 INODES => inodes: Parser::counter,
+            6 INODES_USED => inodes_used: Parser::counter,
+            $($more)*
+        }
+    };
+}
+
+/// The top-level object (`node` is required: checked by [`decode`]).
+#[derive(Default)]
+struct Top<'a> {
+    node: Option<NodeStats<'a>>,
+    pods: Vec<PodStats<'a>>,
+}
+
+impl<'a> Struct<'a> for Top<'a> {
+    const KIND: usize = 0;
+    fields! {
+        0 NODE => node: Parser::some_struct,
+        1 PODS => pods: Parser::structs,
     }
 }
 
-impl<'a> Counters<'a> for VolumeStats<'a> {
-    fn time(&mut self) -> &mut Option<Time> {
-        &mut self.time
+impl<'a> Struct<'a> for NodeStats<'a> {
+    const KIND: usize = 1;
+    fields! {
+        0 NODE_NAME => node_name: Parser::name,
+        1 SYSTEM_CONTAINERS => system_containers: Parser::structs,
+        2 START_TIME => start_time: Parser::time,
+        3 CPU => cpu: Parser::opt_struct,
+        4 MEMORY => memory: Parser::opt_struct,
+        5 NETWORK => network: Parser::opt_struct,
+        6 FS => fs: Parser::opt_struct,
+        7 RUNTIME => runtime: Parser::opt_struct,
     }
-    fn counter(&mut self, key: &[u8]) -> Option<(u32, &mut Option<u64>)> {
-        fs_counters!(key, self)
+}
+
+impl<'a> Struct<'a> for RuntimeStats {
+    const KIND: usize = 2;
+    fields! {
+        0 IMAGE_FS => image_fs: Parser::opt_struct,
+        1 CONTAINER_FS => container_fs: Parser::opt_struct,
     }
-    fn name(&mut self) -> Option<&mut Cow<'a, str>> {
-        Some(&mut self.name)
+}
+
+impl<'a> Struct<'a> for PodStats<'a> {
+    const KIND: usize = 3;
+    fields! {
+        0 POD_REF => pod_ref: Parser::parse_struct,
+        1 START_TIME => start_time: Parser::time,
+        2 CONTAINERS => containers: Parser::structs,
+        3 CPU => cpu: Parser::opt_struct,
+        4 MEMORY => memory: Parser::opt_struct,
+        5 NETWORK => network: Parser::opt_struct,
+        6 VOLUME => volume: Parser::structs,
+        7 EPHEMERAL_STORAGE => ephemeral_storage: Parser::opt_struct,
     }
+}
+
+impl<'a> Struct<'a> for PodReference<'a> {
+    const KIND: usize = 4;
+    fields! {
+        0 NAME => name: Parser::name,
+        1 NAMESPACE => namespace: Parser::name,
+        2 UID => uid: Parser::name,
+    }
+}
+
+impl<'a> Struct<'a> for ContainerStats<'a> {
+    const KIND: usize = 5;
+    fields! {
+        0 NAME => name: Parser::name,
+        1 START_TIME => start_time: Parser::time,
+        2 CPU => cpu: Parser::opt_struct,
+        3 MEMORY => memory: Parser::opt_struct,
+        4 ROOTFS => rootfs: Parser::opt_struct,
+        5 LOGS => logs: Parser::opt_struct,
+    }
+}
+
+impl<'a> Struct<'a> for CpuStats {
+    const KIND: usize = 6;
+    fields! {
+        0 TIME => time: Parser::time,
+        1 USAGE_NANO_CORES => usage_nano_cores: Parser::counter,
+        2 USAGE_CORE_NANO_SECONDS => usage_core_nano_seconds: Parser::counter,
+    }
+}
+
+impl<'a> Struct<'a> for MemoryStats {
+    const KIND: usize = 7;
+    fields! {
+        0 TIME => time: Parser::time,
+        1 AVAILABLE_BYTES => available_bytes: Parser::counter,
+        2 USAGE_BYTES => usage_bytes: Parser::counter,
+        3 WORKING_SET_BYTES => working_set_bytes: Parser::counter,
+        4 RSS_BYTES => rss_bytes: Parser::counter,
+        5 PAGE_FAULTS => page_faults: Parser::counter,
+        6 MAJOR_PAGE_FAULTS => major_page_faults: Parser::counter,
+    }
+}
+
+impl<'a> Struct<'a> for NetworkStats {
+    const KIND: usize = 8;
+    fields! {
+        0 TIME => time: Parser::time,
+        1 RX_BYTES => rx_bytes: Parser::counter,
+        2 RX_ERRORS => rx_errors: Parser::counter,
+        3 TX_BYTES => tx_bytes: Parser::counter,
+        4 TX_ERRORS => tx_errors: Parser::counter,
+    }
+}
+
+impl<'a> Struct<'a> for FsStats {
+    const KIND: usize = 9;
+    fs_fields!();
+}
+
+impl<'a> Struct<'a> for VolumeStats<'a> {
+    const KIND: usize = 10;
+    fs_fields!(7 NAME => name: Parser::name);
+}
+
+/// What stands between two pieces of a [`Shape`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot<'a> {
+    /// In a struct: the value of a field (its bit), or an ignored value under this key.
+    Field(u32),
+    Skip(Key),
+    /// In an ignored value: a number (the one seen there when the shape was learned), a string.
+    Number(&'a [u8]),
+    String,
+}
+
+/// The shape of an earlier value: its bytes with the values of its members (in an ignored value,
+/// its numbers and value strings) cut out, borrowed from the input. Bytes equal to the pieces with
+/// valid values in the slots are valid JSON with the same members in the same order.
+struct Shape<'a> {
+    pieces: Vec<(&'a [u8], Slot<'a>)>,
+    end: &'a [u8],
+}
+
+impl Shape<'_> {
+    /// Whether `b[i..]` goes on with piece `k` (or, past the last one, with the end).
+    #[inline(always)]
+    fn fits(&self, k: usize, b: &[u8], i: usize) -> bool {
+        match self.pieces.get(k) {
+            Some((lit, _)) => starts_with(b, i, lit),
+            None => k == self.pieces.len() && starts_with(b, i, self.end),
+        }
+    }
+}
+
+/// The end of the ignored value at `i` if it has `shape`.
+#[inline]
+fn skip_by_shape(b: &[u8], mut i: usize, shape: &Shape<'_>) -> Option<usize> {
+    for &(lit, slot) in &shape.pieces {
+        if !starts_with(b, i, lit) {
+            return None;
+        }
+        i += lit.len();
+        i = match slot {
+            // The same number again (then followed by no more of a number)?
+            Slot::Number(n)
+                if starts_with(b, i, n)
+                    && !matches!(
+                        b.get(i + n.len()),
+                        Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                    ) =>
+            {
+                i + n.len()
+            }
+            Slot::Number(_) => number_end(b, i)?,
+            Slot::String if b.get(i) == Some(&b'"') => string_end(b, i + 1)? + 1,
+            _ => return None,
+        };
+    }
+    starts_with(b, i, shape.end).then_some(i + shape.end.len())
+}
+
+/// The shape of the (valid) ignored value `b[start..end]`: keys stay in the pieces, numbers
+/// and other strings are slots.
+fn skipped_shape(b: &[u8], start: usize, end: usize) -> Option<Shape<'_>> {
+    let mut pieces = Vec::new();
+    let (mut lit, mut j) = (start, start);
+    while j < end {
+        match *b.get(j)? {
+            b'"' => {
+                let close = string_end(b, j + 1)?;
+                if b.get(ws(b, close + 1)) != Some(&b':') {
+                    pieces.push((b.get(lit..j)?, Slot::String));
+                    lit = close + 1;
+                }
+                j = close + 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let number_start = j;
+                j = number_end(b, j)?;
+                pieces.push((
+                    b.get(lit..number_start)?,
+                    Slot::Number(b.get(number_start..j)?),
+                ));
+                lit = j;
+            }
+            _ => j += 1,
+        }
+    }
+    Some(Shape {
+        pieces,
+        end: b.get(lit..end)?,
+    })
 }
 
 struct Parser<'a> {
@@ -252,8 +597,12 @@ struct Parser<'a> {
     b: &'a [u8],
     /// The next byte to read.
     i: usize,
-    /// The last timestamp parsed (a payload repeats a handful of them many times).
-    last_time: Option<(&'a [u8], i64)>,
+    /// The last two timestamps parsed (their text and value).
+    times: [Option<(&'a [u8], i64)>; 2],
+    /// Shapes learned from earlier values, the most recent first: of each struct (by
+    /// [`Struct::KIND`]), and of ignored values (by the key they were under).
+    shapes: [Vec<Shape<'a>>; KINDS],
+    skip_shapes: Vec<(Key, Shape<'a>)>,
 }
 
 impl<'a> Parser<'a> {
@@ -286,101 +635,64 @@ impl<'a> Parser<'a> {
         self.text.get(start..end).map(Cow::Borrowed)
     }
 
-    /// `Option<Time>`. A payload repeats a few timestamps many times: the last one parsed is
-    /// compared first.
+    /// `Option<Time>`. A payload repeats a few timestamps many times: one whose text equals
+    /// either of the last two parsed (then a closing quote) is not parsed again.
     #[inline]
     fn time(&mut self) -> Option<Option<Time>> {
-        if self.null()? {
-            return Some(None);
+        let (b, start) = (self.b, self.i + 1);
+        if b.get(self.i) != Some(&b'"') {
+            return if self.null()? { Some(None) } else { None };
         }
-        if let Some((last, nanos)) = self.last_time {
-            let start = self.i + 1;
-            if self.b.get(self.i) == Some(&b'"')
-                && self.b.get(start..start + last.len()) == Some(last)
-                && self.b.get(start + last.len()) == Some(&b'"')
-            {
-                self.i = start + last.len() + 1;
+        for (text, nanos) in self.times.into_iter().flatten() {
+            if starts_with(b, start, text) && b.get(start + text.len()) == Some(&b'"') {
+                self.i = start + text.len() + 1;
                 return Some(Some(Time(nanos)));
             }
         }
         let (start, end) = self.string()?;
         let nanos = parse_time(self.text.get(start..end)?)?;
-        self.last_time = Some((self.b.get(start..end)?, nanos));
+        self.times = [Some((b.get(start..end)?, nanos)), self.times[0]];
         Some(Some(Time(nanos)))
     }
 
     /// `Option<u64>`: `null`, or digits with no sign, fraction or exponent that fit.
-    #[inline]
+    #[inline(always)]
     fn counter(&mut self) -> Option<Option<u64>> {
         let b = self.b;
         let start = self.i;
-        let first = *b.get(start)?;
-        let mut v = u64::from(first.wrapping_sub(b'0'));
-        if v > 9 {
+        let (n, mut v) = digits8(b, start);
+        if n == 0 {
             return if self.null()? { Some(None) } else { None };
         }
-        let mut i = start + 1;
-        if v != 0 {
-            // Up to 19 digits cannot overflow.
-            while let Some(&c) = b.get(i) {
-                let d = c.wrapping_sub(b'0');
-                if d > 9 {
-                    break;
+        // A leading zero.
+        if n > 1 && b.get(start) == Some(&b'0') {
+            return None;
+        }
+        let mut i = start + n;
+        if n == 8 {
+            let (n, more) = digits8(b, i);
+            v = v * POW10[n] + more;
+            i += n;
+            if n == 8 {
+                // 16 digits so far: u64 holds 4 more at most.
+                let (n, more) = digits8(b, i);
+                if n > 4 {
+                    return None;
                 }
-                v = v.wrapping_mul(10).wrapping_add(u64::from(d));
-                i += 1;
-            }
-            if i - start > 19 {
-                v = 0;
-                for &c in b.get(start..i)? {
-                    v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-                }
+                v = v.checked_mul(POW10[n])?.checked_add(more)?;
+                i += n;
             }
         }
-        // A float (serde refuses it for a u64), or a leading zero.
-        if matches!(b.get(i), Some(b'0'..=b'9' | b'.' | b'e' | b'E')) {
+        // A float (serde refuses it for a u64).
+        if matches!(b.get(i), Some(b'.' | b'e' | b'E')) {
             return None;
         }
         self.i = i;
         Some(Some(v))
     }
 
-    /// An object, each member's value handed to `field` with its key (`self.i` at the value's
-    /// first byte; whitespace around it is taken care of here).
-    #[inline(always)]
-    fn object(&mut self, mut field: impl FnMut(&mut Self, &'a [u8]) -> Option<()>) -> Option<()> {
-        let b = self.b;
-        if b.get(self.i) != Some(&b'{') {
-            return None;
-        }
-        let mut i = ws(b, self.i + 1);
-        if b.get(i) == Some(&b'}') {
-            self.i = i + 1;
-            return Some(());
-        }
-        loop {
-            if b.get(i) != Some(&b'"') {
-                return None;
-            }
-            let end = string_end(b, i + 1)?;
-            let key = b.get(i + 1..end)?;
-            self.i = colon(b, end + 1)?;
-            field(self, key)?;
-            i = ws(b, self.i);
-            match b.get(i) {
-                Some(b',') => i = ws(b, i + 1),
-                Some(b'}') => {
-                    self.i = i + 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// A `null`-as-empty array of `item`s.
-    #[inline(always)]
-    fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+    /// A `null`-as-empty array of structs.
+    fn structs<T: Struct<'a>>(&mut self) -> Option<Vec<T>> {
         let mut out = Vec::new();
         if self.null()? {
             return Some(out);
@@ -395,7 +707,7 @@ impl<'a> Parser<'a> {
             return Some(out);
         }
         loop {
-            out.push(item(self)?);
+            out.push(self.parse_struct()?);
             let i = ws(b, self.i);
             match b.get(i) {
                 Some(b',') => self.i = ws(b, i + 1),
@@ -409,210 +721,153 @@ impl<'a> Parser<'a> {
     }
 
     /// `Option<T>`: `null` or a `T`.
-    #[inline(always)]
-    fn opt<T>(&mut self, parse: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+    #[inline]
+    fn opt_struct<T: Struct<'a>>(&mut self) -> Option<Option<T>> {
         if self.null()? {
             return Some(None);
         }
-        parse(self).map(Some)
+        self.parse_struct().map(Some)
     }
 
-    fn summary(&mut self) -> Option<Summary<'a>> {
-        let (mut node, mut pods, mut seen) = (None, Vec::new(), 0);
-        self.object(|p, key| {
-            match key {
-                b"node" => {
-                    once(&mut seen, 0)?;
-                    node = Some(p.node()?);
-                }
-                b"pods" => {
-                    once(&mut seen, 1)?;
-                    pods = p.list(Self::pod)?;
-                }
-                _ => p.skip()?,
-            }
-            Some(())
-        })?;
-        Some(Summary { node: node?, pods })
+    /// A `T` that must be there (`null` is refused).
+    fn some_struct<T: Struct<'a>>(&mut self) -> Option<Option<T>> {
+        self.parse_struct().map(Some)
     }
 
-    fn node(&mut self) -> Option<NodeStats<'a>> {
-        let (mut n, mut seen) = (NodeStats::default(), 0);
-        self.object(|p, key| {
-            match key {
-                b"nodeName" => {
-                    once(&mut seen, 0)?;
-                    n.node_name = p.name()?;
-                }
-                b"systemContainers" => {
-                    once(&mut seen, 1)?;
-                    n.system_containers = p.list(Self::container)?;
-                }
-                b"startTime" => {
-                    once(&mut seen, 2)?;
-                    n.start_time = p.time()?;
-                }
-                b"cpu" => {
-                    once(&mut seen, 3)?;
-                    n.cpu = p.opt(Self::counters)?;
-                }
-                b"memory" => {
-                    once(&mut seen, 4)?;
-                    n.memory = p.opt(Self::counters)?;
-                }
-                b"network" => {
-                    once(&mut seen, 5)?;
-                    n.network = p.opt(Self::counters)?;
-                }
-                b"fs" => {
-                    once(&mut seen, 6)?;
-                    n.fs = p.opt(Self::counters)?;
-                }
-                b"runtime" => {
-                    once(&mut seen, 7)?;
-                    n.runtime = p.opt(Self::runtime)?;
-                }
-                _ => p.skip()?,
-            }
-            Some(())
-        })?;
-        Some(n)
-    }
-
-    fn runtime(&mut self) -> Option<RuntimeStats> {
-        let (mut r, mut seen) = (RuntimeStats::default(), 0);
-        self.object(|p, key| {
-            match key {
-                b"imageFs" => {
-                    once(&mut seen, 0)?;
-                    r.image_fs = p.opt(Self::counters)?;
-                }
-                b"containerFs" => {
-                    once(&mut seen, 1)?;
-                    r.container_fs = p.opt(Self::counters)?;
-                }
-                _ => p.skip()?,
-            }
-            Some(())
-        })?;
-        Some(r)
-    }
-
-    fn pod(&mut self) -> Option<PodStats<'a>> {
-        let (mut pod, mut seen) = (PodStats::default(), 0);
-        self.object(|p, key| {
-            match key {
-                b"podRef" => {
-                    once(&mut seen, 0)?;
-                    pod.pod_ref = p.pod_ref()?;
-                }
-                b"startTime" => {
-                    once(&mut seen, 1)?;
-                    pod.start_time = p.time()?;
-                }
-                b"containers" => {
-                    once(&mut seen, 2)?;
-                    pod.containers = p.list(Self::container)?;
-                }
-                b"cpu" => {
-                    once(&mut seen, 3)?;
-                    pod.cpu = p.opt(Self::counters)?;
-                }
-                b"memory" => {
-                    once(&mut seen, 4)?;
-                    pod.memory = p.opt(Self::counters)?;
-                }
-                b"network" => {
-                    once(&mut seen, 5)?;
-                    pod.network = p.opt(Self::counters)?;
-                }
-                b"volume" => {
-                    once(&mut seen, 6)?;
-                    pod.volume = p.list(Self::counters)?;
-                }
-                b"ephemeral-storage" => {
-                    once(&mut seen, 7)?;
-                    pod.ephemeral_storage = p.opt(Self::counters)?;
-                }
-                _ => p.skip()?,
-            }
-            Some(())
-        })?;
-        Some(pod)
-    }
-
-    fn pod_ref(&mut self) -> Option<PodReference<'a>> {
-        let (mut r, mut seen) = (PodReference::default(), 0);
-        self.object(|p, key| {
-            let (bit, slot) = match key {
-                b"name" => (0, &mut r.name),
-                b"namespace" => (1, &mut r.namespace),
-                b"uid" => (2, &mut r.uid),
-                _ => return p.skip(),
-            };
-            once(&mut seen, bit)?;
-            *slot = p.name()?;
-            Some(())
-        })?;
-        Some(r)
-    }
-
-    fn container(&mut self) -> Option<ContainerStats<'a>> {
-        let (mut c, mut seen) = (ContainerStats::default(), 0);
-        self.object(|p, key| {
-            match key {
-                b"name" => {
-                    once(&mut seen, 0)?;
-                    c.name = p.name()?;
-                }
-                b"startTime" => {
-                    once(&mut seen, 1)?;
-                    c.start_time = p.time()?;
-                }
-                b"cpu" => {
-                    once(&mut seen, 2)?;
-                    c.cpu = p.opt(Self::counters)?;
-                }
-                b"memory" => {
-                    once(&mut seen, 3)?;
-                    c.memory = p.opt(Self::counters)?;
-                }
-                b"rootfs" => {
-                    once(&mut seen, 4)?;
-                    c.rootfs = p.opt(Self::counters)?;
-                }
-                b"logs" => {
-                    once(&mut seen, 5)?;
-                    c.logs = p.opt(Self::counters)?;
-                }
-                _ => p.skip()?,
-            }
-            Some(())
-        })?;
-        Some(c)
-    }
-
-    /// A [`Counters`] struct.
-    fn counters<T: Counters<'a>>(&mut self) -> Option<T> {
+    /// A struct: along the shapes learned from earlier ones as far as they fit (switching to
+    /// another with the same pieces so far where the first stops fitting), then member by member
+    /// (and that shape learned).
+    fn parse_struct<T: Struct<'a>>(&mut self) -> Option<T> {
+        // Nothing in a `T` is another `T`: its shapes can be taken out meanwhile.
+        let mut shapes = std::mem::take(&mut self.shapes[T::KIND]);
         let (mut v, mut seen) = (T::default(), 0);
-        self.object(|p, key| {
-            if key == b"time" {
-                once(&mut seen, 0)?;
-                *v.time() = p.time()?;
-            } else if let Some((bit, slot)) = v.counter(key) {
-                once(&mut seen, bit)?;
-                *slot = p.counter()?;
-            } else if key == b"name"
-                && let Some(name) = v.name()
-            {
-                once(&mut seen, 7)?;
-                *name = p.name()?;
-            } else {
-                p.skip()?;
+        let (b, mut k, mut s) = (self.b, 0, 0);
+        while let Some(shape) = shapes.get(s) {
+            if !shape.fits(k, b, self.i) {
+                // Another shape with the same pieces so far that goes on here?
+                let same_so_far =
+                    |other: &Shape<'_>| other.pieces.get(..k) == shape.pieces.get(..k);
+                match shapes
+                    .iter()
+                    .position(|other| same_so_far(other) && other.fits(k, b, self.i))
+                {
+                    Some(other) => s = other,
+                    None => break,
+                }
             }
-            Some(())
-        })?;
+            let Some(shape) = shapes.get(s) else { break };
+            let Some(&(lit, slot)) = shape.pieces.get(k) else {
+                self.i += shape.end.len();
+                // The shape that fitted goes first next time.
+                if let Some(fitted) = shapes.get_mut(..=s) {
+                    fitted.rotate_right(1);
+                }
+                self.shapes[T::KIND] = shapes;
+                return Some(v);
+            };
+            self.i += lit.len();
+            match slot {
+                Slot::Field(bit) => {
+                    once(&mut seen, bit)?;
+                    v.parse(self, bit)?;
+                }
+                Slot::Skip(key) => self.skip_value(key)?,
+                Slot::Number(_) | Slot::String => return None,
+            }
+            k += 1;
+        }
+        // Member by member from here on.
+        let mut pieces = shapes
+            .get(s)
+            .and_then(|shape| shape.pieces.get(..k))
+            .unwrap_or_default()
+            .to_vec();
+        let end = self.members(&mut v, &mut seen, k > 0, &mut pieces)?;
+        shapes.insert(0, Shape { pieces, end });
+        shapes.truncate(MAX_STRUCT_SHAPES);
+        self.shapes[T::KIND] = shapes;
         Some(v)
+    }
+
+    /// The members of the object at `self.i` (after a member's value when `resume`, else at its
+    /// `{`) into `v`; appends their pieces to `pieces` and returns the end piece.
+    fn members<T: Struct<'a>>(
+        &mut self,
+        v: &mut T,
+        seen: &mut u32,
+        resume: bool,
+        pieces: &mut Vec<(&'a [u8], Slot<'a>)>,
+    ) -> Option<&'a [u8]> {
+        let b = self.b;
+        let mut lit = self.i;
+        let mut i = if resume {
+            self.i
+        } else {
+            if b.get(self.i) != Some(&b'{') {
+                return None;
+            }
+            let i = ws(b, self.i + 1);
+            if b.get(i) == Some(&b'}') {
+                self.i = i + 1;
+                return b.get(lit..self.i);
+            }
+            i
+        };
+        loop {
+            if resume || !pieces.is_empty() {
+                // After a value.
+                i = ws(b, i);
+                match b.get(i) {
+                    Some(b',') => i = ws(b, i + 1),
+                    Some(b'}') => {
+                        self.i = i + 1;
+                        return b.get(lit..self.i);
+                    }
+                    _ => return None,
+                }
+            }
+            if b.get(i) != Some(&b'"') {
+                return None;
+            }
+            let end = string_end(b, i + 1)?;
+            let key = Key::at(b, i + 1, end);
+            let value = colon(b, end + 1)?;
+            self.i = value;
+            let slot = match T::field(key) {
+                Some(bit) => {
+                    once(seen, bit)?;
+                    v.parse(self, bit)?;
+                    Slot::Field(bit)
+                }
+                None => {
+                    self.skip_value(key)?;
+                    Slot::Skip(key)
+                }
+            };
+            pieces.push((b.get(lit..value)?, slot));
+            lit = self.i;
+            i = self.i;
+        }
+    }
+
+    /// Skips an ignored value (found under `key`): by a shape learned from an earlier value
+    /// under that key when one fits, otherwise with [`Parser::skip`] (and its shape learned).
+    fn skip_value(&mut self, key: Key) -> Option<()> {
+        let start = self.i;
+        for (k, shape) in &self.skip_shapes {
+            if *k == key
+                && let Some(end) = skip_by_shape(self.b, start, shape)
+            {
+                self.i = end;
+                return Some(());
+            }
+        }
+        self.skip()?;
+        if let Some(shape) = skipped_shape(self.b, start, self.i) {
+            self.skip_shapes.insert(0, (key, shape));
+            self.skip_shapes.truncate(MAX_SKIP_SHAPES);
+        }
+        Some(())
     }
 
     /// Skips one value, validating it as serde_json's `IgnoredAny` does. Iterative: open
@@ -626,6 +881,7 @@ impl<'a> Parser<'a> {
             // `i` is at a value's first byte.
             match *b.get(i)? {
                 b'"' => i = string_end(b, i + 1)? + 1,
+                b'-' | b'0'..=b'9' => i = number_end(b, i)?,
                 open @ (b'{' | b'[') => {
                     if depth == MAX_SKIP_DEPTH {
                         return None;
@@ -648,7 +904,6 @@ impl<'a> Parser<'a> {
                     depth -= 1;
                     stack >>= 1;
                 }
-                b'-' | b'0'..=b'9' => i = number_end(b, i)?,
                 b't' => i = literal(b, i, b"true")?,
                 b'f' => i = literal(b, i, b"false")?,
                 b'n' => i = literal(b, i, b"null")?,

@@ -507,3 +507,140 @@ fn every_truncation_bails() {
         }
     }
 }
+
+/// `n` pods, the `i`-th's JSON from `pod(i)`, in a payload with an empty node.
+fn pods(n: usize, pod: impl Fn(usize) -> String) -> String {
+    let pods: Vec<String> = (0..n).map(pod).collect();
+    format!(
+        r#"{{"node":{{"nodeName":"n"}},"pods":[{}]}}"#,
+        pods.join(",")
+    )
+}
+
+/// A pod whose container's `cpu` and `psi` are the given JSON.
+fn pod_with(cpu: &str, psi: &str) -> String {
+    format!(
+        r#"{{"podRef":{{"name":"p","namespace":"ns","uid":"u"}},"containers":[{{"name":"c","cpu":{cpu},"io":{{"psi":{psi}}}}}]}}"#
+    )
+}
+
+const CPU: &str = r#"{"time":"2026-01-01T00:00:00Z","usageNanoCores":1,"usageCoreNanoSeconds":2}"#;
+const PSI: &str = r#"{"full":{"total":360000,"avg10":0.0,"avg60":0.0}}"#;
+
+/// Objects after the first of their kind are parsed along the first one's shape: whatever
+/// differs in a later one still decodes as serde does, or is left to serde.
+#[test]
+fn later_objects_that_differ_from_the_learned_shape() {
+    // Same shapes, other values (the learned number `0.0` and others after it).
+    decodes(&pods(3, |i| {
+        let cpu = CPU.replace(":1,", &format!(":{},", 10 * i + 1));
+        let psi = PSI.replace("0.0,", ["0.0,", "0.01,", "0.0e5,"][i]);
+        pod_with(&cpu, &psi)
+    }));
+    // Members missing, added, reordered, null, or of another type in an ignored value: the
+    // shape stops fitting and parsing goes on member by member (or along another shape).
+    for other in [
+        r#"{"time":"2026-01-01T00:00:00Z","usageNanoCores":1}"#,
+        r#"{"time":"2026-01-01T00:00:00Z","usageNanoCores":1,"usageCoreNanoSeconds":2,"x":[1]}"#,
+        r#"{"usageNanoCores":1,"time":"2026-01-01T00:00:00Z","usageCoreNanoSeconds":2}"#,
+        r#"{"time":null,"usageNanoCores":1,"usageCoreNanoSeconds":null}"#,
+        r#"{"time":"2026-01-01T00:00:00Z", "usageNanoCores":1,"usageCoreNanoSeconds":2}"#,
+        r#"{}"#,
+    ] {
+        for psi in [
+            PSI,
+            r#"{"full":{"total":"x","avg10":0.0,"avg60":0.0}}"#,
+            r#"{"full":{"total":360000,"avg10":[0.0],"avg60":0.0}}"#,
+            r#"{"full":null}"#,
+        ] {
+            // Twice each way round, so that either shape is the one learned.
+            decodes(&pods(4, |i| {
+                if i % 2 == 0 {
+                    pod_with(CPU, PSI)
+                } else {
+                    pod_with(other, psi)
+                }
+            }));
+            decodes(&pods(4, |i| {
+                if i % 2 == 0 {
+                    pod_with(other, psi)
+                } else {
+                    pod_with(CPU, PSI)
+                }
+            }));
+        }
+    }
+}
+
+#[test]
+fn later_objects_along_a_learned_shape_still_bail() {
+    let second = |cpu: &str, psi: &str| {
+        pods(2, |i| {
+            if i == 0 {
+                pod_with(CPU, PSI)
+            } else {
+                pod_with(cpu, psi)
+            }
+        })
+    };
+    for cpu in [
+        // A duplicate after the shape's members, or in the middle.
+        r#"{"time":"2026-01-01T00:00:00Z","usageNanoCores":1,"usageCoreNanoSeconds":2,"usageNanoCores":3}"#,
+        r#"{"time":"2026-01-01T00:00:00Z","usageNanoCores":1,"time":null,"usageCoreNanoSeconds":2}"#,
+        // Bad values in the shape's slots.
+        r#"{"time":"2026-13-01T00:00:00Z","usageNanoCores":1,"usageCoreNanoSeconds":2}"#,
+        r#"{"time":"2026-01-01T00:00:00Z","usageNanoCores":-1,"usageCoreNanoSeconds":2}"#,
+        r#"{"time":"2026-01-01T00:00:00Z","usageNanoCores":01,"usageCoreNanoSeconds":2}"#,
+        r#"{"time":"2026-01-01T00:00:00Z","usageNanoCores":1.5,"usageCoreNanoSeconds":2}"#,
+        r#"{"time":"2026-01-01T00:00:00Z","usageNanoCores":"1","usageCoreNanoSeconds":2}"#,
+        r#"{"time":"2026-01-01T00:00:00Z","usageNanoCores":1,"usageCoreNanoSeconds":2,}"#,
+        r#"{"time":"2026-01-01T00:00:00Z","usageNanoCores":1,"usageCoreNanoSeconds":2"#,
+        r#"["2026-01-01T00:00:00Z",1,2]"#,
+    ] {
+        bails(&second(cpu, PSI));
+    }
+    for psi in [
+        r#"{"full":{"total":360000,"avg10":00,"avg60":0.0}}"#,
+        r#"{"full":{"total":360000,"avg10":0.,"avg60":0.0}}"#,
+        r#"{"full":{"total":360000,"avg10":0.0e,"avg60":0.0}}"#,
+        r#"{"full":{"total":360000,"avg10":-,"avg60":0.0}}"#,
+        r#"{"full":{"total":360000,"avg10":0.0,"avg60":0.0},}"#,
+        r#"{"full":{"total":360000,"avg10":0.0,"avg60":0.0}"#,
+        r#"{"full":{"total":"a\nb","avg10":0.0,"avg60":0.0}}"#,
+        "{\"full\":{\"total\":\"\u{1}\",\"avg10\":0.0,\"avg60\":0.0}}",
+    ] {
+        bails(&second(CPU, psi));
+    }
+}
+
+/// The timestamps remembered are compared whole, up to their closing quote.
+#[test]
+fn remembered_timestamps_are_compared_whole() {
+    let cpu = |t: &str| pod_with(&format!(r#"{{"time":"{t}","usageNanoCores":1}}"#), PSI);
+    let body = pods(4, |i| {
+        cpu([
+            "2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00.5Z",
+            "2026-01-01T00:00:01Z",
+            "2026-01-01T00:00:00Z",
+        ][i])
+    });
+    let s = decodes(&body);
+    let times: Vec<_> = s
+        .pods
+        .iter()
+        .map(|p| p.containers[0].cpu.and_then(|c| c.time))
+        .collect();
+    assert_ne!(times[0], times[1]);
+    assert_ne!(times[1], times[2]);
+    assert_eq!(times[0], times[3]);
+    for bad in [
+        "2026-01-01T00:00:00Zx",
+        "2026-01-01T00:00:00",
+        "2026-01-01T00:00:00Z\u{1}",
+    ] {
+        bails(&pods(2, |i| {
+            cpu(if i == 0 { "2026-01-01T00:00:00Z" } else { bad })
+        }));
+    }
+}
