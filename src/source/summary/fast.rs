@@ -519,6 +519,8 @@ enum Slot<'a> {
 struct Shape<'a> {
     pieces: Vec<(&'a [u8], Slot<'a>)>,
     end: &'a [u8],
+    /// For an ignored value: the whole value it was learned from.
+    whole: &'a [u8],
 }
 
 impl Shape<'_> {
@@ -532,9 +534,28 @@ impl Shape<'_> {
     }
 }
 
+/// Another of `shapes` than the `s`-th with the same first `k` pieces that goes on at `b[i..]`.
+#[inline(never)]
+fn switch(shapes: &[Shape<'_>], s: usize, k: usize, b: &[u8], i: usize) -> Option<usize> {
+    let so_far = shapes.get(s)?.pieces.get(..k)?;
+    shapes
+        .iter()
+        .position(|other| other.pieces.get(..k) == Some(so_far) && other.fits(k, b, i))
+}
+
 /// The end of the ignored value at `i` if it has `shape`.
 #[inline]
 fn skip_by_shape(b: &[u8], mut i: usize, shape: &Shape<'_>) -> Option<usize> {
+    // The very value the shape was learned from, again (and, if that ends in a number or a
+    // literal, not followed by more of one)?
+    if starts_with(b, i, shape.whole)
+        && (matches!(shape.whole.last(), Some(b'}' | b']' | b'"'))
+            || !b
+                .get(i + shape.whole.len())
+                .is_some_and(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'-')))
+    {
+        return Some(i + shape.whole.len());
+    }
     for &(lit, slot) in &shape.pieces {
         if !starts_with(b, i, lit) {
             return None;
@@ -562,7 +583,7 @@ fn skip_by_shape(b: &[u8], mut i: usize, shape: &Shape<'_>) -> Option<usize> {
 /// The shape of the (valid) ignored value `b[start..end]`: keys stay in the pieces, numbers
 /// and other strings are slots.
 fn skipped_shape(b: &[u8], start: usize, end: usize) -> Option<Shape<'_>> {
-    let mut pieces = Vec::new();
+    let mut pieces = Vec::with_capacity(16);
     let (mut lit, mut j) = (start, start);
     while j < end {
         match *b.get(j)? {
@@ -589,6 +610,7 @@ fn skipped_shape(b: &[u8], start: usize, end: usize) -> Option<Shape<'_>> {
     Some(Shape {
         pieces,
         end: b.get(lit..end)?,
+        whole: b.get(start..end)?,
     })
 }
 
@@ -740,50 +762,66 @@ impl<'a> Parser<'a> {
     fn parse_struct<T: Struct<'a>>(&mut self) -> Option<T> {
         // Nothing in a `T` is another `T`: its shapes can be taken out meanwhile.
         let mut shapes = std::mem::take(&mut self.shapes[T::KIND]);
-        let (mut v, mut seen) = (T::default(), 0);
+        let mut v = T::default();
         let (b, mut k, mut s) = (self.b, 0, 0);
-        while let Some(shape) = shapes.get(s) {
-            if !shape.fits(k, b, self.i) {
-                // Another shape with the same pieces so far that goes on here?
-                let same_so_far =
-                    |other: &Shape<'_>| other.pieces.get(..k) == shape.pieces.get(..k);
-                match shapes
-                    .iter()
-                    .position(|other| same_so_far(other) && other.fits(k, b, self.i))
-                {
-                    Some(other) => s = other,
-                    None => break,
+        'shapes: while let Some(shape) = shapes.get(s) {
+            for &(lit, slot) in shape.pieces.get(k..).unwrap_or_default() {
+                if !starts_with(b, self.i, lit) {
+                    match switch(&shapes, s, k, b, self.i) {
+                        Some(other) => {
+                            s = other;
+                            continue 'shapes;
+                        }
+                        None => break 'shapes,
+                    }
+                }
+                self.i += lit.len();
+                match slot {
+                    // A shape's fields are distinct: no `once` here.
+                    Slot::Field(bit) => v.parse(self, bit)?,
+                    Slot::Skip(key) => self.skip_value(key)?,
+                    Slot::Number(_) | Slot::String => return None,
+                }
+                k += 1;
+            }
+            if !starts_with(b, self.i, shape.end) {
+                match switch(&shapes, s, k, b, self.i) {
+                    Some(other) => {
+                        s = other;
+                        continue 'shapes;
+                    }
+                    None => break 'shapes,
                 }
             }
-            let Some(shape) = shapes.get(s) else { break };
-            let Some(&(lit, slot)) = shape.pieces.get(k) else {
-                self.i += shape.end.len();
-                // The shape that fitted goes first next time.
-                if let Some(fitted) = shapes.get_mut(..=s) {
-                    fitted.rotate_right(1);
-                }
-                self.shapes[T::KIND] = shapes;
-                return Some(v);
-            };
-            self.i += lit.len();
-            match slot {
-                Slot::Field(bit) => {
-                    once(&mut seen, bit)?;
-                    v.parse(self, bit)?;
-                }
-                Slot::Skip(key) => self.skip_value(key)?,
-                Slot::Number(_) | Slot::String => return None,
+            self.i += shape.end.len();
+            // The shape that fitted goes first next time.
+            if let Some(fitted) = shapes.get_mut(..=s) {
+                fitted.rotate_right(1);
             }
-            k += 1;
+            self.shapes[T::KIND] = shapes;
+            return Some(v);
         }
-        // Member by member from here on.
-        let mut pieces = shapes
-            .get(s)
-            .and_then(|shape| shape.pieces.get(..k))
-            .unwrap_or_default()
-            .to_vec();
+        // Member by member from here on, the fields so far marked as seen.
+        let mut pieces = Vec::with_capacity(k + 8);
+        pieces.extend_from_slice(
+            shapes
+                .get(s)
+                .and_then(|shape| shape.pieces.get(..k))
+                .unwrap_or_default(),
+        );
+        let mut seen = pieces.iter().fold(0, |seen, (_, slot)| match slot {
+            Slot::Field(bit) => seen | 1 << bit,
+            _ => seen,
+        });
         let end = self.members(&mut v, &mut seen, k > 0, &mut pieces)?;
-        shapes.insert(0, Shape { pieces, end });
+        shapes.insert(
+            0,
+            Shape {
+                pieces,
+                end,
+                whole: &[],
+            },
+        );
         shapes.truncate(MAX_STRUCT_SHAPES);
         self.shapes[T::KIND] = shapes;
         Some(v)

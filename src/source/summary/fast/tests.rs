@@ -644,3 +644,38 @@ fn remembered_timestamps_are_compared_whole() {
         }));
     }
 }
+
+/// An ignored value equal to the one its shape was learned from is compared whole: a longer
+/// number or literal after the same bytes is not taken for it.
+#[test]
+fn ignored_values_equal_to_the_learned_one() {
+    let with = |values: &[&str]| {
+        pods(values.len(), |i| {
+            format!(r#"{{"podRef":{{"name":"p"}},"x":{},"y":1}}"#, values[i])
+        })
+    };
+    for values in [
+        ["2", "23", "2.5", "2e1", "-2", "2"],
+        ["true", "true", "false", "null", "\"t\"", "[true]"],
+        ["\"ab\"", "\"abc\"", "\"ab\"", "\"a\"", "{}", "[]"],
+        [
+            "{\"a\":[1]}",
+            "{\"a\":[1]}",
+            "{\"a\":[12]}",
+            "{\"a\":[1,2]}",
+            "[1]",
+            "1",
+        ],
+    ] {
+        decodes(&with(&values));
+    }
+    for values in [
+        ["2", "2x"],
+        ["2", "2."],
+        ["true", "truex"],
+        ["0", "01"],
+        ["[1]", "[1]]"],
+    ] {
+        bails(&with(&values));
+    }
+}
