@@ -619,7 +619,7 @@ struct Parser<'a> {
     b: &'a [u8],
     /// The next byte to read.
     i: usize,
-    /// The last two timestamps parsed (their text and value).
+    /// The last two timestamps parsed (their text with its closing quote, and value).
     times: [Option<(&'a [u8], i64)>; 2],
     /// Shapes learned from earlier values, the most recent first: of each struct (by
     /// [`Struct::KIND`]), and of ignored values (by the key they were under).
@@ -657,23 +657,23 @@ impl<'a> Parser<'a> {
         self.text.get(start..end).map(Cow::Borrowed)
     }
 
-    /// `Option<Time>`. A payload repeats a few timestamps many times: one whose text equals
-    /// either of the last two parsed (then a closing quote) is not parsed again.
+    /// `Option<Time>`. A payload repeats a few timestamps many times: one whose text and closing
+    /// quote equal either of the last two parsed is not parsed again.
     #[inline]
     fn time(&mut self) -> Option<Option<Time>> {
         let (b, start) = (self.b, self.i + 1);
         if b.get(self.i) != Some(&b'"') {
             return if self.null()? { Some(None) } else { None };
         }
-        for (text, nanos) in self.times.into_iter().flatten() {
-            if starts_with(b, start, text) && b.get(start + text.len()) == Some(&b'"') {
-                self.i = start + text.len() + 1;
+        for (quoted, nanos) in self.times.into_iter().flatten() {
+            if starts_with(b, start, quoted) {
+                self.i = start + quoted.len();
                 return Some(Some(Time(nanos)));
             }
         }
         let (start, end) = self.string()?;
         let nanos = parse_time(self.text.get(start..end)?)?;
-        self.times = [Some((b.get(start..end)?, nanos)), self.times[0]];
+        self.times = [Some((b.get(start..=end)?, nanos)), self.times[0]];
         Some(Some(Time(nanos)))
     }
 
