@@ -76,9 +76,30 @@ pub mod fuzz {
         }
     }
 
-    /// A `/stats/summary` body: decoding it and making metric sets of it never panics.
+    /// A `/stats/summary` body: whenever the fast parser decodes it, serde does too and to an
+    /// equal value (see `source::summary::fast`); `decode` gives exactly serde's value or error;
+    /// decoding and making metric sets of it never panic.
     pub fn summary(body: &[u8]) {
-        if let Ok(s) = summary::decode(body) {
+        let serde = summary::decode_serde(body);
+        if let Ok(text) = std::str::from_utf8(body)
+            && let Some(fast) = summary::fast::decode(text)
+        {
+            match &serde {
+                Ok(spec) => assert_eq!(&fast, spec, "the fast parser and serde differ"),
+                Err(e) => panic!("the fast parser accepted a body serde refuses ({e})"),
+            }
+        }
+        let decoded = summary::decode(body);
+        match (&decoded, &serde) {
+            (Ok(ours), Ok(spec)) => assert_eq!(ours, spec, "decode and serde differ"),
+            (Err(ours), Err(spec)) => assert_eq!(ours.to_string(), spec.to_string()),
+            (ours, spec) => panic!(
+                "decode and serde disagree: {:?} vs {:?}",
+                ours.as_ref().err(),
+                spec.as_ref().err()
+            ),
+        }
+        if let Ok(s) = decoded {
             let node: Arc<str> = Arc::from("n1");
             let sample = decode_summary(
                 &s,

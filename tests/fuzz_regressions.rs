@@ -157,3 +157,269 @@ fn url_schemes_from_the_environment_are_not_echoed() {
         "typed values are still shown: {message}"
     );
 }
+
+/// The summary bodies the mutation proptests start from: every fixture summary (when the
+/// fixtures are there; `fixtures_dir` says why not, and fails under HEAPSTER_REQUIRE_FIXTURES)
+/// and two simulator payloads, one of them indented.
+fn summary_bodies() -> &'static [Vec<u8>] {
+    static BODIES: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    BODIES.get_or_init(|| {
+        let s = 1_000_000_000;
+        let sim = heapster_rs::sim::summary_body(3, 4, 2, 1_750_000_000 * s, 1_750_003_600 * s);
+        let value: serde_json::Value = serde_json::from_slice(&sim).expect("sim json");
+        let mut bodies = vec![serde_json::to_vec_pretty(&value).expect("pretty"), sim];
+        if let Some(dir) = heapster_rs::testing::fixtures_dir() {
+            for entry in std::fs::read_dir(dir.join("kubelet")).expect("fixtures/kubelet") {
+                let path = entry.expect("entry").path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if name.contains("summary") && name.ends_with(".json") {
+                    bodies.push(std::fs::read(&path).expect("fixture"));
+                }
+            }
+        }
+        bodies
+    })
+}
+
+/// Where each member's `":` is (the end of every key) in `body`.
+fn key_ends(body: &[u8]) -> Vec<usize> {
+    body.windows(2)
+        .enumerate()
+        .filter(|(_, w)| w == b"\":")
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The opening quote of the key that ends at `end` (keys in the bodies hold no escapes).
+fn key_start(body: &[u8], end: usize) -> usize {
+    body[..end].iter().rposition(|&c| c == b'"').unwrap_or(0)
+}
+
+/// One edit of a summary body, mostly making it invalid or odd in a way the fast parser must
+/// leave to serde.
+#[derive(Clone, Debug)]
+enum Edit {
+    Flip(prop::sample::Index, u8),
+    Insert(prop::sample::Index, u8),
+    Delete(prop::sample::Index),
+    Truncate(prop::sample::Index),
+    /// An escape just after a quote (a key's, a name's, a skipped string's).
+    Escape(prop::sample::Index, &'static str),
+    /// A copy of a member (`"key":value,`) right before it: a duplicate field.
+    Duplicate(prop::sample::Index, &'static str),
+    /// The number or string after a key replaced.
+    Value(prop::sample::Index, &'static str),
+    /// An unknown member holding arrays nested `depth` deep, before another member.
+    Deep(prop::sample::Index, usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    use prop::sample::{Index, select};
+    let bytes = select(&b"\"\\,:{}[]-.eE0 \n\t\x01\x0c\x7f\xff"[..]);
+    let escapes = select(vec![
+        "\\n", "\\u0041", "\\\"", "\\\\", "\\/", "\\x", "\\u12",
+    ]);
+    let values = select(vec![
+        "null",
+        "-1",
+        "-0",
+        "1.0",
+        "1.5",
+        "1e3",
+        "01",
+        "0",
+        "18446744073709551615",
+        "18446744073709551616",
+        "\"x\"",
+        "\"\"",
+        "[]",
+        "{}",
+        "true",
+        "[1,]",
+        "nul",
+        "\"a\\nb\"",
+    ]);
+    prop_oneof![
+        (any::<Index>(), 1..=255u8).prop_map(|(i, m)| Edit::Flip(i, m)),
+        (any::<Index>(), bytes).prop_map(|(i, b)| Edit::Insert(i, b)),
+        any::<Index>().prop_map(Edit::Delete),
+        any::<Index>().prop_map(Edit::Truncate),
+        (any::<Index>(), escapes).prop_map(|(i, e)| Edit::Escape(i, e)),
+        (any::<Index>(), values.clone()).prop_map(|(i, v)| Edit::Duplicate(i, v)),
+        (any::<Index>(), values).prop_map(|(i, v)| Edit::Value(i, v)),
+        (any::<Index>(), 1..=160usize).prop_map(|(i, d)| Edit::Deep(i, d)),
+    ]
+}
+
+/// Applies `edit`; `true` when the body is still valid JSON shaped as before (an unknown member
+/// added no deeper than the fast parser follows), so the fast parser must decode it.
+fn apply(body: &mut Vec<u8>, edit: &Edit) -> bool {
+    let len = body.len().max(1);
+    let ends = key_ends(body);
+    let at_key = |i: &prop::sample::Index| (!ends.is_empty()).then(|| ends[i.index(ends.len())]);
+    match edit {
+        Edit::Flip(i, m) if !body.is_empty() => body[i.index(len)] ^= m,
+        Edit::Insert(i, b) => body.insert(i.index(len + 1).min(body.len()), *b),
+        Edit::Delete(i) if !body.is_empty() => {
+            body.remove(i.index(len));
+        }
+        Edit::Truncate(i) => body.truncate(i.index(len)),
+        Edit::Escape(i, e) => {
+            let quotes: Vec<usize> = (0..body.len()).filter(|&j| body[j] == b'"').collect();
+            if !quotes.is_empty() {
+                let at = quotes[i.index(quotes.len())] + 1;
+                body.splice(at..at, e.bytes());
+            }
+        }
+        Edit::Duplicate(i, v) => {
+            if let Some(end) = at_key(i) {
+                let start = key_start(body, end);
+                let member = [&body[start..end + 2], v.as_bytes(), b","].concat();
+                body.splice(start..start, member);
+            }
+        }
+        Edit::Value(i, v) => {
+            if let Some(end) = at_key(i) {
+                let from = end + 2;
+                let rest = &body[from..];
+                let n = match rest.first() {
+                    Some(b'"') => rest[1..]
+                        .iter()
+                        .position(|&c| c == b'"')
+                        .map_or(0, |q| q + 2),
+                    _ => rest
+                        .iter()
+                        .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                        .unwrap_or(rest.len()),
+                };
+                body.splice(from..from + n, v.bytes());
+            }
+        }
+        Edit::Deep(i, depth) => {
+            if let Some(end) = at_key(i) {
+                let start = key_start(body, end);
+                let member = format!("\"zz\":{}{},", "[".repeat(*depth), "]".repeat(*depth));
+                body.splice(start..start, member.bytes());
+                // The fast parser follows 100 levels inside an ignored value; the ignored
+                // sections of these bodies (psi, interfaces, ...) nest a few levels at most.
+                return *depth <= 90;
+            }
+            return true;
+        }
+        _ => {}
+    }
+    false
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Mutated summaries: whenever the fast parser decodes one, serde agrees (`fuzz::summary`
+    /// panics otherwise); an unknown member nested up to 90 deep still decodes fast.
+    #[test]
+    fn mutated_summaries_keep_the_fast_parser_honest(
+        which in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec(edit(), 1..4),
+    ) {
+        let bodies = summary_bodies();
+        let mut body = bodies[which.index(bodies.len())].clone();
+        let mut still_valid = true;
+        for e in &edits {
+            still_valid &= apply(&mut body, e);
+        }
+        fuzz::summary(&body);
+        if still_valid {
+            let text = std::str::from_utf8(&body).expect("utf-8");
+            prop_assert!(heapster_rs::source::summary::fast::decode(text).is_some());
+        }
+    }
+
+    /// Valid variations (members set to `null` or removed, unknown members of any JSON value
+    /// added, compact or indented): serde's result, and from the fast parser whenever serde
+    /// decodes.
+    #[test]
+    fn valid_variations_of_summaries_decode_fast(
+        which in any::<prop::sample::Index>(),
+        changes in proptest::collection::vec(
+            (any::<prop::sample::Index>(), 0..3u8, "zz[a-z]{0,3}", json_value()),
+            1..6,
+        ),
+        pretty in any::<bool>(),
+    ) {
+        let bodies = summary_bodies();
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&bodies[which.index(bodies.len())]).expect("json");
+        for (at, op, key, new) in changes {
+            let mut pointers = Vec::new();
+            json_pointers(&value, String::new(), &mut pointers);
+            let pointer = &pointers[at.index(pointers.len())];
+            let (parent, last) = pointer.rsplit_once('/').unwrap_or(("", ""));
+            match op {
+                0 => {
+                    if let Some(v) = value.pointer_mut(pointer) {
+                        *v = serde_json::Value::Null;
+                    }
+                }
+                1 => {
+                    if let Some(serde_json::Value::Object(m)) = value.pointer_mut(parent) {
+                        m.remove(last);
+                    }
+                }
+                _ => {
+                    if let Some(serde_json::Value::Object(m)) = value.pointer_mut(pointer) {
+                        m.insert(key, new);
+                    }
+                }
+            }
+        }
+        let body = if pretty {
+            serde_json::to_vec_pretty(&value)
+        } else {
+            serde_json::to_vec(&value)
+        }
+        .expect("serialises");
+        fuzz::summary(&body);
+        if heapster_rs::source::summary::decode_serde(&body).is_ok() {
+            let text = std::str::from_utf8(&body).expect("utf-8");
+            prop_assert!(heapster_rs::source::summary::fast::decode(text).is_some());
+        }
+    }
+}
+
+/// Any JSON value whose strings need no escapes, nested a few levels.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        "[a-z0-9 é✓]{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-zA-Z]{1,6}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// The JSON pointer of every value in `v` (keys in the bodies need no `~` escaping).
+fn json_pointers(v: &serde_json::Value, here: String, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, child) in m {
+                json_pointers(child, format!("{here}/{k}"), out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, child) in a.iter().enumerate() {
+                json_pointers(child, format!("{here}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+    out.push(here);
+}

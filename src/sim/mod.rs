@@ -132,6 +132,30 @@ impl fmt::Debug for SimAuth {
     }
 }
 
+/// Node `node`'s `/stats/summary` body as its kubelet would serve it at `now`, rendered in
+/// process (no servers): for benches and tests of the decoder. The node and its containers
+/// started at `start` (nanoseconds).
+pub fn summary_body(
+    node: usize,
+    pods_per_node: usize,
+    containers_per_pod: usize,
+    start: crate::model::Nanos,
+    now: crate::model::Nanos,
+) -> Vec<u8> {
+    let cfg = state::Config {
+        pods_per_node,
+        containers_per_pod,
+        https: false,
+        auth: state::AuthKind::None,
+        kubelet_port: 0,
+        block: 2,
+        api_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        minor: SimOptions::default().kubernetes_minor,
+        start,
+    };
+    summary::render(&cfg, &cluster::new_node(node, cfg.block, start, None), now)
+}
+
 /// A misbehaving kubelet (it affects `/stats/summary`, direct and through the node proxy, and
 /// `/metrics/resource`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
