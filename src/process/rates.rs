@@ -137,6 +137,9 @@ impl RateState {
     ) {
         self.generation += 1;
         let generation = self.generation;
+        // Sized in one step (see `Store::push`).
+        self.prev
+            .reserve(sets.len().saturating_sub(self.prev.len()));
         for raw in sets.iter_mut() {
             let counters = COUNTERS.map(|(m, _, _)| raw.set.get(m).map(Value::as_i64));
             let fresh = counters.iter().any(Option::is_some);

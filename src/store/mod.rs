@@ -150,6 +150,11 @@ impl Store {
             let before = inner.series.len();
             inner.series.retain(|_, s| ts - s.last_seen <= keep);
             self.evicted("expired", (before - inner.series.len()) as u64);
+            // The table sized for this batch in one step: growing by doubling holds the old and
+            // the new table at once at every step, the last one while the batch is in memory.
+            let want = batch.sets.len().min(self.opts.max_series);
+            let len = inner.series.len();
+            inner.series.reserve(want.saturating_sub(len));
             let seq = inner.ticks.push(ts, keep, self.max_points);
             (seq, inner.ticks.first())
         };
