@@ -28,7 +28,7 @@ use crate::sink::Sink;
 pub use query::{ContainerUsage, PodUsage, Point};
 pub use resource::Usage;
 pub use series::HISTORY_METRICS;
-use series::{Series, Ticks};
+use series::{Series, Shapes, Ticks};
 
 /// Sets ingested per write-lock hold.
 const CHUNK: usize = 4096;
@@ -71,6 +71,8 @@ struct Inner {
     latest: Option<Nanos>,
     /// Timestamps of the batches the history slots hold.
     ticks: Ticks,
+    /// Label shapes shared by the series.
+    shapes: Shapes,
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -161,24 +163,27 @@ impl Store {
         let mut stale: Option<Vec<(Nanos, SetKey)>> = None;
         let (mut capacity, mut refused) = (0u64, 0u64);
         for chunk in batch.sets.chunks(CHUNK) {
-            let mut inner = self.write();
+            let mut guard = self.write();
+            let inner = &mut *guard;
             for set in chunk {
                 if let Some(s) = inner.series.get_mut(&set.key) {
-                    s.update(set, ts, seq, first, self.max_points);
+                    s.update(set, ts, seq, first, self.max_points, &mut inner.shapes);
                     continue;
                 }
                 if inner.series.len() >= self.opts.max_series {
-                    if !self.make_room(&mut inner, &mut stale, ts) {
+                    if !self.make_room(inner, &mut stale, ts) {
                         refused += 1;
                         continue;
                     }
                     capacity += 1;
                 }
                 let mut s = Series::new();
-                s.update(set, ts, seq, first, self.max_points);
+                s.update(set, ts, seq, first, self.max_points, &mut inner.shapes);
                 inner.series.insert(set.key.clone(), s);
             }
         }
+        // Shapes of series that expired, were evicted or changed shape.
+        self.write().shapes.prune();
         self.evicted("capacity", capacity);
         self.evicted("refused", refused);
         if refused > 0 {
@@ -269,7 +274,9 @@ impl Store {
         let inner = self.read();
         let entry = std::mem::size_of::<SetKey>() + std::mem::size_of::<Series>();
         let table = inner.series.capacity() * (entry + 1);
-        table + inner.series.values().map(Series::heap_bytes).sum::<usize>()
+        table
+            + inner.series.values().map(Series::heap_bytes).sum::<usize>()
+            + inner.shapes.heap_bytes()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {

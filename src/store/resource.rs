@@ -40,6 +40,7 @@ mod tests {
 
     use super::*;
     use crate::model::{Metric, MetricSet, SetKey, Value};
+    use crate::store::series::Shapes;
 
     fn set(t: Nanos, cpu: i64, ws: i64, start: Nanos) -> MetricSet {
         let mut s = MetricSet::new(
@@ -58,7 +59,14 @@ mod tests {
     fn rate_between_the_last_two_samples() {
         let sec = NANOS_PER_SEC;
         let mut s = Series::new();
-        s.update(&set(10 * sec, 1_000, 4096, 1), 10 * sec, 0, 0, 100);
+        s.update(
+            &set(10 * sec, 1_000, 4096, 1),
+            10 * sec,
+            0,
+            0,
+            100,
+            &mut Shapes::default(),
+        );
         assert_eq!(usage(&s), None, "one sample gives no rate");
         s.update(
             &set(30 * sec, 1_000 + 20 * sec / 2, 8192, 1),
@@ -66,6 +74,7 @@ mod tests {
             1,
             0,
             100,
+            &mut Shapes::default(),
         );
         let u = usage(&s).expect("rate");
         assert_eq!(u.cpu_nanocores, sec / 2);
@@ -79,22 +88,30 @@ mod tests {
             2,
             0,
             100,
+            &mut Shapes::default(),
         );
         assert_eq!(usage(&s).map(|u| u.window), Some(20 * sec));
         // A restart (new start time) drops the old samples.
-        s.update(&set(50 * sec, 10, 8192, 2), 50 * sec, 3, 0, 100);
+        s.update(
+            &set(50 * sec, 10, 8192, 2),
+            50 * sec,
+            3,
+            0,
+            100,
+            &mut Shapes::default(),
+        );
         assert_eq!(usage(&s), None);
     }
 
     #[test]
     fn decreasing_counter_and_zero_memory_give_nothing() {
         let mut s = Series::new();
-        s.update(&set(10, 500, 1, 1), 10, 0, 0, 10);
-        s.update(&set(20, 400, 1, 1), 20, 1, 0, 10);
+        s.update(&set(10, 500, 1, 1), 10, 0, 0, 10, &mut Shapes::default());
+        s.update(&set(20, 400, 1, 1), 20, 1, 0, 10, &mut Shapes::default());
         assert_eq!(usage(&s), None);
         let mut s = Series::new();
-        s.update(&set(10, 500, 0, 1), 10, 0, 0, 10);
-        s.update(&set(20, 600, 0, 1), 20, 1, 0, 10);
+        s.update(&set(10, 500, 0, 1), 10, 0, 0, 10, &mut Shapes::default());
+        s.update(&set(20, 600, 0, 1), 20, 1, 0, 10, &mut Shapes::default());
         assert_eq!(usage(&s), None);
     }
 }

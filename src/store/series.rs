@@ -1,7 +1,7 @@
 //! One entity's series: compact latest values, a bounded history of the long-kept metrics, and
 //! the samples the resource metrics API needs (last two cumulative cpu samples, working set).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::model::{Metric, MetricSet, Nanos, Value, ValueType};
@@ -243,6 +243,49 @@ fn put<T>(slots: &mut VecDeque<T>, v: T, overwrite: bool, max_points: usize) {
     slots.push_back(v);
 }
 
+/// The (metric, resource id) of each labeled value of a series, in order. Shared by every
+/// series with the same ones: every container has the same `/` and `logs` filesystems.
+pub(crate) type LabelShape = Arc<[(Metric, Arc<str>)]>;
+
+/// The label shapes in use, interned (see [`LabelShape`]).
+#[derive(Debug, Default)]
+pub(crate) struct Shapes(HashSet<LabelShape, foldhash::fast::RandomState>);
+
+impl Shapes {
+    /// The shared shape of a set's labeled values.
+    fn intern(&mut self, set: &MetricSet) -> LabelShape {
+        let shape: Vec<(Metric, Arc<str>)> = set
+            .labeled
+            .iter()
+            .map(|l| (l.metric, Arc::clone(&l.resource_id)))
+            .collect();
+        if let Some(known) = self.0.get(shape.as_slice()) {
+            return Arc::clone(known);
+        }
+        let shape: LabelShape = shape.into();
+        self.0.insert(Arc::clone(&shape));
+        shape
+    }
+
+    /// Forgets the shapes no series uses any more.
+    pub fn prune(&mut self) {
+        self.0.retain(|s| Arc::strong_count(s) > 1);
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Heap bytes of the shapes (names are shared and not counted).
+    pub fn heap_bytes(&self) -> usize {
+        self.0
+            .iter()
+            .map(|s| 16 + s.len() * std::mem::size_of::<(Metric, Arc<str>)>())
+            .sum()
+    }
+}
+
 /// A cumulative cpu sample: kubelet sample time and `cpu/usage` in ns.
 pub type CpuSample = (Nanos, i64);
 
@@ -256,7 +299,9 @@ pub(crate) struct Series {
     /// Bit `m` set when metric `m` is in `values` (ascending metric order).
     mask: u64,
     values: Box<[i64]>,
-    labeled: Box<[(Metric, Arc<str>, i64)]>,
+    /// Labeled values, in the order of `label_shape` (`None`: no labeled values).
+    label_shape: Option<LabelShape>,
+    labeled: Box<[i64]>,
     /// History slots, the newest being batch `hist_end - 1` (see [`Ticks`]).
     history: Ring,
     hist_end: u64,
@@ -278,6 +323,7 @@ impl Series {
             node: None,
             mask: 0,
             values: Box::new([]),
+            label_shape: None,
             labeled: Box::new([]),
             history: Ring::new(),
             hist_end: 0,
@@ -288,7 +334,15 @@ impl Series {
 
     /// Takes the entity's set from the batch at `ts`, sequence number `seq`; drops history
     /// slots older than `first` (the oldest batch the store still holds).
-    pub fn update(&mut self, set: &MetricSet, ts: Nanos, seq: u64, first: u64, max_points: usize) {
+    pub fn update(
+        &mut self,
+        set: &MetricSet,
+        ts: Nanos,
+        seq: u64,
+        first: u64,
+        max_points: usize,
+        shapes: &mut Shapes,
+    ) {
         self.last_seen = ts;
         if set.create_time.is_some() && set.create_time != self.create_time {
             // A restart: counters start over, so the old cpu samples give no rate.
@@ -300,7 +354,7 @@ impl Series {
         if self.node.as_deref() != set.node.as_deref() {
             self.node.clone_from(&set.node);
         }
-        self.take_latest(set);
+        self.take_latest(set, shapes);
         self.take_cpu(set);
         if let Some(ws) = set.get(Metric::MemoryWorkingSet) {
             self.working_set = Some((set.scrape_time, ws.as_i64()));
@@ -308,7 +362,7 @@ impl Series {
         self.take_history(set, seq, first, max_points);
     }
 
-    fn take_latest(&mut self, set: &MetricSet) {
+    fn take_latest(&mut self, set: &MetricSet, shapes: &mut Shapes) {
         // `MetricSet::set` keeps one value per metric, so the mask counts them exactly.
         let mask = set.values.mask();
         if mask != self.mask || self.values.len() != set.values.len() {
@@ -319,28 +373,22 @@ impl Series {
         for (slot, (m, v)) in self.values.iter_mut().zip(&set.values) {
             *slot = encode(m, v);
         }
-        let same_shape = self.labeled.len() == set.labeled.len()
-            && self
-                .labeled
-                .iter()
-                .zip(&set.labeled)
-                .all(|(a, b)| a.0 == b.metric && *a.1 == *b.resource_id);
-        if same_shape {
-            for (slot, l) in self.labeled.iter_mut().zip(&set.labeled) {
-                slot.2 = encode(l.metric, l.value);
+        let same_shape = match &self.label_shape {
+            Some(shape) => {
+                shape.len() == set.labeled.len()
+                    && shape.iter().zip(&set.labeled).all(|(a, b)| {
+                        a.0 == b.metric
+                            && (Arc::ptr_eq(&a.1, &b.resource_id) || *a.1 == *b.resource_id)
+                    })
             }
-        } else {
-            self.labeled = set
-                .labeled
-                .iter()
-                .map(|l| {
-                    (
-                        l.metric,
-                        Arc::clone(&l.resource_id),
-                        encode(l.metric, l.value),
-                    )
-                })
-                .collect();
+            None => set.labeled.is_empty(),
+        };
+        if !same_shape {
+            self.label_shape = (!set.labeled.is_empty()).then(|| shapes.intern(set));
+            self.labeled = vec![0; set.labeled.len()].into_boxed_slice();
+        }
+        for (slot, l) in self.labeled.iter_mut().zip(&set.labeled) {
+            *slot = encode(l.metric, l.value);
         }
     }
 
@@ -395,7 +443,7 @@ impl Series {
             .copied()
             .filter(|m| self.mask & bit(*m) != 0)
             .collect();
-        for (m, _, _) in self.labeled.iter() {
+        for (m, _) in self.label_shape.iter().flat_map(|s| s.iter()) {
             if !names.contains(m) {
                 names.push(*m);
             }
@@ -415,10 +463,12 @@ impl Series {
 
     /// The latest value of a labeled metric.
     pub fn latest_labeled(&self, metric: Metric, resource_id: &str) -> Option<Value> {
-        self.labeled
+        let shape = self.label_shape.as_ref()?;
+        shape
             .iter()
-            .find(|(m, r, _)| *m == metric && &**r == resource_id)
-            .map(|(m, _, raw)| decode(*m, *raw))
+            .zip(self.labeled.iter())
+            .find(|((m, r), _)| *m == metric && &**r == resource_id)
+            .map(|((m, _), raw)| decode(*m, *raw))
     }
 
     /// History points of a long-kept metric within `[start, end]`, oldest first.
@@ -449,9 +499,7 @@ impl Series {
 
     /// Heap bytes owned by this series (names are shared and not counted).
     pub fn heap_bytes(&self) -> usize {
-        self.values.len() * 8
-            + self.labeled.len() * std::mem::size_of::<(Metric, Arc<str>, i64)>()
-            + self.history.heap_bytes()
+        self.values.len() * 8 + self.labeled.len() * 8 + self.history.heap_bytes()
     }
 }
 

@@ -280,3 +280,43 @@ fn a_batch_at_the_same_timestamp_replaces_the_newest_point() {
     let got: Vec<i64> = pts.iter().map(|p| p.value.as_i64()).collect();
     assert_eq!(got, vec![1, 3]);
 }
+
+/// Containers with the same filesystems share one label shape; a shape nobody uses is forgotten.
+#[test]
+fn label_shapes_are_shared_and_pruned() {
+    let s = store(30, 100);
+    let fs = |mut set: MetricSet, ids: &[&str]| {
+        for (i, id) in ids.iter().enumerate() {
+            set.labeled.push(LabeledValue {
+                metric: Metric::FilesystemUsage,
+                resource_id: Arc::from(*id),
+                value: Value::Int(i as i64 + 7),
+            });
+        }
+        set
+    };
+    let sets = |t: Nanos, third: &[&str]| {
+        vec![
+            fs(set(container("ns", "p", "a"), t, 1, 1), &["/", "logs"]),
+            fs(set(container("ns", "p", "b"), t, 1, 1), &["/", "logs"]),
+            fs(set(container("ns", "q", "c"), t, 1, 1), third),
+        ]
+    };
+    s.push(&batch(0, sets(0, &["/", "logs", "Volume:x"])));
+    assert_eq!(s.read().shapes.len(), 2);
+    // The third container changes shape: its old one goes.
+    s.push(&batch(10 * SEC, sets(10 * SEC, &["/"])));
+    assert_eq!(s.read().shapes.len(), 2);
+    let b = container("ns", "p", "b");
+    assert_eq!(
+        s.read().series[&b].latest_labeled(Metric::FilesystemUsage, "logs"),
+        Some(Value::Int(8))
+    );
+    assert_eq!(
+        s.read().series[&container("ns", "q", "c")].latest_labeled(Metric::FilesystemUsage, "logs"),
+        None
+    );
+    // Everything expires: no shape is left.
+    s.push(&batch(100 * SEC, vec![set(node("n1"), 100 * SEC, 1, 1)]));
+    assert_eq!(s.read().shapes.len(), 0);
+}
