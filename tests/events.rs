@@ -14,6 +14,7 @@ use heapster_rs::config::{EventerConfig, EventerParsed, parse_eventer};
 use heapster_rs::events::{EventerApp, EventerOptions, metrics::reason};
 use heapster_rs::sim::{SimCluster, SimEvent, SimOptions};
 use serde_json::Value;
+use support::influx_data;
 use support::influxd::Influxd;
 
 fn eventer_config(api: &url::Url, sinks: &[String]) -> EventerConfig {
@@ -85,28 +86,13 @@ async fn wait_count(influx: &Influxd, db: &str, q: &str, want: u64) {
     }
 }
 
-/// `(column name → value)` rows of a query.
-async fn rows(influx: &Influxd, db: &str, q: &str) -> Vec<serde_json::Map<String, Value>> {
-    let v = influx.query(db, q).await;
-    let mut out = Vec::new();
-    for series in v["results"][0]["series"].as_array().into_iter().flatten() {
-        let cols: Vec<&str> = series["columns"]
-            .as_array()
-            .expect("columns")
-            .iter()
-            .map(|c| c.as_str().expect("column"))
-            .collect();
-        for row in series["values"].as_array().expect("values") {
-            let row = row.as_array().expect("row");
-            out.push(
-                cols.iter()
-                    .zip(row)
-                    .map(|(c, v)| ((*c).to_owned(), v.clone()))
-                    .collect(),
-            );
-        }
-    }
-    out
+/// The rows of a query as JSON objects (column → value; a missing or null column reads as
+/// `null`).
+async fn rows(influx: &Influxd, db: &str, q: &str) -> Vec<Value> {
+    influx_data::rows(&influx.query(db, q).await)
+        .into_iter()
+        .map(|(_, row)| Value::Object(row.into_iter().collect()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

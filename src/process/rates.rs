@@ -6,9 +6,9 @@
 //! carried over for a few ticks so one missed scrape costs one rate, not two.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
-use std::sync::Arc;
 
 use super::decode::{RawSet, SampleTimes};
 use crate::model::{Metric, MetricSet, Nanos, SetKey, Value};
