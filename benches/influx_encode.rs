@@ -143,10 +143,7 @@ fn cluster(nodes: usize, pods_per_node: usize) -> Batch {
             sets.push(c);
         }
     }
-    Batch {
-        timestamp: TS,
-        sets,
-    }
+    Batch::new(TS, sets)
 }
 
 fn bench(c: &mut Criterion) {

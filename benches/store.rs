@@ -124,7 +124,7 @@ fn batch(nodes: usize, t: Nanos) -> Batch {
     let mut s = MetricSet::new(SetKey::Cluster, t);
     values(&mut s, &all[..7], 1);
     sets.push(s);
-    Batch { timestamp: t, sets }
+    Batch::new(t, sets)
 }
 
 fn rss_bytes() -> Option<usize> {

@@ -153,7 +153,7 @@ impl App {
                     fanout.add(MetricSink(Arc::clone(&s)), 4);
                     store = Some(s);
                 }
-                SinkConfig::Log => fanout.add(LogSink, 4),
+                SinkConfig::Log => fanout.add(LogSink::default(), 4),
                 SinkConfig::InfluxDb(influx) => {
                     let sink = InfluxSink::new(influx, &mut registry)
                         .map_err(|e| anyhow::anyhow!("influxdb sink: {e}"))?;

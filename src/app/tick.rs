@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::health::Health;
+use crate::model::Batch;
 use crate::model::time::{self, Nanos};
 use crate::process::Processor;
 use crate::sink::FanOut;
@@ -127,6 +128,9 @@ impl TickLoop {
         }
     }
 
+    /// One tick. Each node's sets are processed and handed to the sinks as soon as its scrape
+    /// completes, so the tick never holds the whole cluster's sets; the namespaces and the
+    /// cluster, which need every node, come last and end the tick.
     async fn tick(&self, processor: &mut Processor, fanout: &FanOut, window_end: Nanos) {
         let started = Instant::now();
         let nodes: Vec<_> = {
@@ -136,27 +140,31 @@ impl TickLoop {
             state.nodes.values().filter(|n| n.ready).cloned().collect()
         };
         let deadline = started + self.resolution.mul_f64(0.95);
-        let result = self.scraper.scrape(nodes, deadline).await;
-        let (scraped, failed) = (result.samples.len(), result.failed.len());
-        let cluster = Arc::clone(&self.cluster);
         let max_age = 3 * i64::try_from(self.resolution.as_nanos()).unwrap_or(i64::MAX);
-        let mut owned = std::mem::take(processor);
-        let joined = tokio::task::spawn_blocking(move || {
-            let batch = {
-                let state = cluster.read().unwrap_or_else(|e| e.into_inner());
-                owned.process(result.samples, &state, window_end, max_age)
-            };
-            (owned, batch)
-        })
-        .await;
-        let Ok((back, batch)) = joined else {
-            tracing::error!("processing panicked; tick skipped");
-            return;
-        };
-        *processor = back;
-        let points = batch.point_count();
-        let batch = Arc::new(batch);
-        fanout.send(&batch);
+        let mut tick = processor.begin(window_end);
+        let (mut scraped, mut points) = (0usize, 0usize);
+        let failed = self
+            .scraper
+            .scrape_each(nodes, deadline, |sample| {
+                let node = Arc::clone(&sample.node);
+                let sets = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let state = self.cluster.read().unwrap_or_else(|e| e.into_inner());
+                    processor.node(&mut tick, sample, &state)
+                }));
+                let Ok(sets) = sets else {
+                    tracing::error!(%node, "processing a node's sample panicked; node skipped");
+                    return;
+                };
+                scraped += 1;
+                let piece = Batch::piece(window_end, sets);
+                points += piece.point_count();
+                fanout.send(&Arc::new(piece));
+            })
+            .await
+            .len();
+        let last = Batch::new(window_end, processor.finish(tick, max_age));
+        points += last.point_count();
+        fanout.send(&Arc::new(last));
         self.health.batch_done(time::now());
         let elapsed = started.elapsed();
         self.metrics.duration.observe(elapsed.as_secs_f64());

@@ -240,15 +240,41 @@ impl MetricSet {
     }
 }
 
-/// What one tick produced: every entity's metric set, stamped with the window end.
+/// What one tick produced, whole or in pieces: entities' metric sets, stamped with the window
+/// end.
+///
+/// The tick loop hands each node's sets to the sinks as a piece as soon as the node is scraped
+/// (`more` set: more of this tick follows), and the namespaces and the cluster last (`more`
+/// clear). A batch with `more` clear therefore ends a tick, whether it holds the whole tick or
+/// only its last piece. Pieces of one tick share its timestamp.
 #[derive(Clone, Debug, Default)]
 pub struct Batch {
     /// End of the scrape window, aligned to the resolution (the point timestamp in sinks).
     pub timestamp: Nanos,
     pub sets: Vec<MetricSet>,
+    /// More pieces of this tick follow.
+    pub more: bool,
 }
 
 impl Batch {
+    /// A whole tick (or the last piece of one).
+    pub fn new(timestamp: Nanos, sets: Vec<MetricSet>) -> Batch {
+        Batch {
+            timestamp,
+            sets,
+            more: false,
+        }
+    }
+
+    /// A piece of a tick that more pieces follow.
+    pub fn piece(timestamp: Nanos, sets: Vec<MetricSet>) -> Batch {
+        Batch {
+            timestamp,
+            sets,
+            more: true,
+        }
+    }
+
     /// Number of values (points) in the batch.
     pub fn point_count(&self) -> usize {
         self.sets

@@ -79,33 +79,34 @@ pub fn containers_to_pods(sets: &mut Vec<RawSet>) {
     }
 }
 
-/// Sums pods into their nodes, namespaces and the cluster; adds the node ratios.
+/// Sums pods into their nodes, namespaces and the cluster; adds the node ratios. (The whole
+/// tick at once; the tick loop does the same node by node with [`pods_to_nodes`] and
+/// [`Namespaces`].)
 pub fn pods_up(sets: &mut Vec<RawSet>, timestamp: Nanos) {
+    pods_to_nodes(sets);
+    let mut namespaces = Namespaces::default();
+    namespaces.add(sets, timestamp);
+    sets.extend(namespaces.finish(timestamp).into_iter().map(|set| RawSet {
+        set,
+        times: Default::default(),
+        own: 0,
+    }));
+}
+
+/// Sums pods into their nodes (requests and limits) and adds the node ratios.
+pub fn pods_to_nodes(sets: &mut [RawSet]) {
     let mut nodes: FastMap<Arc<str>, usize> = FastMap::default();
     for (i, raw) in sets.iter().enumerate() {
         if let SetKey::Node { node } = &raw.set.key {
             nodes.insert(Arc::clone(node), i);
         }
     }
-    let mut namespaces: Vec<MetricSet> = Vec::new();
-    let mut ns_index: FastMap<Arc<str>, usize> = FastMap::default();
+    if nodes.is_empty() {
+        return;
+    }
     for i in 0..sets.len() {
-        let SetKey::Pod { namespace, .. } = &sets[i].set.key else {
+        if !matches!(sets[i].set.key, SetKey::Pod { .. }) {
             continue;
-        };
-        let ni = *ns_index.entry(Arc::clone(namespace)).or_insert_with(|| {
-            namespaces.push(MetricSet::new(
-                SetKey::Namespace {
-                    namespace: Arc::clone(namespace),
-                },
-                timestamp,
-            ));
-            namespaces.len() - 1
-        });
-        for m in NS_METRICS {
-            if let Some(v) = sets[i].set.get(m) {
-                namespaces[ni].add(m, v);
-            }
         }
         let node_idx = sets[i]
             .set
@@ -126,22 +127,56 @@ pub fn pods_up(sets: &mut Vec<RawSet>, timestamp: Nanos) {
     for &i in nodes.values() {
         super::enrich::node_ratios(&mut sets[i].set);
     }
-    let mut cluster = MetricSet::new(SetKey::Cluster, timestamp);
-    for ns in &namespaces {
-        for m in NS_METRICS {
-            if let Some(v) = ns.get(m) {
-                cluster.add(m, v);
+}
+
+/// Pods summed into their namespaces as the tick's nodes come in; the cluster at the end.
+#[derive(Default)]
+pub struct Namespaces {
+    sets: Vec<MetricSet>,
+    index: FastMap<Arc<str>, usize>,
+}
+
+impl Namespaces {
+    /// Adds the pods among `sets`.
+    pub fn add(&mut self, sets: &[RawSet], timestamp: Nanos) {
+        for raw in sets {
+            let SetKey::Pod { namespace, .. } = &raw.set.key else {
+                continue;
+            };
+            let ni = match self.index.get(namespace) {
+                Some(&ni) => ni,
+                None => {
+                    self.sets.push(MetricSet::new(
+                        SetKey::Namespace {
+                            namespace: Arc::clone(namespace),
+                        },
+                        timestamp,
+                    ));
+                    self.index
+                        .insert(Arc::clone(namespace), self.sets.len() - 1);
+                    self.sets.len() - 1
+                }
+            };
+            for m in NS_METRICS {
+                if let Some(v) = raw.set.get(m) {
+                    self.sets[ni].add(m, v);
+                }
             }
         }
     }
-    sets.extend(namespaces.into_iter().map(|set| RawSet {
-        set,
-        times: Default::default(),
-        own: 0,
-    }));
-    sets.push(RawSet {
-        set: cluster,
-        times: Default::default(),
-        own: 0,
-    });
+
+    /// The namespaces' sets, then the cluster's.
+    pub fn finish(self, timestamp: Nanos) -> Vec<MetricSet> {
+        let mut cluster = MetricSet::new(SetKey::Cluster, timestamp);
+        for ns in &self.sets {
+            for m in NS_METRICS {
+                if let Some(v) = ns.get(m) {
+                    cluster.add(m, v);
+                }
+            }
+        }
+        let mut out = self.sets;
+        out.push(cluster);
+        out
+    }
 }

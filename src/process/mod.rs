@@ -10,14 +10,27 @@ pub mod rates;
 use std::sync::Arc;
 
 use crate::model::cluster::ClusterState;
-use crate::model::{Batch, Nanos};
+use crate::model::{Batch, MetricSet, Nanos};
 use decode::NodeSample;
 use rates::RateState;
 
-/// Turns each tick's samples into a batch.
+/// Turns each tick's samples into metric sets, node by node.
+///
+/// A tick is [`Processor::begin`], then [`Processor::node`] for each node's sample as its scrape
+/// completes (rates, enrichment, container → pod and pod → node sums: everything a node's sets
+/// need from that node alone), then [`Processor::finish`] for the namespaces and the cluster.
+/// So a node's sets can go to the sinks as soon as it is scraped and no tick ever holds the
+/// whole cluster's sets at once. [`Processor::process`] does a whole tick in one call.
 #[derive(Default)]
 pub struct Processor {
     rates: RateState,
+}
+
+/// What a tick in progress accumulates across its nodes.
+pub struct Tick {
+    timestamp: Nanos,
+    scraped: Vec<Arc<str>>,
+    namespaces: aggregate::Namespaces,
 }
 
 impl Processor {
@@ -30,8 +43,45 @@ impl Processor {
         self.rates.len()
     }
 
-    /// One tick: rates, enrichment, aggregation. `timestamp` is the window end (aligned);
-    /// `max_age` bounds how long counters of an unreachable node are kept.
+    /// Starts a tick. `timestamp` is the window end (aligned).
+    pub fn begin(&mut self, timestamp: Nanos) -> Tick {
+        self.rates.begin();
+        Tick {
+            timestamp,
+            scraped: Vec::new(),
+            namespaces: aggregate::Namespaces::default(),
+        }
+    }
+
+    /// One node's sets, finished: rates, enrichment, pods filled from their containers, the
+    /// node from its pods. Its pods are added to the tick's namespace sums.
+    pub fn node(
+        &mut self,
+        tick: &mut Tick,
+        sample: NodeSample,
+        cluster: &ClusterState,
+    ) -> Vec<MetricSet> {
+        tick.scraped.push(sample.node);
+        let mut sets = sample.sets;
+        self.rates.apply_node(&mut sets, tick.timestamp);
+        for raw in &mut sets {
+            enrich::enrich(raw, cluster);
+        }
+        aggregate::containers_to_pods(&mut sets);
+        aggregate::pods_to_nodes(&mut sets);
+        tick.namespaces.add(&sets, tick.timestamp);
+        sets.into_iter().map(|r| r.set).collect()
+    }
+
+    /// Ends a tick: the namespaces' and the cluster's sets. `max_age` bounds how long counters
+    /// of an unreachable node are kept.
+    pub fn finish(&mut self, tick: Tick, max_age: Nanos) -> Vec<MetricSet> {
+        self.rates.end(&tick.scraped, tick.timestamp, max_age);
+        tick.namespaces.finish(tick.timestamp)
+    }
+
+    /// A whole tick in one call: rates, enrichment, aggregation. `timestamp` is the window end
+    /// (aligned); `max_age` bounds how long counters of an unreachable node are kept.
     pub fn process(
         &mut self,
         samples: Vec<NodeSample>,
@@ -39,22 +89,12 @@ impl Processor {
         timestamp: Nanos,
         max_age: Nanos,
     ) -> Batch {
-        let scraped: Vec<Arc<str>> = samples.iter().map(|s| Arc::clone(&s.node)).collect();
-        // Sized once: growing by doubling would copy the sets several times and, at the
-        // last step, hold twice their size.
+        let mut tick = self.begin(timestamp);
         let mut sets = Vec::with_capacity(samples.iter().map(|s| s.sets.len()).sum::<usize>() + 64);
         for sample in samples {
-            sets.extend(sample.sets);
+            sets.extend(self.node(&mut tick, sample, cluster));
         }
-        self.rates.apply(&mut sets, &scraped, timestamp, max_age);
-        for raw in &mut sets {
-            enrich::enrich(raw, cluster);
-        }
-        aggregate::containers_to_pods(&mut sets);
-        aggregate::pods_up(&mut sets, timestamp);
-        Batch {
-            timestamp,
-            sets: sets.into_iter().map(|r| r.set).collect(),
-        }
+        sets.extend(self.finish(tick, max_age));
+        Batch::new(timestamp, sets)
     }
 }

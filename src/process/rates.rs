@@ -135,11 +135,20 @@ impl RateState {
         now: Nanos,
         max_age: Nanos,
     ) {
+        self.begin();
+        self.apply_node(sets, now);
+        self.end(scraped_nodes, now, max_age);
+    }
+
+    /// Starts a tick: the sets of each node follow ([`RateState::apply_node`]), then
+    /// [`RateState::end`].
+    pub fn begin(&mut self) {
         self.generation += 1;
+    }
+
+    /// Adds rate values to one node's sets (or any sets of the tick) and remembers them.
+    pub fn apply_node(&mut self, sets: &mut [RawSet], now: Nanos) {
         let generation = self.generation;
-        // Sized in one step (see `Store::push`).
-        self.prev
-            .reserve(sets.len().saturating_sub(self.prev.len()));
         for raw in sets.iter_mut() {
             let counters = COUNTERS.map(|(m, _, _)| raw.set.get(m).map(Value::as_i64));
             let fresh = counters.iter().any(Option::is_some);
@@ -167,8 +176,12 @@ impl RateState {
                 );
             }
         }
-        // Entries not refreshed survive only while their node is missing from this tick (a
-        // failed scrape) and for at most `max_age`.
+    }
+
+    /// Ends a tick. Entries not refreshed in it survive only while their node is missing from
+    /// `scraped_nodes` (a failed scrape) and for at most `max_age`.
+    pub fn end(&mut self, scraped_nodes: &[Arc<str>], now: Nanos, max_age: Nanos) {
+        let generation = self.generation;
         let scraped: HashSet<&str, RandomState> = scraped_nodes.iter().map(|n| &**n).collect();
         self.prev.retain(|_, old| {
             old.generation == generation

@@ -59,7 +59,7 @@ impl FanOutMetrics {
         let m = FanOutMetrics::default();
         registry.register(
             "sink_batches",
-            "Batches handed to each sink",
+            "Batches (ticks) handed to each sink",
             m.batches.clone(),
         );
         registry.register(
@@ -69,7 +69,7 @@ impl FanOutMetrics {
         );
         registry.register(
             "sink_dropped_batches",
-            "Batches dropped before a sink took them, by reason",
+            "Batches (ticks) dropped before a sink took them, by reason",
             m.dropped.clone(),
         );
         m
@@ -110,14 +110,17 @@ impl FanOut {
         self.lanes.push(Lane { name, queue, task });
     }
 
-    /// Offers a batch to every sink; never waits.
+    /// Offers a batch (a whole tick or a piece of one) to every sink; never waits. A sink's
+    /// queue holds a few ticks; when it is full the oldest tick's pieces still queued go.
     pub fn send(&self, batch: &Arc<Batch>) {
         let points = batch.point_count() as u64;
         for lane in &self.lanes {
             let label = SinkLabel { sink: lane.name };
-            self.metrics.batches.get_or_create(&label).inc();
+            if !batch.more {
+                self.metrics.batches.get_or_create(&label).inc();
+            }
             self.metrics.points.get_or_create(&label).inc_by(points);
-            if lane.queue.push(Arc::clone(batch)).is_some() {
+            if lane.queue.push_piece(Arc::clone(batch), !batch.more) > 0 {
                 self.metrics
                     .dropped
                     .get_or_create(&DropLabel {

@@ -204,6 +204,19 @@ impl Scraper {
         nodes: Vec<Arc<NodeInfo>>,
         deadline: Instant,
     ) -> ScrapeResult {
+        let mut samples = Vec::with_capacity(nodes.len());
+        let failed = self.scrape_each(nodes, deadline, |s| samples.push(s)).await;
+        ScrapeResult { samples, failed }
+    }
+
+    /// Scrapes `nodes`, handing each node's sample to `on_sample` as soon as it is decoded (in
+    /// the caller's task, one at a time); returns the nodes that failed.
+    pub async fn scrape_each(
+        self: &Arc<Self>,
+        nodes: Vec<Arc<NodeInfo>>,
+        deadline: Instant,
+        mut on_sample: impl FnMut(NodeSample),
+    ) -> Vec<(Arc<str>, ScrapeError)> {
         self.forget_other_nodes(&nodes);
         let mut tasks = JoinSet::new();
         let mut pending: HashMap<tokio::task::Id, Arc<str>> = HashMap::with_capacity(nodes.len());
@@ -225,10 +238,7 @@ impl Scraper {
             });
             pending.insert(handle.id(), name);
         }
-        let mut out = ScrapeResult {
-            samples: Vec::with_capacity(pending.len()),
-            failed: Vec::new(),
-        };
+        let mut failed = Vec::new();
         let deadline = tokio::time::Instant::from_std(deadline);
         loop {
             match tokio::time::timeout_at(deadline, tasks.join_next_with_id()).await {
@@ -236,8 +246,8 @@ impl Scraper {
                     pending.remove(&id);
                     self.record(&node.name, &result);
                     match result {
-                        Ok(sample) => out.samples.push(sample),
-                        Err(e) => out.failed.push((Arc::clone(&node.name), e)),
+                        Ok(sample) => on_sample(sample),
+                        Err(e) => failed.push((Arc::clone(&node.name), e)),
                     }
                 }
                 Ok(Some(Err(join_err))) => {
@@ -246,7 +256,7 @@ impl Scraper {
                             Err(ScrapeError::Body(format!("scrape task failed: {join_err}")));
                         self.record(&name, &result);
                         if let Err(e) = result {
-                            out.failed.push((name, e));
+                            failed.push((name, e));
                         }
                     }
                 }
@@ -255,13 +265,13 @@ impl Scraper {
                     tasks.abort_all();
                     for (_, name) in pending.drain() {
                         self.record::<()>(&name, &Err(ScrapeError::Deadline));
-                        out.failed.push((name, ScrapeError::Deadline));
+                        failed.push((name, ScrapeError::Deadline));
                     }
                     break;
                 }
             }
         }
-        out
+        failed
     }
 
     async fn scrape_node(&self, node: &NodeInfo) -> Result<NodeSample, ScrapeError> {

@@ -78,15 +78,32 @@ struct Inner {
 /// The store. Cheap to share behind an `Arc`.
 pub struct Store {
     inner: RwLock<Inner>,
-    /// Serialises ingestion (the lock on `inner` is released between chunks).
-    ingest: Mutex<()>,
+    /// Serialises ingestion (the lock on `inner` is released between chunks), and knows the
+    /// tick whose pieces are coming in.
+    ingest: Mutex<Option<OpenTick>>,
     opts: StoreOptions,
     max_points: usize,
     batches: AtomicU64,
     metrics: StoreMetrics,
     /// Recent whole batches, for tests and debugging only: off (`None`) until
     /// [`Store::snapshot`] is first called, then at most [`TAP_BATCHES`].
-    tap: Mutex<Option<VecDeque<Arc<Batch>>>>,
+    tap: Mutex<Option<Tap>>,
+}
+
+/// The tick whose pieces are being taken.
+#[derive(Clone, Copy)]
+struct OpenTick {
+    ts: Nanos,
+    /// Its history slot, and the oldest slot kept.
+    seq: u64,
+    first: u64,
+}
+
+/// Whole batches for [`Store::snapshot`]; pieces are put together as they come.
+#[derive(Default)]
+struct Tap {
+    whole: VecDeque<Arc<Batch>>,
+    partial: Option<Batch>,
 }
 
 /// Whole batches kept once [`Store::snapshot`] was called.
@@ -117,7 +134,7 @@ impl Store {
             .min(100_000);
         Store {
             inner: RwLock::new(Inner::default()),
-            ingest: Mutex::new(()),
+            ingest: Mutex::new(None),
             opts,
             max_points,
             batches: AtomicU64::new(0),
@@ -135,36 +152,48 @@ impl Store {
         }
     }
 
-    /// Takes one batch. The write lock is taken per chunk of [`CHUNK`] sets, so readers wait
-    /// at most one chunk; the batch's timestamp is published last (readers of "the latest
-    /// batch" take series seen at or after the previous one until then).
+    /// Takes one batch: a whole tick, or a piece of one (see [`Batch`]). The write lock is
+    /// taken per chunk of [`CHUNK`] sets, so readers wait at most one chunk; the tick's
+    /// timestamp is published when its last piece is in (until then readers of "the latest
+    /// batch" take series seen at or after the previous one).
     pub fn push(&self, batch: &Batch) {
-        let _one_at_a_time = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
         let ts = batch.timestamp;
         let keep = self.opts.history;
-        let (seq, first) = {
-            let mut inner = self.write();
-            if inner.latest.is_some_and(|l| ts < l) {
-                tracing::warn!("store: batch older than the newest one ignored");
-                return;
+        let (seq, first) = match *open {
+            Some(t) if t.ts == ts => (t.seq, t.first),
+            _ => {
+                let mut inner = self.write();
+                if inner.latest.is_some_and(|l| ts < l) || open.is_some_and(|t| ts < t.ts) {
+                    tracing::warn!("store: batch older than the newest one ignored");
+                    return;
+                }
+                // A new tick. Expire first so that vanished entities make room.
+                let before = inner.series.len();
+                inner.series.retain(|_, s| ts - s.last_seen <= keep);
+                self.evicted("expired", (before - inner.series.len()) as u64);
+                let seq = inner.ticks.push(ts, keep, self.max_points);
+                let t = OpenTick {
+                    ts,
+                    seq,
+                    first: inner.ticks.first(),
+                };
+                *open = Some(t);
+                (t.seq, t.first)
             }
-            // Expire first so that vanished entities make room.
-            let before = inner.series.len();
-            inner.series.retain(|_, s| ts - s.last_seen <= keep);
-            self.evicted("expired", (before - inner.series.len()) as u64);
-            // The table sized for this batch in one step: growing by doubling holds the old and
-            // the new table at once at every step, the last one while the batch is in memory.
-            let want = batch.sets.len().min(self.opts.max_series);
-            let len = inner.series.len();
-            inner.series.reserve(want.saturating_sub(len));
-            let seq = inner.ticks.push(ts, keep, self.max_points);
-            (seq, inner.ticks.first())
         };
         let mut stale: Option<Vec<(Nanos, SetKey)>> = None;
         let (mut capacity, mut refused) = (0u64, 0u64);
-        for chunk in batch.sets.chunks(CHUNK) {
+        for (i, chunk) in batch.sets.chunks(CHUNK).enumerate() {
             let mut guard = self.write();
             let inner = &mut *guard;
+            if i == 0 {
+                // The table sized for this batch in one step: growing by doubling holds the
+                // old and the new table at once at every step.
+                let len = inner.series.len();
+                let want = (len + batch.sets.len()).min(self.opts.max_series);
+                inner.series.reserve(want.saturating_sub(len));
+            }
             for set in chunk {
                 if let Some(s) = inner.series.get_mut(&set.key) {
                     s.update(set, ts, seq, first, self.max_points, &mut inner.shapes);
@@ -182,8 +211,6 @@ impl Store {
                 inner.series.insert(set.key.clone(), s);
             }
         }
-        // Shapes of series that expired, were evicted or changed shape.
-        self.write().shapes.prune();
         self.evicted("capacity", capacity);
         self.evicted("refused", refused);
         if refused > 0 {
@@ -193,7 +220,13 @@ impl Store {
                 "store full: new series dropped"
             );
         }
+        if batch.more {
+            return;
+        }
+        *open = None;
         let mut inner = self.write();
+        // Shapes of series that expired, were evicted or changed shape.
+        inner.shapes.prune();
         inner.latest = Some(ts);
         let points: usize = inner.series.values().map(Series::points).sum();
         self.metrics.series.set(inner.series.len() as i64);
@@ -236,7 +269,8 @@ impl Store {
     #[doc(hidden)]
     pub fn snapshot(&self) -> Vec<Arc<Batch>> {
         let mut tap = self.tap.lock().unwrap_or_else(|e| e.into_inner());
-        tap.get_or_insert_with(VecDeque::new)
+        tap.get_or_insert_with(Tap::default)
+            .whole
             .iter()
             .cloned()
             .collect()
@@ -244,11 +278,26 @@ impl Store {
 
     fn record(&self, batch: &Arc<Batch>) {
         let mut tap = self.tap.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(q) = tap.as_mut() {
-            q.push_back(Arc::clone(batch));
-            while q.len() > TAP_BATCHES {
-                q.pop_front();
+        let Some(tap) = tap.as_mut() else {
+            return;
+        };
+        let whole = match tap.partial.take() {
+            None if !batch.more => Arc::clone(batch),
+            partial => {
+                let mut p = partial
+                    .filter(|p| p.timestamp == batch.timestamp)
+                    .unwrap_or_else(|| Batch::new(batch.timestamp, Vec::new()));
+                p.sets.extend(batch.sets.iter().cloned());
+                if batch.more {
+                    tap.partial = Some(p);
+                    return;
+                }
+                Arc::new(p)
             }
+        };
+        tap.whole.push_back(whole);
+        while tap.whole.len() > TAP_BATCHES {
+            tap.whole.pop_front();
         }
     }
 
@@ -288,6 +337,9 @@ impl Store {
     }
 }
 
+/// Batches of at most this many sets are taken on the async runtime.
+const INLINE_SETS: usize = 1024;
+
 /// The `metric` sink: feeds the store (off the async runtime: a big batch takes milliseconds).
 pub struct MetricSink(pub Arc<Store>);
 
@@ -297,6 +349,12 @@ impl Sink for MetricSink {
     }
 
     async fn export(&mut self, batch: Arc<Batch>) {
+        // A node's piece takes tens of microseconds: not worth a thread hop.
+        if batch.sets.len() <= INLINE_SETS {
+            self.0.push(&batch);
+            self.0.record(&batch);
+            return;
+        }
         let store = Arc::clone(&self.0);
         if tokio::task::spawn_blocking(move || {
             store.push(&batch);

@@ -51,7 +51,7 @@ fn store(history_s: i64, max_series: usize) -> Store {
 }
 
 fn batch(t: Nanos, sets: Vec<MetricSet>) -> Batch {
-    Batch { timestamp: t, sets }
+    Batch::new(t, sets)
 }
 
 #[test]
@@ -319,4 +319,74 @@ fn label_shapes_are_shared_and_pruned() {
     // Everything expires: no shape is left.
     s.push(&batch(100 * SEC, vec![set(node("n1"), 100 * SEC, 1, 1)]));
     assert_eq!(s.read().shapes.len(), 0);
+}
+
+#[test]
+fn a_tick_in_pieces_is_stored_like_a_whole_tick() {
+    let (whole, pieces) = (store(60, 100), store(60, 100));
+    let _ = (whole.snapshot(), pieces.snapshot());
+    for i in 0..8 {
+        let t = i * 10 * SEC;
+        let sets = vec![
+            set(node("a"), t, i * 1_000_000_000, 100 + i),
+            set(node("b"), t, i * 2_000_000_000, 200),
+            set(pod("ns", "p"), t, i * 3_000_000_000, 300),
+        ];
+        whole.push(&batch(t, sets.clone()));
+        pieces.push(&Batch::piece(t, sets[..1].to_vec()));
+        pieces.push(&Batch::piece(t, sets[1..2].to_vec()));
+        if i > 0 {
+            // Until the last piece, the newest complete tick is the previous one.
+            assert_eq!(pieces.latest_timestamp(), Some(t - 10 * SEC));
+        }
+        pieces.push(&Batch::new(t, sets[2..].to_vec()));
+        assert_eq!(pieces.latest_timestamp(), Some(t));
+    }
+    assert_eq!(pieces.batches(), whole.batches());
+    assert_eq!(pieces.series_count(), whole.series_count());
+    for key in [node("a"), node("b"), pod("ns", "p")] {
+        for m in [Metric::CpuUsageRate, Metric::MemoryWorkingSet] {
+            assert_eq!(
+                pieces.points(&key, m, None, 0, i64::MAX),
+                whole.points(&key, m, None, 0, i64::MAX),
+                "{key} {m:?}"
+            );
+        }
+    }
+    assert_eq!(pieces.node_usage(None), whole.node_usage(None));
+    // The test tap puts the pieces back together.
+    let (a, b) = (whole.snapshot(), pieces.snapshot());
+    assert_eq!(a.len(), b.len());
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(
+            (a.timestamp, &a.sets, a.more),
+            (b.timestamp, &b.sets, b.more)
+        );
+    }
+}
+
+#[test]
+fn an_abandoned_tick_does_not_block_the_next() {
+    let s = store(60, 100);
+    s.push(&batch(0, vec![set(node("a"), 0, 1, 1)]));
+    // Tick 10 s: a piece, never ended. Tick 20 s comes whole.
+    s.push(&Batch::piece(
+        10 * SEC,
+        vec![set(node("a"), 10 * SEC, 2, 1)],
+    ));
+    s.push(&batch(20 * SEC, vec![set(node("a"), 20 * SEC, 3, 1)]));
+    assert_eq!(s.latest_timestamp(), Some(20 * SEC));
+    let pts = s
+        .points(&node("a"), Metric::MemoryWorkingSet, None, 0, i64::MAX)
+        .expect("known");
+    assert_eq!(
+        pts.iter().map(|p| p.timestamp).collect::<Vec<_>>(),
+        [0, 10 * SEC, 20 * SEC]
+    );
+    // A late piece of the abandoned tick is refused.
+    s.push(&Batch::piece(
+        10 * SEC,
+        vec![set(node("b"), 10 * SEC, 2, 1)],
+    ));
+    assert!(!s.contains(&node("b")));
 }

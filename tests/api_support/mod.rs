@@ -128,7 +128,7 @@ pub fn batch(t: Nanos) -> Batch {
             1 << 20,
         ));
     }
-    Batch { timestamp: t, sets }
+    Batch::new(t, sets)
 }
 
 pub fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -197,10 +197,7 @@ pub fn cluster_batch(ts: i64, nodes: usize, pods: usize) -> Batch {
         (Metric::MemoryUsage, Value::Int(next())),
     ]);
     sets.push(c);
-    Batch {
-        timestamp: ts,
-        sets,
-    }
+    Batch::new(ts, sets)
 }
 
 /// Rows of every series of the first result: (series name, column → value) per row.

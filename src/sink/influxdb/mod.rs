@@ -147,8 +147,27 @@ impl Sink for InfluxSink {
         self.start();
         self.chunks.clear();
         let stats = self.encoder.encode(&batch, &mut self.chunks);
+        self.buffer_chunks(stats.non_finite);
+    }
+
+    async fn flush(&mut self, budget: Duration) {
+        self.start();
+        // The chunk a piece of a tick left open.
+        self.chunks.clear();
+        let stats = self.encoder.finish(&mut self.chunks);
+        self.buffer_chunks(stats.non_finite);
+        self.drain(budget).await;
+    }
+}
+
+impl InfluxSink {
+    /// Moves the chunks just encoded into the outage buffer and wakes the writer.
+    fn buffer_chunks(&mut self, non_finite: usize) {
+        if self.chunks.is_empty() && non_finite == 0 {
+            return;
+        }
         let m = &self.shared.metrics;
-        m.dropped(metrics::reason::NON_FINITE, stats.non_finite);
+        m.dropped(metrics::reason::NON_FINITE, non_finite);
         let dropped: usize = {
             let mut buf = self.shared.buffer();
             let d = self.chunks.drain(..).map(|c| buf.push(c)).sum();
@@ -162,8 +181,8 @@ impl Sink for InfluxSink {
         self.shared.wake.notify_one();
     }
 
-    async fn flush(&mut self, budget: Duration) {
-        self.start();
+    /// Delivers what is buffered within `budget`; reports the rest.
+    async fn drain(&mut self, budget: Duration) {
         let deadline = tokio::time::Instant::now() + budget;
         self.shared.flushing.store(true, Ordering::Release);
         self.shared.hurry.notify_waiters();

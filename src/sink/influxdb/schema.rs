@@ -75,6 +75,8 @@ pub struct BatchEncoder {
     /// The previous line's end of name and start of timestamp.
     prev_name_end: usize,
     prev_ts: usize,
+    /// The timestamp of the lines buffered (of the tick being encoded).
+    open_ts: Nanos,
 }
 
 /// Where the line being written starts, where its measurement ends, and where its field
@@ -108,6 +110,7 @@ impl BatchEncoder {
             name_at: [usize::MAX; Metric::ALL.len()],
             prev_name_end: usize::MAX,
             prev_ts: usize::MAX,
+            open_ts: 0,
         }
     }
 
@@ -116,9 +119,15 @@ impl BatchEncoder {
         self.opts.gzip
     }
 
-    /// Encodes one batch, appending chunks of at most `batch_size` lines to `out`.
+    /// Encodes one batch, appending chunks of at most `batch_size` lines to `out`. A piece of a
+    /// tick (`batch.more`) leaves its last chunk open for the next piece, so a tick sent node
+    /// by node makes as few chunks as a whole one; a batch of another tick first closes it.
     pub fn encode(&mut self, batch: &Batch, out: &mut Vec<Chunk>) -> EncodeStats {
         let mut stats = EncodeStats::default();
+        if self.open_ts != batch.timestamp {
+            self.cut(self.open_ts, out, &mut stats);
+            self.open_ts = batch.timestamp;
+        }
         self.ts.clear();
         encode::write_timestamp(&mut self.ts, batch.timestamp);
         for set in &batch.sets {
@@ -129,7 +138,16 @@ impl BatchEncoder {
                 self.set_default(set, batch.timestamp, out, &mut stats);
             }
         }
-        self.cut(batch.timestamp, out, &mut stats);
+        if !batch.more {
+            self.cut(batch.timestamp, out, &mut stats);
+        }
+        stats
+    }
+
+    /// Closes the chunk a piece left open (at shutdown, or when no more pieces come).
+    pub fn finish(&mut self, out: &mut Vec<Chunk>) -> EncodeStats {
+        let mut stats = EncodeStats::default();
+        self.cut(self.open_ts, out, &mut stats);
         stats
     }
 

@@ -80,10 +80,7 @@ fn default_schema_lines() {
     ns.values = Values::from([(Metric::MemoryUsage, Value::Int(1))]);
     let mut cluster = MetricSet::new(SetKey::Cluster, TS);
     cluster.values = Values::from([(Metric::CpuUsageRate, Value::Float(f64::NAN))]);
-    let batch = Batch {
-        timestamp: TS,
-        sets: vec![node(), container(), ns, cluster],
-    };
+    let batch = Batch::new(TS, vec![node(), container(), ns, cluster]);
     // Within a set, lines follow the metric catalogue (`Values` keeps metric order).
     let want = [
         "cpu/usage,cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1,schedulable=true,type=node value=9000i 1700000000000000000",
@@ -99,10 +96,7 @@ fn default_schema_lines() {
 
 #[test]
 fn with_fields_merges_by_measurement() {
-    let batch = Batch {
-        timestamp: TS,
-        sets: vec![node()],
-    };
+    let batch = Batch::new(TS, vec![node()]);
     let tags = "cluster_name=prod,labels=kubernetes.io/os:linux\\,zone:a\\ b,nodename=n1";
     let want = [
         format!("cpu,{tags},schedulable=true,type=node usage=9000i,usage_rate=250i {TS}"),
@@ -118,10 +112,7 @@ fn counters_can_be_disabled_and_chunks_are_bounded() {
     o.disable_counter_metrics = true;
     o.batch_size = 2;
     o.gzip = true;
-    let batch = Batch {
-        timestamp: TS,
-        sets: vec![node(), container()],
-    };
+    let batch = Batch::new(TS, vec![node(), container()]);
     let mut out = Vec::new();
     let stats = BatchEncoder::new(o).encode(&batch, &mut out);
     assert_eq!(stats.points, 5, "cpu/usage dropped");
@@ -142,10 +133,7 @@ fn gzipped_chunks_hold_exactly_the_plain_lines() {
         sets.push(n);
         sets.push(container());
     }
-    let batch = Batch {
-        timestamp: TS,
-        sets,
-    };
+    let batch = Batch::new(TS, sets);
     for with_fields in [false, true] {
         for batch_size in [1, 7, 5000] {
             let mut o = opts(with_fields);
@@ -172,4 +160,84 @@ fn gzipped_chunks_hold_exactly_the_plain_lines() {
             );
         }
     }
+}
+
+/// The bodies of chunks, unzipped and joined.
+fn unzip_all(chunks: &[Chunk]) -> String {
+    use std::io::Read;
+    let mut all = Vec::new();
+    for c in chunks {
+        if c.gzipped {
+            flate2::read::GzDecoder::new(&c.body[..])
+                .read_to_end(&mut all)
+                .expect("valid gzip");
+        } else {
+            all.extend_from_slice(&c.body);
+        }
+    }
+    String::from_utf8(all).expect("utf8")
+}
+
+#[test]
+fn a_tick_in_pieces_makes_the_chunks_of_the_whole_tick() {
+    let sets: Vec<MetricSet> = (0..30)
+        .flat_map(|i| {
+            let mut n = node();
+            n.set(Metric::CpuUsageRate, Value::Int(i));
+            [n, container()]
+        })
+        .collect();
+    for gzip in [false, true] {
+        let mut o = opts(false);
+        o.gzip = gzip;
+        o.batch_size = 7;
+        let mut whole = Vec::new();
+        BatchEncoder::new(o.clone()).encode(&Batch::new(TS, sets.clone()), &mut whole);
+        // The same tick as pieces of 4 sets, the last piece ending it.
+        let mut enc = BatchEncoder::new(o);
+        let mut pieces = Vec::new();
+        let parts: Vec<_> = sets.chunks(4).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let b = if i + 1 < parts.len() {
+                Batch::piece(TS, part.to_vec())
+            } else {
+                Batch::new(TS, part.to_vec())
+            };
+            enc.encode(&b, &mut pieces);
+        }
+        let sizes = |c: &[Chunk]| c.iter().map(|c| c.lines).collect::<Vec<_>>();
+        assert_eq!(sizes(&pieces), sizes(&whole), "gzip={gzip}");
+        assert!(pieces.iter().all(|c| c.timestamp == TS));
+        assert_eq!(unzip_all(&pieces), unzip_all(&whole), "gzip={gzip}");
+    }
+}
+
+#[test]
+fn an_unfinished_tick_is_closed_by_the_next_one_or_by_finish() {
+    let mut o = opts(false);
+    o.gzip = true;
+    let mut enc = BatchEncoder::new(o);
+    let mut out = Vec::new();
+    enc.encode(&Batch::piece(TS, vec![node()]), &mut out);
+    assert!(out.is_empty(), "a piece leaves its chunk open");
+    // The next tick's first piece closes the abandoned tick's chunk, under its own timestamp.
+    enc.encode(&Batch::piece(TS + 1, vec![container()]), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].timestamp, TS);
+    let first = unzip_all(&out);
+    assert!(first.lines().all(|l| l.ends_with(" 1700000000000000000")));
+    // At shutdown the open chunk is closed too.
+    out.clear();
+    let stats = enc.finish(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].timestamp, TS + 1);
+    assert_eq!(stats.lines, out[0].lines);
+    assert!(
+        unzip_all(&out)
+            .lines()
+            .all(|l| l.ends_with(" 1700000000000000001"))
+    );
+    out.clear();
+    enc.finish(&mut out);
+    assert!(out.is_empty(), "nothing left to close");
 }
