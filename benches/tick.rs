@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use heapster_rs::model::Batch;
-use heapster_rs::model::cluster::ClusterState;
+use heapster_rs::model::cluster::{ClusterState, Interner};
 use heapster_rs::model::labels::LabelPolicy;
 use heapster_rs::model::time::NANOS_PER_SEC;
 use heapster_rs::process::Processor;
@@ -88,8 +88,9 @@ fn payloads() -> Payloads {
         let pods: List<Pod> = serde_json::from_slice(&body).expect("pod list decodes");
         let policy = LabelPolicy::new(",", &[], &[]);
         let mut cluster = ClusterState::default();
+        let mut strings = Interner::default();
         for pod in &pods.items {
-            if let Some(info) = pod_info(pod, &policy) {
+            if let Some(info) = pod_info(pod, &policy, &mut strings) {
                 cluster.insert_pod(Arc::new(info));
             }
         }

@@ -9,6 +9,48 @@ use std::sync::Arc;
 use super::FastMap;
 use super::labels::StoredLabels;
 
+/// Labels as (key, value) pairs, for label selectors in the APIs.
+pub type LabelPairs = Box<[(Arc<str>, Arc<str>)]>;
+
+/// Shares the strings that many pods repeat (namespaces, node names, container names, images,
+/// label keys and values): one allocation each instead of one per pod. Strings no record
+/// uses any more are forgotten as the table grows, so it stays proportional to what is live.
+#[derive(Default)]
+pub struct Interner {
+    strings: std::collections::HashSet<Arc<str>, foldhash::fast::RandomState>,
+    /// Size after the last pruning.
+    live: usize,
+}
+
+impl Interner {
+    /// The shared copy of `s`.
+    pub fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(s) {
+            return Arc::clone(a);
+        }
+        if self.strings.len() >= 2 * self.live.max(1024) {
+            self.prune();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.strings.insert(Arc::clone(&a));
+        a
+    }
+
+    /// Forgets the strings only the table holds.
+    pub fn prune(&mut self) {
+        self.strings.retain(|a| Arc::strong_count(a) > 1);
+        self.live = self.strings.len();
+    }
+
+    pub fn len(&self) -> usize {
+        self.strings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.strings.is_empty()
+    }
+}
+
 /// A node as the collector needs it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodeInfo {
@@ -17,7 +59,7 @@ pub struct NodeInfo {
     pub labels: Option<Arc<str>>,
     pub extra_tags: Option<StoredLabels>,
     /// The raw labels, for label selectors in the APIs.
-    pub label_map: Vec<(String, String)>,
+    pub label_map: LabelPairs,
     pub schedulable: bool,
     pub ready: bool,
     /// Addresses by type (`InternalIP`, ...), in the order the node lists them.
@@ -73,7 +115,7 @@ pub struct PodInfo {
     pub node: Option<Arc<str>>,
     pub labels: Option<Arc<str>>,
     pub extra_tags: Option<StoredLabels>,
-    pub label_map: Vec<(String, String)>,
+    pub label_map: LabelPairs,
     pub containers: Vec<ContainerInfo>,
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::watch as signal;
 
 use super::quantity;
 use crate::model::FastMap;
-use crate::model::cluster::{ClusterState, ContainerInfo, NodeInfo, PodInfo};
+use crate::model::cluster::{ClusterState, ContainerInfo, Interner, NodeInfo, PodInfo};
 use crate::model::labels::LabelPolicy;
 
 /// Shared cluster state: written by the watchers, read once per tick (never across `.await`).
@@ -54,9 +54,7 @@ pub fn node_info(node: &Node, policy: &LabelPolicy) -> Option<NodeInfo> {
         name: Arc::from(name),
         labels: policy.join(pairs()),
         extra_tags: policy.stored(pairs()),
-        label_map: pairs()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        label_map: pairs().map(|(k, v)| (Arc::from(k), Arc::from(v))).collect(),
         schedulable: !node
             .spec
             .as_ref()
@@ -84,7 +82,7 @@ pub fn node_info(node: &Node, policy: &LabelPolicy) -> Option<NodeInfo> {
 }
 
 /// `None` for pods that are finished (`Succeeded`, `Failed`) or not named; they are not kept.
-pub fn pod_info(pod: &Pod, policy: &LabelPolicy) -> Option<PodInfo> {
+pub fn pod_info(pod: &Pod, policy: &LabelPolicy, strings: &mut Interner) -> Option<PodInfo> {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     if matches!(phase, Some("Succeeded" | "Failed")) {
         return None;
@@ -125,8 +123,8 @@ pub fn pod_info(pod: &Pod, policy: &LabelPolicy) -> Option<PodInfo> {
             let req = res.and_then(|r| r.requests.as_ref());
             let lim = res.and_then(|r| r.limits.as_ref());
             ContainerInfo {
-                name: Arc::from(c.name.as_str()),
-                image: c.image.as_deref().map(Arc::from),
+                name: strings.get(&c.name),
+                image: c.image.as_deref().map(|i| strings.get(i)),
                 cpu_request_millis: get(req, "cpu", quantity::millicores),
                 cpu_limit_millis: get(lim, "cpu", quantity::millicores),
                 memory_request_bytes: get(req, "memory", quantity::bytes),
@@ -141,14 +139,17 @@ pub fn pod_info(pod: &Pod, policy: &LabelPolicy) -> Option<PodInfo> {
         })
         .collect();
     Some(PodInfo {
-        namespace: Arc::from(namespace),
+        namespace: strings.get(namespace),
         name: Arc::from(name),
         uid: Arc::from(pod.metadata.uid.as_deref().unwrap_or_default()),
-        node: spec.and_then(|s| s.node_name.as_deref()).map(Arc::from),
-        labels: policy.join(pairs()),
+        node: spec
+            .and_then(|s| s.node_name.as_deref())
+            .map(|n| strings.get(n)),
+        // Replicas share their labels.
+        labels: policy.join(pairs()).map(|l| strings.get(&l)),
         extra_tags: policy.stored(pairs()),
         label_map: pairs()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (strings.get(k), strings.get(v)))
             .collect(),
         containers,
     })
@@ -222,21 +223,23 @@ pub async fn watch_pods(
     let cfg = watcher::Config::default().fields("spec.nodeName!=");
     let mut stream = watcher::watcher(api, cfg).default_backoff().boxed();
     let mut fresh = ClusterState::default();
+    let mut strings = Interner::default();
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(Event::Init) => fresh = ClusterState::default(),
             Ok(Event::InitApply(p)) => {
-                if let Some(info) = pod_info(&p, &policy) {
+                if let Some(info) = pod_info(&p, &policy, &mut strings) {
                     fresh.insert_pod(Arc::new(info));
                 }
             }
             Ok(Event::InitDone) => {
                 let count = fresh.pod_count();
                 write(&state).pods = std::mem::take(&mut fresh.pods);
+                strings.prune();
                 synced.send_modify(|s| s.pods = true);
                 tracing::info!(pods = count, "pod list synced");
             }
-            Ok(Event::Apply(p)) => match pod_info(&p, &policy) {
+            Ok(Event::Apply(p)) => match pod_info(&p, &policy, &mut strings) {
                 Some(info) => write(&state).insert_pod(Arc::new(info)),
                 None => {
                     if let (Some(ns), Some(name)) =
@@ -260,4 +263,69 @@ pub async fn watch_pods(
 
 fn write(state: &SharedState) -> std::sync::RwLockWriteGuard<'_, ClusterState> {
     state.write().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, hash: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": name, "namespace": "shop", "uid": format!("uid-{name}"),
+                "labels": {"app": "web", "pod-template-hash": hash}
+            },
+            "spec": {
+                "nodeName": "node-1",
+                "containers": [
+                    {"name": "app", "image": "registry.k8s.io/web:1.0"},
+                    {"name": "sidecar", "image": "registry.k8s.io/proxy:2.0"}
+                ]
+            },
+            "status": {"phase": "Running"}
+        }))
+        .expect("pod")
+    }
+
+    #[test]
+    fn pods_share_the_strings_they_repeat() {
+        let policy = LabelPolicy::new(",", &[], &[]);
+        let mut strings = Interner::default();
+        let a = pod_info(&pod("web-1", "abc"), &policy, &mut strings).expect("a");
+        let b = pod_info(&pod("web-2", "abc"), &policy, &mut strings).expect("b");
+        let same = |x: &Arc<str>, y: &Arc<str>| Arc::ptr_eq(x, y);
+        assert!(same(&a.namespace, &b.namespace));
+        assert!(
+            a.node
+                .as_ref()
+                .zip(b.node.as_ref())
+                .is_some_and(|(x, y)| same(x, y))
+        );
+        assert!(
+            a.labels
+                .as_ref()
+                .zip(b.labels.as_ref())
+                .is_some_and(|(x, y)| same(x, y))
+        );
+        for (x, y) in a.containers.iter().zip(&b.containers) {
+            assert!(same(&x.name, &y.name));
+            assert!(
+                x.image
+                    .as_ref()
+                    .zip(y.image.as_ref())
+                    .is_some_and(|(x, y)| same(x, y))
+            );
+        }
+        for ((ka, va), (kb, vb)) in a.label_map.iter().zip(&b.label_map) {
+            assert!(same(ka, kb) && same(va, vb));
+        }
+        // Names and UIDs are the pod's own.
+        assert!(!same(&a.name, &b.name) && !same(&a.uid, &b.uid));
+        assert_eq!(&*a.label_map[0].0, "app");
+        // Strings no pod holds any more are forgotten.
+        let held = strings.len();
+        drop((a, b));
+        strings.prune();
+        assert!(held > 0 && strings.is_empty());
+    }
 }

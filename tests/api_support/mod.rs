@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 use heapster_rs::api::health::Health;
 use heapster_rs::api::{ApiState, router};
-use heapster_rs::model::cluster::{ClusterState, NodeInfo, PodInfo};
+use heapster_rs::model::cluster::{ClusterState, LabelPairs, NodeInfo, PodInfo};
 use heapster_rs::model::time::NANOS_PER_SEC as SEC;
 use heapster_rs::model::{Batch, LabeledValue, Metric, MetricSet, Nanos, SetKey, Value};
 use heapster_rs::store::{Store, StoreOptions};
@@ -131,11 +131,8 @@ pub fn batch(t: Nanos) -> Batch {
     Batch::new(t, sets)
 }
 
-pub fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+pub fn labels(pairs: &[(&str, &str)]) -> LabelPairs {
+    pairs.iter().map(|(k, v)| (s(k), s(v))).collect()
 }
 
 pub fn cluster_state() -> ClusterState {

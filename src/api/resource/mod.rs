@@ -21,7 +21,7 @@ use serde::Serialize;
 use super::ApiState;
 use super::error::StatusError;
 use super::limits::MAX_NAME;
-use crate::model::cluster::{NodeInfo, PodInfo};
+use crate::model::cluster::{LabelPairs, NodeInfo, PodInfo};
 use crate::model::time;
 use crate::store::{Store, Usage};
 use selector::{FieldSelector, LabelSelector};
@@ -161,11 +161,8 @@ fn store(s: &ApiState) -> Result<&Store, StatusError> {
         .ok_or_else(|| StatusError::Unavailable("the metric sink is disabled".into()))
 }
 
-fn labels_of(pairs: &[(String, String)]) -> BTreeMap<&str, &str> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
+fn labels_of(pairs: &[(Arc<str>, Arc<str>)]) -> BTreeMap<&str, &str> {
+    pairs.iter().map(|(k, v)| (&**k, &**v)).collect()
 }
 
 /// Names in the path are bounded like Kubernetes names.
@@ -198,7 +195,7 @@ fn nodes(
         None => vec![None; usage.len()],
     };
     let now = format::k8s_time(time::now());
-    let empty = Vec::new();
+    let empty = LabelPairs::default();
     let items: Vec<Item<'_>> = usage
         .iter()
         .zip(&infos)
@@ -267,7 +264,7 @@ fn pods(
         None => vec![None; usage.len()],
     };
     let now = format::k8s_time(time::now());
-    let empty = Vec::new();
+    let empty = LabelPairs::default();
     let items: Vec<Item<'_>> = usage
         .iter()
         .zip(&infos)

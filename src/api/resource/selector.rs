@@ -1,6 +1,8 @@
 //! Label selectors (`a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`) and the
 //! `metadata.name` / `metadata.namespace` field selectors, with bounded input.
 
+use std::sync::Arc;
+
 /// Longest selector accepted, most requirements and most values in one set.
 pub const MAX_LEN: usize = 4096;
 const MAX_REQUIREMENTS: usize = 64;
@@ -150,8 +152,8 @@ impl LabelSelector {
             .map(LabelSelector)
     }
 
-    pub fn matches(&self, labels: &[(String, String)]) -> bool {
-        let get = |k: &str| labels.iter().find(|(l, _)| l == k).map(|(_, v)| v.as_str());
+    pub fn matches(&self, labels: &[(Arc<str>, Arc<str>)]) -> bool {
+        let get = |k: &str| labels.iter().find(|(l, _)| &**l == k).map(|(_, v)| &**v);
         self.0.iter().all(|r| match (&r.op, get(&r.key)) {
             (Op::Eq(v), Some(have)) => v == have,
             (Op::Eq(_), None) => false,
@@ -222,10 +224,10 @@ impl FieldSelector {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(Arc<str>, Arc<str>)> {
         pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (Arc::from(*k), Arc::from(*v)))
             .collect()
     }
 
