@@ -25,6 +25,8 @@ pub struct Scenario {
     pub cycles: u32,
     /// Kubelets and apiserver over TLS with a bearer token.
     pub https: bool,
+    /// More `--source` options (`K=V&...`) for the collector.
+    pub source_options: Option<String>,
     /// `--sink=influxdb:URL` when set.
     pub influxdb_url: Option<String>,
     pub metric_history: String,
@@ -157,6 +159,14 @@ pub(super) fn start_sim(
 }
 
 fn source_flag(s: &Scenario, api: &str, port: u16, kubeconfig: &std::path::Path) -> String {
+    let flag = base_source_flag(s, api, port, kubeconfig);
+    match s.source_options.as_deref() {
+        Some(more) if !more.is_empty() => format!("{flag}&{more}"),
+        _ => flag,
+    }
+}
+
+fn base_source_flag(s: &Scenario, api: &str, port: u16, kubeconfig: &std::path::Path) -> String {
     if s.https {
         format!(
             "--source=kubernetes:?inClusterConfig=false&auth={}&kubeletPort={port}&kubeletHttps=true",

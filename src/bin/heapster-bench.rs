@@ -49,6 +49,10 @@ struct Args {
     /// Serve the simulated apiserver and kubelets over TLS with a bearer token.
     #[arg(long)]
     https: bool,
+    /// More `--source` options appended to the collector's source URL, e.g.
+    /// `kubeletKeepAlive=true`.
+    #[arg(long, value_name = "K=V&...")]
+    source_options: Option<String>,
     /// The simulator binary [default: heapster-sim next to this binary].
     #[arg(long)]
     sim: Option<PathBuf>,
@@ -123,6 +127,7 @@ fn main() -> anyhow::Result<()> {
             warmup: args.warmup,
             cycles: args.cycles,
             https: args.https,
+            source_options: args.source_options.clone(),
             influxdb_url,
             metric_history: args.metric_history.clone(),
             collector_args: args.collector_args.clone(),
