@@ -167,9 +167,11 @@ fn report_memory(nodes: usize, resolution_s: i64) {
     };
     println!(
         "store memory: {nodes} nodes, {resolution_s}s resolution, 15m history: {} series, \
-         estimate {:.1} KiB/node, resident growth {rss}/node, {per_batch:?} per batch",
+         estimate {:.1} KiB/node ({} B/series), resident growth {rss}/node, {per_batch:?} per \
+         batch",
         store.series_count(),
         est as f64 / nodes as f64 / 1024.0,
+        est / store.series_count().max(1),
     );
     black_box(store);
 }

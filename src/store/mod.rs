@@ -12,8 +12,9 @@
 mod query;
 mod resource;
 mod series;
+mod table;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -29,6 +30,7 @@ pub use query::{ContainerUsage, PodUsage, Point};
 pub use resource::Usage;
 pub use series::HISTORY_METRICS;
 use series::{Series, Shapes, Ticks};
+use table::Table;
 
 /// Sets ingested per write-lock hold.
 const CHUNK: usize = 4096;
@@ -60,13 +62,11 @@ struct StoreMetrics {
     evicted: Family<ReasonLabel, Counter>,
 }
 
-/// Series by key. Hashed (foldhash): ingest looks up every entity once per batch; the few
-/// ordered listings the APIs need sort what they collect.
-type SeriesMap = HashMap<SetKey, Series, foldhash::fast::RandomState>;
-
 #[derive(Default)]
 struct Inner {
-    series: SeriesMap,
+    /// Series by key. Hashed (foldhash): ingest looks up every entity once per batch; the few
+    /// ordered listings the APIs need sort what they collect.
+    series: Table,
     /// Timestamp of the newest batch.
     latest: Option<Nanos>,
     /// Timestamps of the batches the history slots hold.
@@ -316,14 +316,12 @@ impl Store {
         self.read().series.len()
     }
 
-    /// An estimate of the heap bytes held: series contents and the hash table (its buckets and
-    /// control bytes). Names are not counted: they are `Arc`s shared with the batches and the
-    /// cluster state.
+    /// An estimate of the heap bytes held: series contents and the series table (its slab,
+    /// index buckets and control bytes). Names are not counted: they are `Arc`s shared with
+    /// the batches and the cluster state.
     pub fn approx_bytes(&self) -> usize {
         let inner = self.read();
-        let entry = std::mem::size_of::<SetKey>() + std::mem::size_of::<Series>();
-        let table = inner.series.capacity() * (entry + 1);
-        table
+        inner.series.heap_bytes()
             + inner.series.values().map(Series::heap_bytes).sum::<usize>()
             + inner.shapes.heap_bytes()
     }

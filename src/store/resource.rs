@@ -18,10 +18,10 @@ pub struct Usage {
 /// The usage, or `None` when cpu or memory is missing, zero, or gives no rate (one sample,
 /// time not advancing, counter decreasing: metrics-server's guards).
 pub(crate) fn usage(s: &Series) -> Option<Usage> {
-    let [Some((t0, v0)), Some((t1, v1))] = s.cpu else {
+    let [Some((t0, v0)), Some((t1, v1))] = s.cpu() else {
         return None;
     };
-    let (_, ws) = s.working_set?;
+    let (_, ws) = s.working_set()?;
     if t1 <= t0 || v1 < v0 || v1 == 0 || ws <= 0 {
         return None;
     }

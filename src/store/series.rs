@@ -1,6 +1,7 @@
 //! One entity's series: compact latest values, a bounded history of the long-kept metrics, and
 //! the samples the resource metrics API needs (last two cumulative cpu samples, working set).
 
+use std::borrow::Borrow;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
@@ -245,7 +246,25 @@ fn put<T>(slots: &mut VecDeque<T>, v: T, overwrite: bool, max_points: usize) {
 
 /// The (metric, resource id) of each labeled value of a series, in order. Shared by every
 /// series with the same ones: every container has the same `/` and `logs` filesystems.
-pub(crate) type LabelShape = Arc<[(Metric, Arc<str>)]>;
+/// A thin pointer (8 bytes in a series, `None` included), hashed and compared as the slice.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub(crate) struct LabelShape(Arc<Box<[Label]>>);
+
+/// A labeled value's metric and resource id.
+type Label = (Metric, Arc<str>);
+
+impl Borrow<[(Metric, Arc<str>)]> for LabelShape {
+    fn borrow(&self) -> &[(Metric, Arc<str>)] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for LabelShape {
+    type Target = [(Metric, Arc<str>)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
 
 /// The label shapes in use, interned (see [`LabelShape`]).
 #[derive(Debug, Default)]
@@ -260,16 +279,16 @@ impl Shapes {
             .map(|l| (l.metric, Arc::clone(&l.resource_id)))
             .collect();
         if let Some(known) = self.0.get(shape.as_slice()) {
-            return Arc::clone(known);
+            return known.clone();
         }
-        let shape: LabelShape = shape.into();
-        self.0.insert(Arc::clone(&shape));
+        let shape = LabelShape(Arc::new(shape.into_boxed_slice()));
+        self.0.insert(shape.clone());
         shape
     }
 
     /// Forgets the shapes no series uses any more.
     pub fn prune(&mut self) {
-        self.0.retain(|s| Arc::strong_count(s) > 1);
+        self.0.retain(|s| Arc::strong_count(&s.0) > 1);
     }
 
     #[cfg(test)]
@@ -281,7 +300,7 @@ impl Shapes {
     pub fn heap_bytes(&self) -> usize {
         self.0
             .iter()
-            .map(|s| 16 + s.len() * std::mem::size_of::<(Metric, Arc<str>)>())
+            .map(|s| 16 + 16 + s.len() * std::mem::size_of::<(Metric, Arc<str>)>())
             .sum()
     }
 }
@@ -289,26 +308,36 @@ impl Shapes {
 /// A cumulative cpu sample: kubelet sample time and `cpu/usage` in ns.
 pub type CpuSample = (Nanos, i64);
 
+/// A time that is not there (`create_time`, the cpu samples, the working set): the series
+/// keeps times as plain `Nanos` rather than 16-byte `Option`s.
+const NO_TIME: Nanos = Nanos::MIN;
+
+fn some_time<T>(t: Nanos, v: T) -> Option<(Nanos, T)> {
+    (t != NO_TIME).then_some((t, v))
+}
+
 /// Everything held for one entity.
 #[derive(Debug)]
 pub(crate) struct Series {
     /// Batch timestamp of the last batch that had this entity.
     pub last_seen: Nanos,
-    pub create_time: Option<Nanos>,
+    /// The set's start time ([`NO_TIME`]: none seen).
+    create_time: Nanos,
     pub node: Option<Arc<str>>,
-    /// Bit `m` set when metric `m` is in `values` (ascending metric order).
+    /// Bit `m` set when metric `m` has a latest value (ascending metric order).
     mask: u64,
-    values: Box<[i64]>,
-    /// Labeled values, in the order of `label_shape` (`None`: no labeled values).
+    /// The latest values: one per bit of `mask`, then the labeled values in the order of
+    /// `label_shape`. One allocation for both.
+    data: Box<[i64]>,
+    /// Labeled values' (metric, resource id) (`None`: no labeled values).
     label_shape: Option<LabelShape>,
-    labeled: Box<[i64]>,
     /// History slots, the newest being batch `hist_end - 1` (see [`Ticks`]).
     history: Ring,
     hist_end: u64,
-    /// Older and newer cumulative cpu sample (resource metrics API).
-    pub cpu: [Option<CpuSample>; 2],
-    /// Latest working set: (sample time, bytes).
-    pub working_set: Option<(Nanos, i64)>,
+    /// Older and newer cumulative cpu sample (resource metrics API); time [`NO_TIME`]: none.
+    cpu: [CpuSample; 2],
+    /// Latest working set: (sample time, bytes); time [`NO_TIME`]: none.
+    working_set: (Nanos, i64),
 }
 
 fn bit(m: Metric) -> u64 {
@@ -319,17 +348,31 @@ impl Series {
     pub fn new() -> Series {
         Series {
             last_seen: 0,
-            create_time: None,
+            create_time: NO_TIME,
             node: None,
             mask: 0,
-            values: Box::new([]),
+            data: Box::new([]),
             label_shape: None,
-            labeled: Box::new([]),
             history: Ring::new(),
             hist_end: 0,
-            cpu: [None, None],
-            working_set: None,
+            cpu: [(NO_TIME, 0); 2],
+            working_set: (NO_TIME, 0),
         }
+    }
+
+    /// Older and newer cumulative cpu sample.
+    pub fn cpu(&self) -> [Option<CpuSample>; 2] {
+        self.cpu.map(|(t, v)| some_time(t, v))
+    }
+
+    /// Latest working set: (sample time, bytes).
+    pub fn working_set(&self) -> Option<(Nanos, i64)> {
+        some_time(self.working_set.0, self.working_set.1)
+    }
+
+    /// Latest unlabeled values held.
+    fn value_count(&self) -> usize {
+        self.mask.count_ones() as usize
     }
 
     /// Takes the entity's set from the batch at `ts`, sequence number `seq`; drops history
@@ -344,12 +387,14 @@ impl Series {
         shapes: &mut Shapes,
     ) {
         self.last_seen = ts;
-        if set.create_time.is_some() && set.create_time != self.create_time {
+        if let Some(created) = set.create_time
+            && created != self.create_time
+        {
             // A restart: counters start over, so the old cpu samples give no rate.
-            if self.create_time.is_some() {
-                self.cpu = [None, None];
+            if self.create_time != NO_TIME {
+                self.cpu = [(NO_TIME, 0); 2];
             }
-            self.create_time = set.create_time;
+            self.create_time = created;
         }
         if self.node.as_deref() != set.node.as_deref() {
             self.node.clone_from(&set.node);
@@ -357,7 +402,7 @@ impl Series {
         self.take_latest(set, shapes);
         self.take_cpu(set);
         if let Some(ws) = set.get(Metric::MemoryWorkingSet) {
-            self.working_set = Some((set.scrape_time, ws.as_i64()));
+            self.working_set = (set.scrape_time, ws.as_i64());
         }
         self.take_history(set, seq, first, max_points);
     }
@@ -365,14 +410,6 @@ impl Series {
     fn take_latest(&mut self, set: &MetricSet, shapes: &mut Shapes) {
         // `MetricSet::set` keeps one value per metric, so the mask counts them exactly.
         let mask = set.values.mask();
-        if mask != self.mask || self.values.len() != set.values.len() {
-            self.mask = mask;
-            self.values = vec![0; mask.count_ones() as usize].into_boxed_slice();
-        }
-        // Both are in metric order: the i-th value goes to the i-th slot.
-        for (slot, (m, v)) in self.values.iter_mut().zip(&set.values) {
-            *slot = encode(m, v);
-        }
         let same_shape = match &self.label_shape {
             Some(shape) => {
                 shape.len() == set.labeled.len()
@@ -385,9 +422,23 @@ impl Series {
         };
         if !same_shape {
             self.label_shape = (!set.labeled.is_empty()).then(|| shapes.intern(set));
-            self.labeled = vec![0; set.labeled.len()].into_boxed_slice();
         }
-        for (slot, l) in self.labeled.iter_mut().zip(&set.labeled) {
+        let n = mask.count_ones() as usize;
+        if mask != self.mask || n != set.values.len() || !same_shape {
+            // Both are in metric order: the values in mask order, then the labeled values.
+            self.mask = mask;
+            let mut data = Vec::with_capacity(n + set.labeled.len());
+            data.extend(set.values.iter().map(|(m, v)| encode(m, v)));
+            data.extend(set.labeled.iter().map(|l| encode(l.metric, l.value)));
+            self.data = data.into_boxed_slice();
+            return;
+        }
+        let (values, labeled) = self.data.split_at_mut(n);
+        // Both are in metric order: the i-th value goes to the i-th slot.
+        for (slot, (m, v)) in values.iter_mut().zip(&set.values) {
+            *slot = encode(m, v);
+        }
+        for (slot, l) in labeled.iter_mut().zip(&set.labeled) {
             *slot = encode(l.metric, l.value);
         }
     }
@@ -397,10 +448,10 @@ impl Series {
             return;
         };
         let sample = (set.scrape_time, v.as_i64());
-        match self.cpu[1] {
-            // The kubelet served a cached sample: nothing new.
-            Some((t, _)) if t >= sample.0 => {}
-            last => self.cpu = [last, Some(sample)],
+        let last = self.cpu[1];
+        // The kubelet served a cached sample: nothing new.
+        if last.0 == NO_TIME || last.0 < sample.0 {
+            self.cpu = [last, sample];
         }
     }
 
@@ -458,7 +509,7 @@ impl Series {
             return None;
         }
         let idx = (self.mask & (bit(metric) - 1)).count_ones() as usize;
-        self.values.get(idx).map(|raw| decode(metric, *raw))
+        self.data.get(idx).map(|raw| decode(metric, *raw))
     }
 
     /// The latest value of a labeled metric.
@@ -466,7 +517,7 @@ impl Series {
         let shape = self.label_shape.as_ref()?;
         shape
             .iter()
-            .zip(self.labeled.iter())
+            .zip(&self.data[self.value_count()..])
             .find(|((m, r), _)| *m == metric && &**r == resource_id)
             .map(|((m, _), raw)| decode(*m, *raw))
     }
@@ -494,12 +545,12 @@ impl Series {
 
     /// Values held (latest values plus history values), for self-metrics.
     pub fn points(&self) -> usize {
-        self.values.len() + self.labeled.len() + self.history.len() * HISTORY_METRICS.len()
+        self.data.len() + self.history.len() * HISTORY_METRICS.len()
     }
 
     /// Heap bytes owned by this series (names are shared and not counted).
     pub fn heap_bytes(&self) -> usize {
-        self.values.len() * 8 + self.labeled.len() * 8 + self.history.heap_bytes()
+        self.data.len() * 8 + self.history.heap_bytes()
     }
 }
 
