@@ -50,6 +50,42 @@ static PACKED_LITERALS: [u32; 256] = {
     t
 };
 
+/// The 8-bit literal codes of the bytes below 128 (indexed by any byte; 0 above 127).
+static ASCII_CODES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut s = 0;
+    while s < 128 {
+        t[s] = fixed_code(s as u32).0 as u8;
+        s += 1;
+    }
+    t
+};
+
+/// Distances 1..=`SHORT_DISTANCES`: the 5-bit code followed by its extra bits, packed as
+/// `bits | count << 24` (at most 5 + 9 bits).
+const SHORT_DISTANCES: usize = 1024;
+static PACKED_DISTANCES: [u32; SHORT_DISTANCES + 1] = {
+    let mut t = [0u32; SHORT_DISTANCES + 1];
+    let mut d = 1;
+    while d <= SHORT_DISTANCES {
+        let x = (d - 1) as u32;
+        let (sym, extra, extra_len) = if x < 4 {
+            (x, 0, 0)
+        } else {
+            let nb = 31 - x.leading_zeros();
+            let extra_len = nb - 1;
+            (
+                2 * nb + ((x >> extra_len) & 1),
+                x & ((1 << extra_len) - 1),
+                extra_len,
+            )
+        };
+        t[d] = (sym.reverse_bits() >> 27) | (extra << 5) | ((5 + extra_len) << 24);
+        d += 1;
+    }
+    t
+};
+
 /// For each match length 3..=258: its length symbol's code followed by its extra bits, packed
 /// as `bits | count << 24` (at most 8 + 5 bits).
 static PACKED_LENGTHS: [u32; MAX_MATCH + 1] = {
@@ -196,21 +232,33 @@ impl LineGzip {
     /// Describes `buf[done..end]` as literal bytes.
     pub fn literals(&mut self, buf: &[u8], end: usize) {
         let (mut bits, mut nbits) = (self.bits, self.nbits);
-        // Fewer than 32 bits are pending between groups, and three literals take at most 27:
-        // the buffer is flushed once per three bytes.
-        let mut groups = buf[self.done..end].chunks_exact(3);
+        // Fewer than 32 bits are pending between groups of four bytes. Four ASCII bytes have
+        // 8-bit codes: 32 bits in byte order, then one flush; otherwise byte by byte.
+        let mut groups = buf[self.done..end].chunks_exact(4);
         for g in &mut groups {
-            for &b in g {
-                let e = PACKED_LITERALS[usize::from(b)];
-                bits |= u64::from(e & 0xffff) << nbits;
-                nbits += e >> 16;
+            let g: [u8; 4] = [g[0], g[1], g[2], g[3]];
+            if u32::from_le_bytes(g) & 0x8080_8080 == 0 {
+                let c = g.map(|b| ASCII_CODES[usize::from(b)]);
+                bits |= u64::from(u32::from_le_bytes(c)) << nbits;
+                nbits += 32;
+            } else {
+                for b in g {
+                    let e = PACKED_LITERALS[usize::from(b)];
+                    bits |= u64::from(e & 0xffff) << nbits;
+                    nbits += e >> 16;
+                    if nbits >= 32 {
+                        self.out.extend_from_slice(&(bits as u32).to_le_bytes());
+                        bits >>= 32;
+                        nbits -= 32;
+                    }
+                }
+                continue;
             }
-            if nbits >= 32 {
-                self.out.extend_from_slice(&(bits as u32).to_le_bytes());
-                bits >>= 32;
-                nbits -= 32;
-            }
+            self.out.extend_from_slice(&(bits as u32).to_le_bytes());
+            bits >>= 32;
+            nbits -= 32;
         }
+        // At most three left: 27 bits.
         for &b in groups.remainder() {
             let e = PACKED_LITERALS[usize::from(b)];
             bits |= u64::from(e & 0xffff) << nbits;
@@ -292,6 +340,17 @@ impl LineGzip {
     }
 
     fn back_reference(&mut self, dist: usize, mut len: usize) {
+        if len <= MAX_MATCH && dist <= SHORT_DISTANCES {
+            // One put from two tables: at most 13 length bits and 14 distance bits.
+            let l = PACKED_LENGTHS[len];
+            let d = PACKED_DISTANCES[dist];
+            let lbits = l >> 24;
+            self.put(
+                (l & 0xff_ffff) | ((d & 0xff_ffff) << lbits),
+                lbits + (d >> 24),
+            );
+            return;
+        }
         let (dcode, dextra, dextra_len) = distance_code(dist);
         if len <= MAX_MATCH {
             // One put: at most 13 length bits and 18 distance bits.
@@ -374,6 +433,26 @@ mod tests {
         assert_eq!(dist(8), (5, 1, 1));
         assert_eq!(dist(24577), (29, 0, 13));
         assert_eq!(dist(32768), (29, 8191, 13));
+        for d in 1..=SHORT_DISTANCES {
+            let (code, extra, extra_len) = distance_code(d);
+            let p = PACKED_DISTANCES[d];
+            assert_eq!(
+                (p & 0xff_ffff, p >> 24),
+                (code | (extra << 5), 5 + extra_len)
+            );
+        }
+        for len in MIN_MATCH..=MAX_MATCH {
+            let (code, n, extra, extra_len) = length_code(len);
+            let p = PACKED_LENGTHS[len];
+            assert_eq!(
+                (p & 0xff_ffff, p >> 24),
+                (code | (extra << n), n + extra_len)
+            );
+        }
+        for b in 0..128 {
+            assert_eq!(u16::from(ASCII_CODES[b]), LITERALS[b].0);
+            assert_eq!(LITERALS[b].1, 8);
+        }
     }
 
     #[test]
@@ -451,6 +530,26 @@ mod tests {
                 let far = rng.random_bool(0.05);
                 let gap = rng.random_range(0..if far { 40_000 } else { 30 });
                 buf.extend((0..gap).map(|_| rng.random::<u8>()));
+                z.literals(&buf, buf.len());
+            }
+            assert_eq!(gunzip(&z.finish(&buf)), buf);
+        }
+    }
+
+    #[test]
+    fn literals_of_any_bytes_in_any_pieces_round_trip() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for _ in 0..200 {
+            let mut buf = Vec::new();
+            let mut z = LineGzip::new(Vec::new());
+            for _ in 0..rng.random_range(0..50) {
+                let ascii = rng.random_bool(0.7);
+                let n = rng.random_range(0..40);
+                buf.extend((0..n).map(|_| {
+                    let b: u8 = rng.random();
+                    if ascii { b & 0x7f } else { b }
+                }));
                 z.literals(&buf, buf.len());
             }
             assert_eq!(gunzip(&z.finish(&buf)), buf);
