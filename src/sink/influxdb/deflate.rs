@@ -433,17 +433,15 @@ mod tests {
         assert_eq!(dist(8), (5, 1, 1));
         assert_eq!(dist(24577), (29, 0, 13));
         assert_eq!(dist(32768), (29, 8191, 13));
-        for d in 1..=SHORT_DISTANCES {
+        for (d, &p) in PACKED_DISTANCES.iter().enumerate().skip(1) {
             let (code, extra, extra_len) = distance_code(d);
-            let p = PACKED_DISTANCES[d];
             assert_eq!(
                 (p & 0xff_ffff, p >> 24),
                 (code | (extra << 5), 5 + extra_len)
             );
         }
-        for len in MIN_MATCH..=MAX_MATCH {
+        for (len, &p) in PACKED_LENGTHS.iter().enumerate().skip(MIN_MATCH) {
             let (code, n, extra, extra_len) = length_code(len);
-            let p = PACKED_LENGTHS[len];
             assert_eq!(
                 (p & 0xff_ffff, p >> 24),
                 (code | (extra << n), n + extra_len)
