@@ -76,6 +76,8 @@ pub struct BatchEncoder {
     block_rid: Option<Vec<u8>>,
     /// Where `block`'s bytes were last written in a gzipped line of this chunk.
     block_at: usize,
+    /// `,cluster_name=...` (nothing when the name is empty).
+    cluster_tag: Vec<u8>,
     /// The `labels` string last written, and its `,labels=...` tag.
     labels_src: Option<Arc<str>>,
     labels_tag: Vec<u8>,
@@ -113,7 +115,10 @@ fn split_name(m: Metric) -> (&'static str, &'static str) {
 impl BatchEncoder {
     pub fn new(mut opts: SchemaOptions) -> BatchEncoder {
         opts.batch_size = opts.batch_size.max(1);
+        let mut cluster_tag = Vec::new();
+        encode::write_tag(&mut cluster_tag, "cluster_name", &opts.cluster_name);
         BatchEncoder {
+            cluster_tag,
             opts,
             buf: Vec::with_capacity(1 << 16),
             head: Vec::new(),
@@ -174,18 +179,18 @@ impl BatchEncoder {
             SetKey::Node { node } | SetKey::SysContainer { node, .. } => Some(node),
             _ => None,
         });
-        encode::write_tag(head, "cluster_name", &self.opts.cluster_name);
+        head.extend_from_slice(&self.cluster_tag);
         if t == SetType::PodContainer {
-            encode::write_tag(head, "container_base_image", or_empty(set.image.as_ref()));
+            encode::write_tag_value(head, ",container_base_image=", or_empty(set.image.as_ref()));
         }
-        encode::write_tag(head, "container_name", or_empty(set.key.container()));
+        encode::write_tag_value(head, ",container_name=", or_empty(set.key.container()));
         if matches!(t, SetType::Node | SetType::Pod | SetType::PodContainer) {
             // A pod and its containers share one labels string: escaped once.
             match &set.labels {
                 Some(l) if self.labels_src.as_ref().is_some_and(|c| Arc::ptr_eq(c, l)) => {}
                 Some(l) => {
                     self.labels_tag.clear();
-                    encode::write_tag(&mut self.labels_tag, "labels", l);
+                    encode::write_tag_value(&mut self.labels_tag, ",labels=", l);
                     self.labels_src = Some(Arc::clone(l));
                 }
                 None => {
@@ -195,17 +200,21 @@ impl BatchEncoder {
             }
             head.extend_from_slice(&self.labels_tag);
         }
-        encode::write_tag(head, "namespace_name", or_empty(set.key.namespace()));
+        encode::write_tag_value(head, ",namespace_name=", or_empty(set.key.namespace()));
         if !matches!(t, SetType::Namespace | SetType::Cluster) {
-            encode::write_tag(head, "nodename", node.unwrap_or(""));
+            encode::write_tag_value(head, ",nodename=", node.unwrap_or(""));
         }
-        encode::write_tag(head, "pod_name", or_empty(set.key.pod()));
+        encode::write_tag_value(head, ",pod_name=", or_empty(set.key.pod()));
         if t == SetType::Node
             && let Some(s) = set.schedulable
         {
-            encode::write_tag(tail, "schedulable", if s { "true" } else { "false" });
+            tail.extend_from_slice(if s {
+                b",schedulable=true"
+            } else {
+                b",schedulable=false"
+            });
         }
-        encode::write_tag(tail, "type", t.as_str());
+        encode::write_tag_value(tail, ",type=", t.as_str());
         // `--store_label` tags come last; names that would clash with Heapster's tags are skipped.
         for (k, v) in set.extra_tags.iter().flat_map(|t| t.iter()) {
             if !RESERVED_TAGS.contains(&&**k) {
