@@ -9,7 +9,7 @@
 //! checked against the bytes, so a wrong hint costs compression, never correctness.
 
 /// Deflate's window: the farthest a back-reference may reach.
-const WINDOW: usize = 32 * 1024;
+pub const WINDOW: usize = 32 * 1024;
 /// Shortest and longest back-reference.
 const MIN_MATCH: usize = 3;
 const MAX_MATCH: usize = 258;
@@ -37,6 +37,81 @@ const fn literal_table() -> [(u16, u8); 288] {
 }
 
 static LITERALS: [(u16, u8); 288] = literal_table();
+
+/// The literal codes of bytes 0..=255 packed as `code | length << 16`, for the literal loop.
+static PACKED_LITERALS: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut s = 0;
+    while s < 256 {
+        let (c, l) = fixed_code(s as u32);
+        t[s] = c | (l << 16);
+        s += 1;
+    }
+    t
+};
+
+/// The 8-bit literal codes of the bytes below 128 (indexed by any byte; 0 above 127).
+static ASCII_CODES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut s = 0;
+    while s < 128 {
+        t[s] = fixed_code(s as u32).0 as u8;
+        s += 1;
+    }
+    t
+};
+
+/// Distances 1..=`SHORT_DISTANCES`: the 5-bit code followed by its extra bits, packed as
+/// `bits | count << 24` (at most 5 + 9 bits).
+const SHORT_DISTANCES: usize = 1024;
+static PACKED_DISTANCES: [u32; SHORT_DISTANCES + 1] = {
+    let mut t = [0u32; SHORT_DISTANCES + 1];
+    let mut d = 1;
+    while d <= SHORT_DISTANCES {
+        let x = (d - 1) as u32;
+        let (sym, extra, extra_len) = if x < 4 {
+            (x, 0, 0)
+        } else {
+            let nb = 31 - x.leading_zeros();
+            let extra_len = nb - 1;
+            (
+                2 * nb + ((x >> extra_len) & 1),
+                x & ((1 << extra_len) - 1),
+                extra_len,
+            )
+        };
+        t[d] = (sym.reverse_bits() >> 27) | (extra << 5) | ((5 + extra_len) << 24);
+        d += 1;
+    }
+    t
+};
+
+/// For each match length 3..=258: its length symbol's code followed by its extra bits, packed
+/// as `bits | count << 24` (at most 8 + 5 bits).
+static PACKED_LENGTHS: [u32; MAX_MATCH + 1] = {
+    let mut t = [0u32; MAX_MATCH + 1];
+    let mut len = MIN_MATCH;
+    while len <= MAX_MATCH {
+        let x = (len - MIN_MATCH) as u32;
+        let (sym, extra, extra_len) = if x < 8 {
+            (257 + x, 0, 0)
+        } else if x == 255 {
+            (285, 0, 0)
+        } else {
+            let nb = 31 - x.leading_zeros();
+            let extra_len = nb - 2;
+            (
+                257 + 4 * (nb - 1) + ((x >> extra_len) & 3),
+                x & ((1 << extra_len) - 1),
+                extra_len,
+            )
+        };
+        let (code, code_len) = fixed_code(sym);
+        t[len] = (code | (extra << code_len)) | ((code_len + extra_len) << 24);
+        len += 1;
+    }
+    t
+};
 
 /// The 5-bit fixed distance codes, bit-reversed for LSB-first output.
 static DISTANCES: [u8; 30] = {
@@ -157,18 +232,60 @@ impl LineGzip {
     /// Describes `buf[done..end]` as literal bytes.
     pub fn literals(&mut self, buf: &[u8], end: usize) {
         let (mut bits, mut nbits) = (self.bits, self.nbits);
-        for &b in &buf[self.done..end] {
-            let (code, len) = LITERALS[usize::from(b)];
-            bits |= u64::from(code) << nbits;
-            nbits += u32::from(len);
-            if nbits >= 32 {
-                self.out.extend_from_slice(&(bits as u32).to_le_bytes());
-                bits >>= 32;
-                nbits -= 32;
+        // Fewer than 32 bits are pending between groups of four bytes. Four ASCII bytes have
+        // 8-bit codes: 32 bits in byte order, then one flush; otherwise byte by byte.
+        let mut groups = buf[self.done..end].chunks_exact(4);
+        for g in &mut groups {
+            let g: [u8; 4] = [g[0], g[1], g[2], g[3]];
+            if u32::from_le_bytes(g) & 0x8080_8080 == 0 {
+                let c = g.map(|b| ASCII_CODES[usize::from(b)]);
+                bits |= u64::from(u32::from_le_bytes(c)) << nbits;
+                nbits += 32;
+            } else {
+                for b in g {
+                    let e = PACKED_LITERALS[usize::from(b)];
+                    bits |= u64::from(e & 0xffff) << nbits;
+                    nbits += e >> 16;
+                    if nbits >= 32 {
+                        self.out.extend_from_slice(&(bits as u32).to_le_bytes());
+                        bits >>= 32;
+                        nbits -= 32;
+                    }
+                }
+                continue;
             }
+            self.out.extend_from_slice(&(bits as u32).to_le_bytes());
+            bits >>= 32;
+            nbits -= 32;
+        }
+        // At most three left: 27 bits.
+        for &b in groups.remainder() {
+            let e = PACKED_LITERALS[usize::from(b)];
+            bits |= u64::from(e & 0xffff) << nbits;
+            nbits += e >> 16;
+        }
+        if nbits >= 32 {
+            self.out.extend_from_slice(&(bits as u32).to_le_bytes());
+            bits >>= 32;
+            nbits -= 32;
         }
         (self.bits, self.nbits) = (bits, nbits);
         self.done = end;
+    }
+
+    /// Describes the next `len` bytes of `buf` (from `done`) as a back-reference to `dist`
+    /// bytes earlier, unchecked: for callers that wrote both copies from the same bytes.
+    /// Debug builds check it.
+    pub fn repeat(&mut self, buf: &[u8], dist: usize, len: usize) {
+        let at = self.done;
+        debug_assert!(
+            (1..=WINDOW.min(at)).contains(&dist)
+                && len >= MIN_MATCH
+                && buf[at - dist..at - dist + len] == buf[at..at + len],
+            "wrong repeat: {dist} back, {len} long, at {at}"
+        );
+        self.back_reference(dist, len);
+        self.done = at + len;
     }
 
     /// Describes `buf[done..end]`, using as much of it as equals the bytes at `from` (an earlier
@@ -191,8 +308,60 @@ impl LineGzip {
         self.literals(buf, end);
     }
 
+    /// Describes `buf[done..end]`, a new version of the earlier `buf[from..from_end]` (a tag
+    /// block with some values changed): the longest common prefix and then the longest common
+    /// suffix of what is left as back-references, the middle as literals.
+    pub fn copy_ends(&mut self, buf: &[u8], from: usize, from_end: usize, end: usize) {
+        let at = self.done;
+        if from >= from_end || from_end > at || at - from > WINDOW {
+            self.literals(buf, end);
+            return;
+        }
+        let (old, new) = (&buf[from..from_end], &buf[at..end]);
+        let prefix = common_prefix(old, new);
+        let room = old.len().min(new.len()) - prefix;
+        let suffix = old[old.len() - room..]
+            .iter()
+            .rev()
+            .zip(new[new.len() - room..].iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count();
+        if prefix >= MIN_MATCH {
+            self.back_reference(at - from, prefix);
+            self.done = at + prefix;
+        }
+        if suffix >= MIN_MATCH && end - from_end <= WINDOW {
+            self.literals(buf, end - suffix);
+            self.back_reference(end - from_end, suffix);
+            self.done = end;
+        } else {
+            self.literals(buf, end);
+        }
+    }
+
     fn back_reference(&mut self, dist: usize, mut len: usize) {
+        if len <= MAX_MATCH && dist <= SHORT_DISTANCES {
+            // One put from two tables: at most 13 length bits and 14 distance bits.
+            let l = PACKED_LENGTHS[len];
+            let d = PACKED_DISTANCES[dist];
+            let lbits = l >> 24;
+            self.put(
+                (l & 0xff_ffff) | ((d & 0xff_ffff) << lbits),
+                lbits + (d >> 24),
+            );
+            return;
+        }
         let (dcode, dextra, dextra_len) = distance_code(dist);
+        if len <= MAX_MATCH {
+            // One put: at most 13 length bits and 18 distance bits.
+            let l = PACKED_LENGTHS[len];
+            let lbits = l >> 24;
+            self.put(
+                (l & 0xff_ffff) | ((dcode | (dextra << 5)) << lbits),
+                lbits + 5 + dextra_len,
+            );
+            return;
+        }
         while len > 0 {
             let mut take = len.min(MAX_MATCH);
             if len - take > 0 && len - take < MIN_MATCH {
@@ -264,6 +433,24 @@ mod tests {
         assert_eq!(dist(8), (5, 1, 1));
         assert_eq!(dist(24577), (29, 0, 13));
         assert_eq!(dist(32768), (29, 8191, 13));
+        for (d, &p) in PACKED_DISTANCES.iter().enumerate().skip(1) {
+            let (code, extra, extra_len) = distance_code(d);
+            assert_eq!(
+                (p & 0xff_ffff, p >> 24),
+                (code | (extra << 5), 5 + extra_len)
+            );
+        }
+        for (len, &p) in PACKED_LENGTHS.iter().enumerate().skip(MIN_MATCH) {
+            let (code, n, extra, extra_len) = length_code(len);
+            assert_eq!(
+                (p & 0xff_ffff, p >> 24),
+                (code | (extra << n), n + extra_len)
+            );
+        }
+        for b in 0..128 {
+            assert_eq!(u16::from(ASCII_CODES[b]), LITERALS[b].0);
+            assert_eq!(LITERALS[b].1, 8);
+        }
     }
 
     #[test]
@@ -302,6 +489,69 @@ mod tests {
         let gz = z.finish(&buf);
         assert_eq!(gunzip(&gz), buf);
         assert!(gz.len() * 5 < buf.len(), "{} of {}", gz.len(), buf.len());
+    }
+
+    #[test]
+    fn repeats_and_changed_blocks_round_trip() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..300 {
+            let mut buf = Vec::new();
+            let mut z = LineGzip::new(Vec::new());
+            // A "block" that changes in random places now and then, written again and again
+            // with random bytes between; described with repeat, copy_ends and literals.
+            let mut block: Vec<u8> = (0..rng.random_range(0..400))
+                .map(|_| rng.random_range(b'a'..=b'e'))
+                .collect();
+            let mut last: Option<(usize, usize)> = None;
+            for _ in 0..rng.random_range(1..60) {
+                let changed = rng.random_bool(0.3);
+                if changed {
+                    for _ in 0..rng.random_range(1..4) {
+                        let i = rng.random_range(0..=block.len());
+                        let cut = rng.random_range(0..=(block.len() - i).min(20));
+                        let add: Vec<u8> =
+                            (0..rng.random_range(0..20)).map(|_| rng.random()).collect();
+                        block.splice(i..i + cut, add);
+                    }
+                }
+                let at = buf.len();
+                buf.extend_from_slice(&block);
+                match last {
+                    Some((from, len)) if !changed && len >= MIN_MATCH && at - from <= WINDOW => {
+                        z.repeat(&buf, at - from, len)
+                    }
+                    Some((from, len)) => z.copy_ends(&buf, from, from + len, buf.len()),
+                    None => z.literals(&buf, buf.len()),
+                }
+                last = Some((at, block.len()));
+                let far = rng.random_bool(0.05);
+                let gap = rng.random_range(0..if far { 40_000 } else { 30 });
+                buf.extend((0..gap).map(|_| rng.random::<u8>()));
+                z.literals(&buf, buf.len());
+            }
+            assert_eq!(gunzip(&z.finish(&buf)), buf);
+        }
+    }
+
+    #[test]
+    fn literals_of_any_bytes_in_any_pieces_round_trip() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for _ in 0..200 {
+            let mut buf = Vec::new();
+            let mut z = LineGzip::new(Vec::new());
+            for _ in 0..rng.random_range(0..50) {
+                let ascii = rng.random_bool(0.7);
+                let n = rng.random_range(0..40);
+                buf.extend((0..n).map(|_| {
+                    let b: u8 = rng.random();
+                    if ascii { b & 0x7f } else { b }
+                }));
+                z.literals(&buf, buf.len());
+            }
+            assert_eq!(gunzip(&z.finish(&buf)), buf);
+        }
     }
 
     #[test]

@@ -77,6 +77,7 @@ const fn escape_table(ctx: Ctx) -> [bool; 256] {
 static MEASUREMENT_ESCAPES: [bool; 256] = escape_table(Ctx::Measurement);
 static KEY_ESCAPES: [bool; 256] = escape_table(Ctx::Key);
 
+#[cfg(test)]
 fn needs_escape(s: &[u8], ctx: Ctx) -> bool {
     let table = match ctx {
         Ctx::Measurement => &MEASUREMENT_ESCAPES,
@@ -87,26 +88,34 @@ fn needs_escape(s: &[u8], ctx: Ctx) -> bool {
 
 fn escape(buf: &mut Vec<u8>, s: &str, ctx: Ctx) {
     let bytes = s.trim_end_matches('\\').as_bytes();
-    if !needs_escape(bytes, ctx) {
-        buf.extend_from_slice(bytes);
-        return;
-    }
+    let table = match ctx {
+        Ctx::Measurement => &MEASUREMENT_ESCAPES,
+        Ctx::Key => &KEY_ESCAPES,
+    };
+    // Runs of ordinary bytes are copied whole; only the bytes the table marks are looked at.
+    let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let b = if is_control_space(b) { b' ' } else { b };
-        if b == b'\\' {
+        if !table[usize::from(b)] {
+            continue;
+        }
+        buf.extend_from_slice(&bytes[run..i]);
+        run = i + 1;
+        if is_control_space(b) {
+            // Written as a space, which every context escapes.
+            buf.extend_from_slice(b"\\ ");
+        } else if b == b'\\' {
             let next = bytes.get(i + 1).copied();
             let ambiguous = match next {
                 None => true,
                 Some(n) => n == b'\\' || n == b',' || n == b'=' || n == b' ' || is_control_space(n),
             };
             buf.extend_from_slice(if ambiguous { b"\\\\" } else { b"\\" });
-        } else if ctx.special(b) {
-            buf.push(b'\\');
-            buf.push(b);
         } else {
+            buf.push(b'\\');
             buf.push(b);
         }
     }
+    buf.extend_from_slice(&bytes[run..]);
 }
 
 /// Appends an escaped measurement name.
@@ -277,6 +286,49 @@ mod tests {
             let measurement = key && b != b'=';
             assert_eq!(needs_escape(&[b'a', b, b'z'], Ctx::Key), key, "{b}");
             assert_eq!(needs_escape(&[b], Ctx::Measurement), measurement, "{b}");
+        }
+    }
+
+    /// The byte-at-a-time escaping the run-copying [`escape`] replaced.
+    fn escape_by_byte(s: &str, ctx: Ctx) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let bytes = s.trim_end_matches('\\').as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            let b = if is_control_space(b) { b' ' } else { b };
+            if b == b'\\' {
+                let next = bytes.get(i + 1).copied();
+                let ambiguous = match next {
+                    None => true,
+                    Some(n) => {
+                        n == b'\\' || n == b',' || n == b'=' || n == b' ' || is_control_space(n)
+                    }
+                };
+                buf.extend_from_slice(if ambiguous { b"\\\\" } else { b"\\" });
+            } else if ctx.special(b) {
+                buf.push(b'\\');
+                buf.push(b);
+            } else {
+                buf.push(b);
+            }
+        }
+        buf
+    }
+
+    #[test]
+    fn escape_matches_byte_at_a_time_escaping() {
+        use rand::{Rng, SeedableRng};
+        let alphabet = b"ab=, \\\t\n\r:/.-_";
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..24);
+            let s: String = (0..len)
+                .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+                .collect();
+            for ctx in [Ctx::Key, Ctx::Measurement] {
+                let mut b = b"prefix".to_vec();
+                escape(&mut b, &s, ctx);
+                assert_eq!(&b[6..], escape_by_byte(&s, ctx), "{s:?}");
+            }
         }
     }
 

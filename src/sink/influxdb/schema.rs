@@ -14,7 +14,7 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-use super::deflate::LineGzip;
+use super::deflate::{LineGzip, WINDOW};
 use super::encode::{self, FieldValue};
 use crate::model::{Batch, Metric, MetricSet, Nanos, SetKey, SetType, Value};
 
@@ -54,15 +54,35 @@ pub struct EncodeStats {
 
 /// Encodes batches; keeps its buffers between calls so steady state allocates only bodies.
 ///
-/// With gzip, each line is compressed as it is written ([`LineGzip`]), with hints from the
-/// schema: its name repeats where the same metric's previous line started, its tags (and
-/// ` value=`) where the previous line's did, and the batch timestamp ends the previous line.
+/// With gzip, each line is compressed as it is written ([`LineGzip`]). In the default schema
+/// the encoder knows what repeats: the previous line's timestamp and this line's name are the
+/// bytes before and at the start of the same metric's previous line, and a tag block written
+/// from [`BatchEncoder::block`] repeats the previous line's when the block has not changed;
+/// these go out as back-references unchecked (debug builds check them), the field value as
+/// literals. Elsewhere (a new tag block, the `withfields` schema) it passes hints that
+/// [`LineGzip::copy`] checks: the name where the same metric's previous line started, the tags
+/// where the previous line's did, and the timestamp ending the previous line.
 pub struct BatchEncoder {
     opts: SchemaOptions,
     buf: Vec<u8>,
     head: Vec<u8>,
     tail: Vec<u8>,
     ts: Vec<u8>,
+    /// Default schema: the current set's tags, `resource_id` included, and ` value=`.
+    block: Vec<u8>,
+    /// What `block` holds: false after `set_tags`, else built for `block_rid` (None: no
+    /// resource_id; the id's bytes otherwise).
+    block_valid: bool,
+    block_rid: Option<Vec<u8>>,
+    /// Where `block`'s bytes were last written in a gzipped line of this chunk.
+    block_at: usize,
+    /// `,cluster_name=...` (nothing when the name is empty).
+    cluster_tag: Vec<u8>,
+    /// The `labels` string last written, and its `,labels=...` tag.
+    labels_src: Option<Arc<str>>,
+    labels_tag: Vec<u8>,
+    /// Where the last two lines' timestamps start (the last line's may not be described yet).
+    last_ts: usize,
     grouped: Vec<(&'static str, &'static str, Value)>,
     lines: usize,
     points: usize,
@@ -74,6 +94,7 @@ pub struct BatchEncoder {
     name_at: [usize; Metric::ALL.len()],
     /// The previous line's end of name and start of timestamp.
     prev_name_end: usize,
+    prev_values: usize,
     prev_ts: usize,
     /// The timestamp of the lines buffered (of the tick being encoded).
     open_ts: Nanos,
@@ -96,12 +117,22 @@ fn split_name(m: Metric) -> (&'static str, &'static str) {
 impl BatchEncoder {
     pub fn new(mut opts: SchemaOptions) -> BatchEncoder {
         opts.batch_size = opts.batch_size.max(1);
+        let mut cluster_tag = Vec::new();
+        encode::write_tag(&mut cluster_tag, "cluster_name", &opts.cluster_name);
         BatchEncoder {
+            cluster_tag,
             opts,
             buf: Vec::with_capacity(1 << 16),
             head: Vec::new(),
             tail: Vec::new(),
             ts: Vec::new(),
+            block: Vec::new(),
+            block_valid: false,
+            block_rid: None,
+            block_at: usize::MAX,
+            labels_src: None,
+            labels_tag: Vec::new(),
+            last_ts: usize::MAX,
             grouped: Vec::new(),
             lines: 0,
             points: 0,
@@ -109,6 +140,7 @@ impl BatchEncoder {
             z_capacity: 1 << 12,
             name_at: [usize::MAX; Metric::ALL.len()],
             prev_name_end: usize::MAX,
+            prev_values: usize::MAX,
             prev_ts: usize::MAX,
             open_ts: 0,
         }
@@ -156,6 +188,7 @@ impl BatchEncoder {
     }
 
     fn set_tags(&mut self, set: &MetricSet) {
+        self.block_valid = false;
         let (head, tail) = (&mut self.head, &mut self.tail);
         head.clear();
         tail.clear();
@@ -164,30 +197,83 @@ impl BatchEncoder {
             SetKey::Node { node } | SetKey::SysContainer { node, .. } => Some(node),
             _ => None,
         });
-        encode::write_tag(head, "cluster_name", &self.opts.cluster_name);
+        head.extend_from_slice(&self.cluster_tag);
         if t == SetType::PodContainer {
-            encode::write_tag(head, "container_base_image", or_empty(set.image.as_ref()));
+            encode::write_tag_value(head, ",container_base_image=", or_empty(set.image.as_ref()));
         }
-        encode::write_tag(head, "container_name", or_empty(set.key.container()));
+        encode::write_tag_value(head, ",container_name=", or_empty(set.key.container()));
         if matches!(t, SetType::Node | SetType::Pod | SetType::PodContainer) {
-            encode::write_tag(head, "labels", or_empty(set.labels.as_ref()));
+            // A pod and its containers share one labels string: escaped once.
+            match &set.labels {
+                Some(l) if self.labels_src.as_ref().is_some_and(|c| Arc::ptr_eq(c, l)) => {}
+                Some(l) => {
+                    self.labels_tag.clear();
+                    encode::write_tag_value(&mut self.labels_tag, ",labels=", l);
+                    self.labels_src = Some(Arc::clone(l));
+                }
+                None => {
+                    self.labels_tag.clear();
+                    self.labels_src = None;
+                }
+            }
+            head.extend_from_slice(&self.labels_tag);
         }
-        encode::write_tag(head, "namespace_name", or_empty(set.key.namespace()));
+        encode::write_tag_value(head, ",namespace_name=", or_empty(set.key.namespace()));
         if !matches!(t, SetType::Namespace | SetType::Cluster) {
-            encode::write_tag(head, "nodename", node.unwrap_or(""));
+            encode::write_tag_value(head, ",nodename=", node.unwrap_or(""));
         }
-        encode::write_tag(head, "pod_name", or_empty(set.key.pod()));
+        encode::write_tag_value(head, ",pod_name=", or_empty(set.key.pod()));
         if t == SetType::Node
             && let Some(s) = set.schedulable
         {
-            encode::write_tag(tail, "schedulable", if s { "true" } else { "false" });
+            tail.extend_from_slice(if s {
+                b",schedulable=true"
+            } else {
+                b",schedulable=false"
+            });
         }
-        encode::write_tag(tail, "type", t.as_str());
+        encode::write_tag_value(tail, ",type=", t.as_str());
         // `--store_label` tags come last; names that would clash with Heapster's tags are skipped.
         for (k, v) in set.extra_tags.iter().flat_map(|t| t.iter()) {
             if !RESERVED_TAGS.contains(&&**k) {
                 encode::write_tag(tail, k, v);
             }
+        }
+    }
+
+    /// Default schema: `name,tags value=`, the tags from `block` (rebuilt when the set or the
+    /// resource id changes).
+    fn start_metric_line(&mut self, metric: Metric, resource_id: Option<&str>) -> Marks {
+        let rid = resource_id.map(str::as_bytes);
+        if !self.block_valid || self.block_rid.as_deref() != rid {
+            let block = &mut self.block;
+            block.clear();
+            block.extend_from_slice(&self.head);
+            if let Some(r) = resource_id {
+                encode::write_tag_value(block, ",resource_id=", r);
+            }
+            block.extend_from_slice(&self.tail);
+            block.extend_from_slice(b" value=");
+            match (&mut self.block_rid, rid) {
+                (Some(v), Some(r)) => {
+                    v.clear();
+                    v.extend_from_slice(r);
+                }
+                (b, r) => *b = r.map(<[u8]>::to_vec),
+            }
+            self.block_valid = true;
+            self.block_at = usize::MAX;
+        }
+        let start = self.buf.len();
+        // Metric names need no escaping (tested below).
+        self.buf.extend_from_slice(metric.name().as_bytes());
+        let name_end = self.buf.len();
+        self.buf.extend_from_slice(&self.block);
+        Marks {
+            start,
+            name_end,
+            values: self.buf.len(),
+            metric: Some(metric),
         }
     }
 
@@ -235,16 +321,58 @@ impl BatchEncoder {
             let z = self
                 .z
                 .get_or_insert_with(|| LineGzip::new(Vec::with_capacity(cap)));
-            let name_at = mark.metric.map_or(usize::MAX, |m| self.name_at[m as usize]);
-            z.copy(&self.buf, name_at, mark.name_end);
-            z.copy(&self.buf, self.prev_name_end, mark.values);
-            z.literals(&self.buf, ts_start);
-            z.copy(&self.buf, self.prev_ts, self.buf.len());
-            if let Some(m) = mark.metric {
-                self.name_at[m as usize] = mark.start;
+            let buf = &self.buf;
+            match mark.metric {
+                Some(m) => {
+                    // Default schema: the previous line's timestamp is still undescribed.
+                    let name_at = self.name_at[m as usize];
+                    let ts_len = self.ts.len();
+                    if mark.start > 0
+                        && name_at != usize::MAX
+                        && name_at > 0
+                        && mark.start - name_at <= WINDOW
+                    {
+                        // ` <ts>\n<name>` as the bytes before and at the start of the same
+                        // metric's previous line (not the chunk's first: a timestamp precedes
+                        // it).
+                        z.repeat(
+                            buf,
+                            mark.start - name_at,
+                            ts_len + mark.name_end - mark.start,
+                        );
+                    } else {
+                        z.copy(buf, self.prev_ts, mark.start);
+                        z.copy(buf, name_at, mark.name_end);
+                    }
+                    if self.block_at != usize::MAX && mark.name_end - self.block_at <= WINDOW {
+                        z.repeat(
+                            buf,
+                            mark.name_end - self.block_at,
+                            mark.values - mark.name_end,
+                        );
+                    } else if self.prev_name_end != usize::MAX {
+                        // A new block: what it shares with the previous line's at either end
+                        // (the tags before and after those that changed).
+                        z.copy_ends(buf, self.prev_name_end, self.prev_values, mark.values);
+                    } else {
+                        z.literals(buf, mark.values);
+                    }
+                    self.block_at = mark.name_end;
+                    z.literals(buf, ts_start);
+                    self.name_at[m as usize] = mark.start;
+                    self.prev_ts = self.last_ts;
+                    self.last_ts = ts_start;
+                }
+                None => {
+                    z.copy(buf, usize::MAX, mark.name_end);
+                    z.copy(buf, self.prev_name_end, mark.values);
+                    z.literals(buf, ts_start);
+                    z.copy(buf, self.prev_ts, buf.len());
+                    self.prev_ts = ts_start;
+                }
             }
             self.prev_name_end = mark.name_end;
-            self.prev_ts = ts_start;
+            self.prev_values = mark.values;
         }
         self.lines += 1;
         self.points += fields;
@@ -269,7 +397,7 @@ impl BatchEncoder {
             if !self.keep(metric) {
                 continue;
             }
-            let mark = self.start_line(metric.name(), Some(metric), resource_id, b" value=");
+            let mark = self.start_metric_line(metric, resource_id);
             if encode::write_number(&mut self.buf, field(value)) {
                 self.end_line(mark, 1, ts, out, stats);
             } else {
@@ -366,7 +494,10 @@ impl BatchEncoder {
         stats.bytes += self.buf.len();
         // Bodies may wait in the outage buffer: they keep no spare capacity.
         let (mut body, gzipped) = match self.z.take() {
-            Some(z) => {
+            Some(mut z) => {
+                // The default schema leaves the last line's timestamp to describe: it repeats
+                // the line before's.
+                z.copy(&self.buf, self.prev_ts, self.buf.len());
                 let body = z.finish(&self.buf);
                 self.z_capacity = self.z_capacity.max(body.len());
                 self.buf.clear();
@@ -392,7 +523,10 @@ impl BatchEncoder {
         self.points = 0;
         self.name_at = [usize::MAX; Metric::ALL.len()];
         self.prev_name_end = usize::MAX;
+        self.prev_values = usize::MAX;
         self.prev_ts = usize::MAX;
+        self.last_ts = usize::MAX;
+        self.block_at = usize::MAX;
     }
 }
 

@@ -127,23 +127,51 @@ fn counters_can_be_disabled_and_chunks_are_bounded() {
 fn gzipped_chunks_hold_exactly_the_plain_lines() {
     use std::io::Read;
     let mut sets = Vec::new();
+    let labels: Arc<str> = "app:web,tier:front end".into();
     for i in 0..40 {
         let mut n = node();
         n.set(Metric::CpuUsageRate, Value::Int(i));
+        if i % 3 == 0 {
+            // Non-finite values are skipped: lines dropped after their tags were written.
+            n.set(Metric::MemoryPageFaultsRate, Value::Float(f64::NAN));
+        }
+        for rid in ["/", "/var/lib/docker", "logs", "/"] {
+            n.labeled.push(LabeledValue {
+                metric: Metric::FilesystemLimit,
+                resource_id: rid.into(),
+                value: Value::Int(i * 1000),
+            });
+        }
         sets.push(n);
-        sets.push(container());
+        // Containers of one pod share their labels string; another has an equal copy.
+        for c in 0..3 {
+            let mut s = container();
+            s.labels = Some(if c == 2 {
+                String::from(&*labels).into()
+            } else {
+                Arc::clone(&labels)
+            });
+            s.set(Metric::CpuUsageRate, Value::Float(0.5 * f64::from(c)));
+            if c == 1 {
+                s.image = Some(format!("registry/img-{i}:v{c}").into());
+            }
+            sets.push(s);
+        }
     }
     let batch = Batch::new(TS, sets);
     for with_fields in [false, true] {
-        for batch_size in [1, 7, 5000] {
+        for batch_size in [1, 2, 3, 7, 5000] {
             let mut o = opts(with_fields);
             o.batch_size = batch_size;
             let plain = lines(o.clone(), &batch).join("\n") + "\n";
             o.gzip = true;
             let mut out = Vec::new();
-            // Twice through one encoder: the second batch reuses its buffers and hints.
+            // Twice through one encoder: the second batch reuses its buffers and hints (and
+            // has another timestamp).
             let mut enc = BatchEncoder::new(o);
-            enc.encode(&batch, &mut out);
+            let mut earlier = batch.clone();
+            earlier.timestamp = TS - 15_000_000_000;
+            enc.encode(&earlier, &mut out);
             out.clear();
             enc.encode(&batch, &mut out);
             let mut unzipped = Vec::new();
