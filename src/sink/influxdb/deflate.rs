@@ -5,8 +5,11 @@
 //! timestamp ends every line, and a metric's name repeats from the previous set. [`LineGzip`]
 //! is told where to look ("this range may equal that earlier one"), checks the bytes, and
 //! writes what matches as a deflate back-reference and the rest as literals, in one
-//! fixed-Huffman block (RFC 1951 §3.2.6) inside one gzip member (RFC 1952). Every hint is
-//! checked against the bytes, so a wrong hint costs compression, never correctness.
+//! fixed-Huffman block (RFC 1951 §3.2.6) inside one gzip member (RFC 1952). Hints given to
+//! [`LineGzip::copy`] are checked against the bytes, so a wrong one costs compression, never
+//! correctness. [`LineGzip::repeat`] is for the repeats the encoder wrote itself from the same
+//! bytes (a timestamp and a name, an unchanged tag block): their reach is checked, their bytes
+//! only in debug builds (every test), which saves a comparison per line.
 
 /// Deflate's window: the farthest a back-reference may reach.
 pub const WINDOW: usize = 32 * 1024;
@@ -278,10 +281,14 @@ impl LineGzip {
     /// Debug builds check it.
     pub fn repeat(&mut self, buf: &[u8], dist: usize, len: usize) {
         let at = self.done;
+        if !(1..=WINDOW.min(at)).contains(&dist) || len < MIN_MATCH {
+            // Out of deflate's reach: a caller's bug, but the output stays valid.
+            debug_assert!(false, "repeat out of reach: {dist} back, {len} long, at {at}");
+            self.literals(buf, at + len);
+            return;
+        }
         debug_assert!(
-            (1..=WINDOW.min(at)).contains(&dist)
-                && len >= MIN_MATCH
-                && buf[at - dist..at - dist + len] == buf[at..at + len],
+            buf[at - dist..at - dist + len] == buf[at..at + len],
             "wrong repeat: {dist} back, {len} long, at {at}"
         );
         self.back_reference(dist, len);
