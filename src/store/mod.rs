@@ -80,7 +80,7 @@ pub struct Store {
     inner: RwLock<Inner>,
     /// Serialises ingestion (the lock on `inner` is released between chunks), and knows the
     /// tick whose pieces are coming in.
-    ingest: Mutex<Option<OpenTick>>,
+    ingest: Mutex<Ingest>,
     opts: StoreOptions,
     max_points: usize,
     batches: AtomicU64,
@@ -90,6 +90,16 @@ pub struct Store {
     tap: Mutex<Option<Tap>>,
 }
 
+/// What ingestion remembers between batches.
+#[derive(Default)]
+struct Ingest {
+    /// The tick whose pieces are being taken.
+    open: Option<OpenTick>,
+    /// Sets in the last complete tick: the series table is sized for as many when a tick
+    /// starts (pieces do not say how many series are new).
+    last_sets: usize,
+}
+
 /// The tick whose pieces are being taken.
 #[derive(Clone, Copy)]
 struct OpenTick {
@@ -97,6 +107,8 @@ struct OpenTick {
     /// Its history slot, and the oldest slot kept.
     seq: u64,
     first: u64,
+    /// Sets taken so far.
+    sets: usize,
 }
 
 /// Whole batches for [`Store::snapshot`]; pieces are put together as they come.
@@ -134,7 +146,7 @@ impl Store {
             .min(100_000);
         Store {
             inner: RwLock::new(Inner::default()),
-            ingest: Mutex::new(None),
+            ingest: Mutex::new(Ingest::default()),
             opts,
             max_points,
             batches: AtomicU64::new(0),
@@ -157,12 +169,12 @@ impl Store {
     /// timestamp is published when its last piece is in (until then readers of "the latest
     /// batch" take series seen at or after the previous one).
     pub fn push(&self, batch: &Batch) {
-        let mut open = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ingest = self.ingest.lock().unwrap_or_else(|e| e.into_inner());
         let ts = batch.timestamp;
         let keep = self.opts.history;
-        let (seq, first) = match *open {
+        let (seq, first) = match ingest.open {
             Some(t) if t.ts == ts => (t.seq, t.first),
-            _ => {
+            open => {
                 let mut inner = self.write();
                 if inner.latest.is_some_and(|l| ts < l) || open.is_some_and(|t| ts < t.ts) {
                     tracing::warn!("store: batch older than the newest one ignored");
@@ -172,28 +184,32 @@ impl Store {
                 let before = inner.series.len();
                 inner.series.retain(|_, s| ts - s.last_seen <= keep);
                 self.evicted("expired", (before - inner.series.len()) as u64);
+                // The table sized for the tick in one step (as large as the last one, or this
+                // batch when it is a whole tick): growing by steps holds the old and the new
+                // table at once at every step.
+                let expect = if batch.more { 0 } else { batch.sets.len() };
+                let want = ingest.last_sets.max(expect).min(self.opts.max_series);
+                let len = inner.series.len();
+                inner.series.reserve(want.saturating_sub(len));
                 let seq = inner.ticks.push(ts, keep, self.max_points);
                 let t = OpenTick {
                     ts,
                     seq,
                     first: inner.ticks.first(),
+                    sets: 0,
                 };
-                *open = Some(t);
+                ingest.open = Some(t);
                 (t.seq, t.first)
             }
         };
+        if let Some(t) = ingest.open.as_mut() {
+            t.sets += batch.sets.len();
+        }
         let mut stale: Option<Vec<(Nanos, SetKey)>> = None;
         let (mut capacity, mut refused) = (0u64, 0u64);
-        for (i, chunk) in batch.sets.chunks(CHUNK).enumerate() {
+        for chunk in batch.sets.chunks(CHUNK) {
             let mut guard = self.write();
             let inner = &mut *guard;
-            if i == 0 {
-                // The table sized for this batch in one step: growing by doubling holds the
-                // old and the new table at once at every step.
-                let len = inner.series.len();
-                let want = (len + batch.sets.len()).min(self.opts.max_series);
-                inner.series.reserve(want.saturating_sub(len));
-            }
             for set in chunk {
                 if let Some(s) = inner.series.get_mut(&set.key) {
                     s.update(set, ts, seq, first, self.max_points, &mut inner.shapes);
@@ -223,7 +239,7 @@ impl Store {
         if batch.more {
             return;
         }
-        *open = None;
+        ingest.last_sets = ingest.open.take().map_or(0, |t| t.sets);
         let mut inner = self.write();
         // Shapes of series that expired, were evicted or changed shape.
         inner.shapes.prune();
