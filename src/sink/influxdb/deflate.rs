@@ -283,7 +283,10 @@ impl LineGzip {
         let at = self.done;
         if !(1..=WINDOW.min(at)).contains(&dist) || len < MIN_MATCH {
             // Out of deflate's reach: a caller's bug, but the output stays valid.
-            debug_assert!(false, "repeat out of reach: {dist} back, {len} long, at {at}");
+            debug_assert!(
+                false,
+                "repeat out of reach: {dist} back, {len} long, at {at}"
+            );
             self.literals(buf, at + len);
             return;
         }
