@@ -24,7 +24,7 @@ use heapster_rs::model::time::NANOS_PER_SEC;
 use heapster_rs::process::Processor;
 use heapster_rs::process::decode::{NodeSample, ResourceIds, decode_summary};
 use heapster_rs::sim::{SimCluster, SimOptions};
-use heapster_rs::sink::influxdb::schema::{BatchEncoder, SchemaOptions};
+use heapster_rs::sink::influxdb::schema::{BatchEncoder, Chunk, SchemaOptions};
 use heapster_rs::source::summary;
 use heapster_rs::source::watch::pod_info;
 use heapster_rs::store::{Store, StoreOptions};
@@ -191,19 +191,7 @@ fn once(p: &Payloads) {
     let lines = |gzip: bool| {
         let mut out = Vec::new();
         encoder(gzip).encode(&batch, &mut out);
-        let mut lines = Vec::new();
-        for c in &out {
-            if c.gzipped {
-                std::io::Read::read_to_end(
-                    &mut flate2::read::GzDecoder::new(&c.body[..]),
-                    &mut lines,
-                )
-                .expect("gunzip");
-            } else {
-                lines.extend_from_slice(&c.body);
-            }
-        }
-        lines
+        unzipped(&out)
     };
     let plain = lines(false);
     assert!(
@@ -217,6 +205,20 @@ fn once(p: &Payloads) {
         batch.point_count(),
         crc.sum(),
     );
+}
+
+/// The lines of chunks, gunzipped where they are gzipped.
+fn unzipped(chunks: &[Chunk]) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for c in chunks {
+        if c.gzipped {
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&c.body[..]), &mut lines)
+                .expect("gunzip");
+        } else {
+            lines.extend_from_slice(&c.body);
+        }
+    }
+    lines
 }
 
 fn tick(c: &mut Criterion) {
@@ -318,19 +320,7 @@ fn tick(c: &mut Criterion) {
         let sent: usize = out.iter().map(|c| c.body.len()).sum();
         // CRC-32 of the lines (gunzipped), to check that a change keeps the output identical.
         let mut crc = flate2::Crc::new();
-        for c in &out {
-            let mut lines = Vec::new();
-            if c.gzipped {
-                std::io::Read::read_to_end(
-                    &mut flate2::read::GzDecoder::new(&c.body[..]),
-                    &mut lines,
-                )
-                .expect("gunzip");
-            } else {
-                lines.extend_from_slice(&c.body);
-            }
-            crc.update(&lines);
-        }
+        crc.update(&unzipped(&out));
         eprintln!(
             "{name}: {} lines per node, {} KiB per node, {:.1} bytes per line, sent {} KiB per node (ratio {:.1}), lines crc32 {:08x}",
             stats.lines / NODES,

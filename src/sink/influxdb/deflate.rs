@@ -71,18 +71,7 @@ static PACKED_DISTANCES: [u32; SHORT_DISTANCES + 1] = {
     let mut t = [0u32; SHORT_DISTANCES + 1];
     let mut d = 1;
     while d <= SHORT_DISTANCES {
-        let x = (d - 1) as u32;
-        let (sym, extra, extra_len) = if x < 4 {
-            (x, 0, 0)
-        } else {
-            let nb = 31 - x.leading_zeros();
-            let extra_len = nb - 1;
-            (
-                2 * nb + ((x >> extra_len) & 1),
-                x & ((1 << extra_len) - 1),
-                extra_len,
-            )
-        };
+        let (sym, extra, extra_len) = distance_symbol(d);
         t[d] = (sym.reverse_bits() >> 27) | (extra << 5) | ((5 + extra_len) << 24);
         d += 1;
     }
@@ -95,20 +84,7 @@ static PACKED_LENGTHS: [u32; MAX_MATCH + 1] = {
     let mut t = [0u32; MAX_MATCH + 1];
     let mut len = MIN_MATCH;
     while len <= MAX_MATCH {
-        let x = (len - MIN_MATCH) as u32;
-        let (sym, extra, extra_len) = if x < 8 {
-            (257 + x, 0, 0)
-        } else if x == 255 {
-            (285, 0, 0)
-        } else {
-            let nb = 31 - x.leading_zeros();
-            let extra_len = nb - 2;
-            (
-                257 + 4 * (nb - 1) + ((x >> extra_len) & 3),
-                x & ((1 << extra_len) - 1),
-                extra_len,
-            )
-        };
+        let (sym, extra, extra_len) = length_symbol(len);
         let (code, code_len) = fixed_code(sym);
         t[len] = (code | (extra << code_len)) | ((code_len + extra_len) << 24);
         len += 1;
@@ -127,10 +103,10 @@ static DISTANCES: [u8; 30] = {
     t
 };
 
-/// The length symbol for `len` (3..=258) as (code bits, code length, extra bits, extra length).
-fn length_code(len: usize) -> (u32, u32, u32, u32) {
+/// The length symbol for `len` (3..=258) as (symbol, extra bits, extra length).
+const fn length_symbol(len: usize) -> (u32, u32, u32) {
     let x = (len - MIN_MATCH) as u32;
-    let (sym, extra, extra_len) = if x < 8 {
+    if x < 8 {
         (257 + x, 0, 0)
     } else if x == 255 {
         (285, 0, 0)
@@ -142,7 +118,12 @@ fn length_code(len: usize) -> (u32, u32, u32, u32) {
             x & ((1 << extra_len) - 1),
             extra_len,
         )
-    };
+    }
+}
+
+/// The length symbol for `len` (3..=258) as (code bits, code length, extra bits, extra length).
+fn length_code(len: usize) -> (u32, u32, u32, u32) {
+    let (sym, extra, extra_len) = length_symbol(len);
     let (code, code_len) = LITERALS[sym as usize];
     (u32::from(code), u32::from(code_len), extra, extra_len)
 }
@@ -150,8 +131,14 @@ fn length_code(len: usize) -> (u32, u32, u32, u32) {
 /// The distance code for `dist` (1..=32768) as (code bits, extra bits, extra length); fixed
 /// distance codes are 5 bits.
 fn distance_code(dist: usize) -> (u32, u32, u32) {
+    let (sym, extra, extra_len) = distance_symbol(dist);
+    (u32::from(DISTANCES[sym as usize]), extra, extra_len)
+}
+
+/// The distance symbol for `dist` (1..=32768) as (symbol, extra bits, extra length).
+const fn distance_symbol(dist: usize) -> (u32, u32, u32) {
     let x = (dist - 1) as u32;
-    let (sym, extra, extra_len) = if x < 4 {
+    if x < 4 {
         (x, 0, 0)
     } else {
         let nb = 31 - x.leading_zeros();
@@ -161,8 +148,7 @@ fn distance_code(dist: usize) -> (u32, u32, u32) {
             x & ((1 << extra_len) - 1),
             extra_len,
         )
-    };
-    (u32::from(DISTANCES[sym as usize]), extra, extra_len)
+    }
 }
 
 /// Length of the common prefix of two slices, eight bytes at a time.
