@@ -156,15 +156,12 @@ impl TickLoop {
                     return;
                 };
                 scraped += 1;
-                let piece = Batch::piece(window_end, sets);
-                points += piece.point_count();
-                fanout.send(&Arc::new(piece));
+                points += fanout.send(&Arc::new(Batch::piece(window_end, sets)));
             })
             .await
             .len();
         let last = Batch::new(window_end, processor.finish(tick, max_age));
-        points += last.point_count();
-        fanout.send(&Arc::new(last));
+        points += fanout.send(&Arc::new(last));
         self.health.batch_done(time::now());
         let elapsed = started.elapsed();
         self.metrics.duration.observe(elapsed.as_secs_f64());

@@ -79,52 +79,40 @@ pub fn containers_to_pods(sets: &mut Vec<RawSet>) {
     }
 }
 
-/// Sums pods into their nodes, namespaces and the cluster; adds the node ratios. (The whole
-/// tick at once; the tick loop does the same node by node with [`pods_to_nodes`] and
-/// [`Namespaces`].)
-pub fn pods_up(sets: &mut Vec<RawSet>, timestamp: Nanos) {
-    pods_to_nodes(sets);
-    let mut namespaces = Namespaces::default();
-    namespaces.add(sets, timestamp);
-    sets.extend(namespaces.finish(timestamp).into_iter().map(|set| RawSet {
-        set,
-        times: Default::default(),
-        own: 0,
-    }));
-}
-
-/// Sums pods into their nodes (requests and limits) and adds the node ratios.
+/// Sums pods into their nodes (requests and limits) and adds the node ratios. The sets are
+/// one kubelet's: one node (a short list, not a map), its system containers and pods.
 pub fn pods_to_nodes(sets: &mut [RawSet]) {
-    let mut nodes: FastMap<Arc<str>, usize> = FastMap::default();
-    for (i, raw) in sets.iter().enumerate() {
-        if let SetKey::Node { node } = &raw.set.key {
-            nodes.insert(Arc::clone(node), i);
-        }
-    }
+    let nodes: Vec<(Arc<str>, usize)> = sets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, raw)| match &raw.set.key {
+            SetKey::Node { node } => Some((Arc::clone(node), i)),
+            _ => None,
+        })
+        .collect();
     if nodes.is_empty() {
         return;
     }
     for i in 0..sets.len() {
-        if !matches!(sets[i].set.key, SetKey::Pod { .. }) {
+        let pod = &sets[i].set;
+        if !matches!(pod.key, SetKey::Pod { .. }) {
             continue;
         }
-        let node_idx = sets[i]
-            .set
+        let Some(&(_, node_idx)) = pod
             .node
             .as_ref()
-            .and_then(|n| nodes.get(n))
-            .copied();
-        if let Some(node_idx) = node_idx {
-            let pod_values: Vec<_> = NODE_FROM_PODS
-                .iter()
-                .filter_map(|m| sets[i].set.get(*m).map(|v| (*m, v)))
-                .collect();
-            for (m, v) in pod_values {
+            .and_then(|n| nodes.iter().find(|(name, _)| name == n))
+        else {
+            continue;
+        };
+        let pod_values = NODE_FROM_PODS.map(|m| pod.get(m));
+        for (m, v) in NODE_FROM_PODS.into_iter().zip(pod_values) {
+            if let Some(v) = v {
                 sets[node_idx].set.add(m, v);
             }
         }
     }
-    for &i in nodes.values() {
+    for &(_, i) in &nodes {
         super::enrich::node_ratios(&mut sets[i].set);
     }
 }

@@ -37,7 +37,7 @@ struct Prev {
     counters: [i64; COUNTERS.len()],
     /// When the entry was last refreshed by a successful scrape.
     seen: Nanos,
-    /// The [`RateState::apply`] call that last refreshed it.
+    /// The tick ([`RateState::begin`]) that last refreshed it.
     generation: u64,
 }
 
@@ -126,8 +126,8 @@ impl RateState {
         self.prev.is_empty()
     }
 
-    /// Adds rate values to `sets` and remembers them for the next tick. Entries of nodes not in
-    /// `scraped_nodes` survive until older than `max_age`.
+    /// A whole tick in one call (the tests' shorthand for `begin`, `apply_node`, `end`).
+    #[cfg(test)]
     pub fn apply(
         &mut self,
         sets: &mut [RawSet],

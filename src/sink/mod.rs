@@ -112,8 +112,10 @@ impl FanOut {
 
     /// Offers a batch (a whole tick or a piece of one) to every sink; never waits. A sink's
     /// queue holds a few ticks; when it is full the oldest tick's pieces still queued go.
-    pub fn send(&self, batch: &Arc<Batch>) {
-        let points = batch.point_count() as u64;
+    /// Returns the batch's points.
+    pub fn send(&self, batch: &Arc<Batch>) -> usize {
+        let count = batch.point_count();
+        let points = count as u64;
         for lane in &self.lanes {
             let label = SinkLabel { sink: lane.name };
             if !batch.more {
@@ -134,6 +136,7 @@ impl FanOut {
                 );
             }
         }
+        count
     }
 
     /// Closes the queues and waits for every sink to drain and flush within `budget`.

@@ -77,6 +77,7 @@ impl<T> DropOldest<T> {
         dropped
     }
 
+    /// Waits for the next item; `None` once closed and drained.
     pub async fn pop(&self) -> Option<T> {
         loop {
             let notified = self.notify.notified();

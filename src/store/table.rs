@@ -153,6 +153,7 @@ impl Table {
     }
 }
 
+#[cfg(test)]
 impl std::ops::Index<&SetKey> for Table {
     type Output = Series;
 
