@@ -20,7 +20,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use rand::Rng;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use url::Url;
 
@@ -150,7 +149,8 @@ impl ScrapeMetrics {
 pub struct Scraper {
     kubelet: KubeletClient,
     endpoint: Endpoint,
-    concurrency: Arc<Semaphore>,
+    /// Scrapes alive at once, decoded samples waiting for the caller included.
+    concurrency: usize,
     stagger: Duration,
     ids: ResourceIds,
     metrics: ScrapeMetrics,
@@ -181,7 +181,7 @@ impl Scraper {
         Scraper {
             kubelet,
             endpoint,
-            concurrency: Arc::new(Semaphore::new(concurrency.max(1))),
+            concurrency: concurrency.max(1),
             stagger,
             ids: ResourceIds::default(),
             metrics,
@@ -211,6 +211,11 @@ impl Scraper {
 
     /// Scrapes `nodes`, handing each node's sample to `on_sample` as soon as it is decoded (in
     /// the caller's task, one at a time); returns the nodes that failed.
+    ///
+    /// At most `concurrency` scrapes are alive at once, and a scrape's slot is freed only when
+    /// `on_sample` has taken its sample: when the caller falls behind, scrapes wait instead of
+    /// piling up decoded samples, so a tick's transient memory does not grow with the cluster.
+    /// Nodes start in the order of their random stagger delay.
     pub async fn scrape_each(
         self: &Arc<Self>,
         nodes: Vec<Arc<NodeInfo>>,
@@ -218,29 +223,44 @@ impl Scraper {
         mut on_sample: impl FnMut(NodeSample),
     ) -> Vec<(Arc<str>, ScrapeError)> {
         self.forget_other_nodes(&nodes);
+        let mut order: Vec<(Duration, Arc<NodeInfo>)> = {
+            let mut rng = rand::rng();
+            nodes
+                .into_iter()
+                .map(|node| {
+                    let delay = if self.stagger.is_zero() {
+                        Duration::ZERO
+                    } else {
+                        rng.random_range(Duration::ZERO..self.stagger)
+                    };
+                    (delay, node)
+                })
+                .collect()
+        };
+        order.sort_by_key(|(delay, _)| *delay);
+        let mut queue = order.into_iter();
+        let start = tokio::time::Instant::now();
         let mut tasks = JoinSet::new();
-        let mut pending: HashMap<tokio::task::Id, Arc<str>> = HashMap::with_capacity(nodes.len());
-        for node in nodes {
-            let me = Arc::clone(self);
-            let name = Arc::clone(&node.name);
-            let delay = if self.stagger.is_zero() {
-                Duration::ZERO
-            } else {
-                rand::rng().random_range(Duration::ZERO..self.stagger)
-            };
-            let handle = tasks.spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _permit = me.concurrency.acquire().await;
-                let started = Instant::now();
-                let result = me.scrape_node(&node).await;
-                me.metrics.duration.observe(started.elapsed().as_secs_f64());
-                (node, result)
-            });
-            pending.insert(handle.id(), name);
-        }
+        let mut pending: HashMap<tokio::task::Id, Arc<str>> =
+            HashMap::with_capacity(self.concurrency.min(queue.len()));
         let mut failed = Vec::new();
         let deadline = tokio::time::Instant::from_std(deadline);
         loop {
+            while tasks.len() < self.concurrency {
+                let Some((delay, node)) = queue.next() else {
+                    break;
+                };
+                let me = Arc::clone(self);
+                let name = Arc::clone(&node.name);
+                let handle = tasks.spawn(async move {
+                    tokio::time::sleep_until(start + delay).await;
+                    let started = Instant::now();
+                    let result = me.scrape_node(&node).await;
+                    me.metrics.duration.observe(started.elapsed().as_secs_f64());
+                    (node, result)
+                });
+                pending.insert(handle.id(), name);
+            }
             match tokio::time::timeout_at(deadline, tasks.join_next_with_id()).await {
                 Ok(Some(Ok((id, (node, result))))) => {
                     pending.remove(&id);
@@ -263,7 +283,9 @@ impl Scraper {
                 Ok(None) => break,
                 Err(_) => {
                     tasks.abort_all();
-                    for (_, name) in pending.drain() {
+                    let late = pending.drain().map(|(_, name)| name);
+                    let unstarted = queue.by_ref().map(|(_, node)| Arc::clone(&node.name));
+                    for name in late.chain(unstarted).collect::<Vec<_>>() {
                         self.record::<()>(&name, &Err(ScrapeError::Deadline));
                         failed.push((name, ScrapeError::Deadline));
                     }
@@ -455,5 +477,97 @@ mod tests {
         assert_eq!(lock(&scraper.failing).len(), 1);
         scraper.scrape(Vec::new(), deadline).await;
         assert!(lock(&scraper.failing).is_empty());
+    }
+
+    /// A kubelet on 127.0.0.1 that answers every request with an empty summary and counts the
+    /// requests it has received.
+    async fn counting_kubelet() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&count);
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let seen = Arc::clone(&seen);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let body = br#"{"node":{"nodeName":"n","startTime":"2024-01-01T00:00:00Z"},"pods":[]}"#;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(head.as_bytes()).await;
+                    let _ = conn.write_all(body).await;
+                });
+            }
+        });
+        (port, count)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scrapes_wait_for_the_caller_to_take_their_samples() {
+        use std::sync::atomic::Ordering;
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (port, requests) = counting_kubelet().await;
+        let opts = KubeletClientOptions {
+            timeout: Duration::from_secs(10),
+            max_response_bytes: 1 << 20,
+            insecure: false,
+            keep_alive: false,
+        };
+        let kubelet = KubeletClient::new(Arc::default(), opts).expect("client");
+        let endpoint = Endpoint::Direct {
+            https: false,
+            port: Some(port),
+            address_types: vec!["InternalIP"],
+        };
+        let metrics = ScrapeMetrics::register(&mut Registry::default());
+        let concurrency = 3;
+        let scraper = Arc::new(Scraper::new(
+            kubelet,
+            endpoint,
+            concurrency,
+            Duration::ZERO,
+            metrics,
+        ));
+        let nodes: Vec<_> = (0..12)
+            .map(|i| {
+                Arc::new(NodeInfo {
+                    name: Arc::from(format!("n{i}")),
+                    addresses: vec![("InternalIP".to_owned(), "127.0.0.1".to_owned())],
+                    ..NodeInfo::default()
+                })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut taken = 0;
+        let failed = scraper
+            .scrape_each(nodes, deadline, |_| {
+                // A slow caller: the other scrapes finish meanwhile, but no new one starts
+                // until this sample is taken.
+                std::thread::sleep(Duration::from_millis(30));
+                let started = requests.load(Ordering::SeqCst);
+                assert!(
+                    started <= taken + concurrency,
+                    "{started} requests with {taken} samples taken"
+                );
+                taken += 1;
+            })
+            .await;
+        assert!(failed.is_empty(), "{failed:?}");
+        assert_eq!(taken, 12);
+        assert_eq!(requests.load(Ordering::SeqCst), 12);
     }
 }
