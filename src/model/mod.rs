@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod labels;
 mod metric;
+pub(crate) mod table;
 pub mod time;
 mod values;
 

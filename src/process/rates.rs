@@ -5,13 +5,14 @@
 //! negative. The state is rebuilt from each tick; entries of nodes that failed a scrape are
 //! carried over for a few ticks so one missed scrape costs one rate, not two.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
 use super::decode::{RawSet, SampleTimes};
-use crate::model::{Metric, MetricSet, Nanos, SetKey, Value};
+use crate::model::table::SetTable;
+use crate::model::{Metric, MetricSet, Nanos, Value};
 
 const NANOS_PER_SEC_F: f64 = 1e9;
 
@@ -110,11 +111,15 @@ pub fn rate(metric: Metric, old: (Nanos, i64), new: (Nanos, i64)) -> Option<Valu
 }
 
 /// Remembers the previous sample of every entity (updated in place: one table, no copy per
-/// tick).
+/// tick). The table is a slab sized for the last tick ([`SetTable`]): a hash map of the
+/// 176-byte entries doubled in one step and kept up to 7/16 of its buckets empty, about
+/// 40 KiB per node at the margin between 1,000 and 5,000 nodes.
 #[derive(Default)]
 pub struct RateState {
-    prev: HashMap<SetKey, Prev, RandomState>,
+    prev: SetTable<Prev>,
     generation: u64,
+    /// Entries after the last tick: room for as many is made at the start of the next.
+    last_len: usize,
 }
 
 impl RateState {
@@ -144,6 +149,8 @@ impl RateState {
     /// [`RateState::end`].
     pub fn begin(&mut self) {
         self.generation += 1;
+        self.prev
+            .reserve(self.last_len.saturating_sub(self.prev.len()));
     }
 
     /// Adds rate values to one node's sets (or any sets of the tick) and remembers them.
@@ -163,7 +170,7 @@ impl RateState {
                     old.generation = generation;
                 }
             } else if fresh {
-                self.prev.insert(
+                self.prev.insert_new(
                     raw.set.key.clone(),
                     Prev {
                         node: raw.set.node.clone(),
@@ -188,6 +195,7 @@ impl RateState {
                 || (old.node.as_ref().is_some_and(|n| !scraped.contains(&**n))
                     && now - old.seen <= max_age)
         });
+        self.last_len = self.prev.len();
     }
 }
 
@@ -223,6 +231,7 @@ fn add_rates(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SetKey;
     use proptest::prelude::*;
 
     const S: Nanos = 1_000_000_000;

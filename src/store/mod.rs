@@ -12,7 +12,6 @@
 mod query;
 mod resource;
 mod series;
-mod table;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,13 +23,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::model::table::SetTable;
 use crate::model::{Batch, Nanos, SetKey};
 use crate::sink::Sink;
 pub use query::{ContainerUsage, PodUsage, Point};
 pub use resource::Usage;
 pub use series::HISTORY_METRICS;
 use series::{Series, Shapes, Ticks};
-use table::Table;
 
 /// Sets ingested per write-lock hold.
 const CHUNK: usize = 4096;
@@ -66,7 +65,7 @@ struct StoreMetrics {
 struct Inner {
     /// Series by key. Hashed (foldhash): ingest looks up every entity once per batch; the few
     /// ordered listings the APIs need sort what they collect.
-    series: Table,
+    series: SetTable<Series>,
     /// Timestamp of the newest batch.
     latest: Option<Nanos>,
     /// Timestamps of the batches the history slots hold.
@@ -224,7 +223,7 @@ impl Store {
                 }
                 let mut s = Series::new();
                 s.update(set, ts, seq, first, self.max_points, &mut inner.shapes);
-                inner.series.insert(set.key.clone(), s);
+                inner.series.insert_new(set.key.clone(), s);
             }
         }
         self.evicted("capacity", capacity);
