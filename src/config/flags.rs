@@ -54,7 +54,7 @@ pub struct RawFlags {
     /// A tracing filter, e.g. info or heapster_rs=debug [default: info]
     #[arg(long, value_name = "FILTER", allow_hyphen_values = true)]
     log_level: Option<String>,
-    /// Most kubelet requests in flight [default: 256]
+    /// Most kubelet scrapes alive at once, decoded samples waiting to be processed included [default: 256]
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     max_concurrent_scrapes: Option<String>,
     /// Per-node scrape timeout, at most 0.9 x resolution [default: min(10s, 0.9 x resolution)]

@@ -228,7 +228,8 @@ pub struct Config {
     pub metric_resolution: Duration,
     /// Per-node scrape timeout (default min(10s, 0.9 × resolution)).
     pub scrape_timeout: Duration,
-    /// Maximum kubelet requests in flight (`--max_concurrent_scrapes`, default 256).
+    /// Most kubelet scrapes alive at once, decoded samples waiting to be processed included
+    /// (`--max_concurrent_scrapes`, default 256).
     pub max_concurrent_scrapes: usize,
     /// Largest accepted kubelet response body (`--max_response_bytes`, default 64 MiB).
     pub max_response_bytes: usize,
