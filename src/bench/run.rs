@@ -36,6 +36,8 @@ pub struct Scenario {
     pub peers: Vec<String>,
     /// Time allowed for the simulator to come up.
     pub startup_timeout: Duration,
+    /// The simulator's `--uptime`: how long its pods have been running.
+    pub sim_uptime: String,
 }
 
 /// Where the binaries are and where logs go.
@@ -111,6 +113,7 @@ pub(super) fn start_sim(
     cmd.arg(format!("--nodes={}", s.nodes))
         .arg(format!("--pods-per-node={}", s.pods_per_node))
         .arg(format!("--containers-per-pod={}", s.containers_per_pod))
+        .arg(format!("--uptime={}", s.sim_uptime))
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
         .stdin(Stdio::null())

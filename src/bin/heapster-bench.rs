@@ -37,6 +37,10 @@ struct Args {
     /// Ticks excluded at the start (the first tick runs at start-up, before rates exist).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     warmup: u32,
+    /// How long the simulated pods have been running (`heapster-sim --uptime`): cumulative
+    /// counters (cpu in ns, network bytes) are as large as a month-old pod's.
+    #[arg(long, default_value = "720h")]
+    sim_uptime: String,
     /// In-memory history (`--metric_history`).
     #[arg(long, default_value = "15m")]
     metric_history: String,
@@ -133,6 +137,7 @@ fn main() -> anyhow::Result<()> {
             collector_args: args.collector_args.clone(),
             peers: args.peers.clone(),
             startup_timeout: Duration::from_secs(args.startup_timeout),
+            sim_uptime: args.sim_uptime.clone(),
         };
         if let Some(minutes) = args.soak_minutes {
             let plan = soak::Soak {

@@ -44,12 +44,20 @@ struct Args {
     /// Minor version reported by /version.
     #[arg(long, default_value_t = 33)]
     kubernetes_minor: u32,
+    /// How long nodes and pods have been running at start-up (a Go duration, e.g. `720h`):
+    /// their start times, and the size of their cumulative counters.
+    #[arg(long, default_value = "0s", value_parser = parse_uptime)]
+    uptime: u64,
     /// Write a kubeconfig for the cluster here.
     #[arg(long)]
     kubeconfig_out: Option<PathBuf>,
     /// Write a service-account directory (token, ca.crt, namespace) here.
     #[arg(long)]
     service_account_out: Option<PathBuf>,
+}
+
+fn parse_uptime(s: &str) -> Result<u64, String> {
+    heapster_rs::config::parse_duration(s).map(|d| d.as_secs())
 }
 
 fn parse_fault(s: &str) -> Result<(usize, KubeletFault), String> {
@@ -90,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         faults: args.faults,
         not_ready: args.not_ready,
         kubernetes_minor: args.kubernetes_minor,
+        uptime_secs: args.uptime,
     })
     .await?;
     tracing::info!(

@@ -97,7 +97,11 @@ impl SimCluster {
             .map(|i| faults.get(&i) != Some(&KubeletFault::RefuseConnections))
             .collect();
         let placement = serve::place_kubelets(&bind_node)?;
-        let start = align_down(now(), NANOS_PER_SEC);
+        let uptime = i64::try_from(opts.uptime_secs)
+            .ok()
+            .and_then(|s| s.checked_mul(NANOS_PER_SEC))
+            .unwrap_or(i64::MAX / 2);
+        let start = align_down(now(), NANOS_PER_SEC).saturating_sub(uptime);
         let cfg = Config {
             pods_per_node: opts.pods_per_node,
             containers_per_pod: opts.containers_per_pod,

@@ -94,6 +94,10 @@ pub struct SimOptions {
     pub not_ready: Vec<usize>,
     /// The minor version `/version` reports.
     pub kubernetes_minor: u32,
+    /// How long the nodes and pods have been running when the simulator starts: it sets
+    /// their start times, and so the size of cumulative counters (cpu in ns, network bytes,
+    /// uptime). Real pods run for days; 0 starts everything now.
+    pub uptime_secs: u64,
 }
 
 impl Default for SimOptions {
@@ -108,6 +112,7 @@ impl Default for SimOptions {
             faults: Vec::new(),
             not_ready: Vec::new(),
             kubernetes_minor: 33,
+            uptime_secs: 0,
         }
     }
 }
