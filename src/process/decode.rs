@@ -185,6 +185,28 @@ impl Default for ResourceIds {
     }
 }
 
+/// Names repeated within one kubelet's answer (namespaces, container names), shared rather
+/// than allocated for each pod: 30 pods in 5 namespaces with the same 2 container names take 7
+/// names, not 90. Their keys live on in the store and the rate state.
+#[derive(Default)]
+struct Names(Vec<Arc<str>>);
+
+impl Names {
+    /// At most this many names are remembered (a linear search).
+    const MAX: usize = 16;
+
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.0.iter().find(|n| ***n == *name) {
+            return Arc::clone(known);
+        }
+        let new: Arc<str> = Arc::from(name);
+        if self.0.len() < Names::MAX {
+            self.0.push(Arc::clone(&new));
+        }
+        new
+    }
+}
+
 /// Decodes one kubelet's answer. `node` is the name the apiserver knows the node by;
 /// `fallback_time` is used for sets without any sample time (the scrape time).
 pub fn decode_summary(
@@ -196,6 +218,7 @@ pub fn decode_summary(
     let mut sets =
         Vec::with_capacity(2 + summary.node.system_containers.len() + summary.pods.len() * 3);
     let n = &summary.node;
+    let mut names = Names::default();
 
     let mut b = Builder::new(
         SetKey::Node {
@@ -215,13 +238,13 @@ pub fn decode_summary(
     for c in &n.system_containers {
         let key = SetKey::SysContainer {
             node: Arc::clone(node),
-            container: Arc::from(sys_container_name(&c.name)),
+            container: names.get(sys_container_name(&c.name)),
         };
         sets.push(Builder::new(key, node, fallback_time).container(c));
     }
 
     for pod in &summary.pods {
-        let namespace: Arc<str> = Arc::from(&*pod.pod_ref.namespace);
+        let namespace = names.get(&pod.pod_ref.namespace);
         let name: Arc<str> = Arc::from(&*pod.pod_ref.name);
         let key = SetKey::Pod {
             namespace: Arc::clone(&namespace),
@@ -250,7 +273,7 @@ pub fn decode_summary(
             let key = SetKey::PodContainer {
                 namespace: Arc::clone(&namespace),
                 pod: Arc::clone(&name),
-                container: Arc::from(&*c.name),
+                container: names.get(&c.name),
             };
             let fs = usize::from(c.rootfs.is_some()) + usize::from(c.logs.is_some());
             let mut b = Builder::new(key, node, fallback_time).filesystems(fs);
@@ -271,5 +294,49 @@ pub fn decode_summary(
     NodeSample {
         node: Arc::clone(node),
         sets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_share_their_namespace_and_container_names() {
+        let body = crate::sim::summary_body(7, 12, 2, 1_000_000_000, 61_000_000_000);
+        let summary = crate::source::summary::decode(&body).expect("simulator payload");
+        let node: Arc<str> = Arc::from("sim-node-0007");
+        let sample = decode_summary(&summary, &node, 61_000_000_000, &ResourceIds::default());
+        let mut namespaces: Vec<&Arc<str>> = Vec::new();
+        let mut containers: Vec<&Arc<str>> = Vec::new();
+        for set in &sample.sets {
+            if let Some(ns) = set.set.key.namespace() {
+                namespaces.push(ns);
+            }
+            if let SetKey::PodContainer { container, .. } = &set.set.key {
+                containers.push(container);
+            }
+        }
+        assert_eq!(containers.len(), 24);
+        // One allocation per distinct name: equal names are the same `Arc`.
+        for names in [namespaces, containers] {
+            for a in &names {
+                for b in &names {
+                    assert_eq!(***a == ***b, Arc::ptr_eq(a, b), "{a} {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_beyond_the_cache_are_still_right() {
+        let mut names = Names::default();
+        let many: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
+        for _ in 0..2 {
+            for n in &many {
+                assert_eq!(&*names.get(n), n.as_str());
+            }
+        }
+        assert_eq!(names.0.len(), Names::MAX);
     }
 }
