@@ -48,6 +48,7 @@ impl<V> SetTable<V> {
         self.entries.len()
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // the pair of `len` (clippy), used by tests
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -189,6 +190,7 @@ impl<T> Slab<T> {
         self.len
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     fn is_empty(&self) -> bool {
         self.len == 0
     }

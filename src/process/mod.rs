@@ -61,9 +61,10 @@ impl Processor {
         sample: NodeSample,
         cluster: &ClusterState,
     ) -> Vec<MetricSet> {
-        tick.scraped.push(sample.node);
         let mut sets = sample.sets;
-        self.rates.apply_node(&mut sets, tick.timestamp);
+        self.rates
+            .apply_node(&sample.node, &mut sets, tick.timestamp);
+        tick.scraped.push(sample.node);
         for raw in &mut sets {
             enrich::enrich(raw, cluster);
         }

@@ -6,13 +6,13 @@
 //! carried over for a few ticks so one missed scrape costs one rate, not two.
 
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
 use super::decode::{RawSet, SampleTimes};
-use crate::model::table::SetTable;
-use crate::model::{Metric, MetricSet, Nanos, Value};
+use crate::model::{FastMap, Metric, MetricSet, Nanos, SetKey, Value};
 
 const NANOS_PER_SEC_F: f64 = 1e9;
 
@@ -28,18 +28,32 @@ fn unpack(v: i64) -> Option<i64> {
     (v != ABSENT).then_some(v)
 }
 
-#[derive(Clone, Debug)]
+/// One entity's previous sample: 96 bytes.
+#[derive(Clone, Copy, Debug)]
 struct Prev {
-    node: Option<Arc<str>>,
+    /// A 64-bit hash of the entity's key ([`key_hash`]). Entries are looked up among their
+    /// node's only (about 100), where two keys with the same hash are as likely as 1 in 10^15.
+    key: u64,
     create_time: i64,
     /// cpu, memory and network sample times.
     times: [i64; 3],
     /// Counter values in the order of [`COUNTERS`].
     counters: [i64; COUNTERS.len()],
-    /// When the entry was last refreshed by a successful scrape.
+}
+
+/// The previous samples of one node's entities, in the order its kubelet listed them.
+#[derive(Debug, Default)]
+struct NodeRates {
+    entries: Vec<Prev>,
+    /// When the node was last scraped successfully.
     seen: Nanos,
     /// The tick ([`RateState::begin`]) that last refreshed it.
     generation: u64,
+}
+
+/// The key's hash, the same for the life of the process.
+fn key_hash(key: &SetKey) -> u64 {
+    foldhash::quality::FixedState::with_seed(0x6865_6170_7374_6572).hash_one(key)
 }
 
 /// (cumulative metric, rate metric, which sample time applies).
@@ -110,25 +124,26 @@ pub fn rate(metric: Metric, old: (Nanos, i64), new: (Nanos, i64)) -> Option<Valu
     }
 }
 
-/// Remembers the previous sample of every entity (updated in place: one table, no copy per
-/// tick). The table is a slab sized for the last tick ([`SetTable`]): a hash map of the
-/// 176-byte entries doubled in one step and kept up to 7/16 of its buckets empty, about
-/// 40 KiB per node at the margin between 1,000 and 5,000 nodes.
+/// Remembers the previous sample of every entity, node by node: a node's entries are one
+/// `Vec` of 96-byte [`Prev`]s in the order its kubelet lists them, found by position first and
+/// by hash when the order changed. No key is held: a table keyed by [`SetKey`] took 176 bytes
+/// an entry plus its index, about twice as much, and hashed and compared names for each set.
 #[derive(Default)]
 pub struct RateState {
-    prev: SetTable<Prev>,
+    nodes: FastMap<Arc<str>, NodeRates>,
     generation: u64,
-    /// Entries after the last tick: room for as many is made at the start of the next.
-    last_len: usize,
+    /// A cleared `Vec` to build the next node's entries in (the last node's old ones).
+    spare: Vec<Prev>,
 }
 
 impl RateState {
+    /// Entities remembered.
     pub fn len(&self) -> usize {
-        self.prev.len()
+        self.nodes.values().map(|n| n.entries.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.prev.is_empty()
+        self.nodes.values().all(|n| n.entries.is_empty())
     }
 
     /// A whole tick in one call (the tests' shorthand for `begin`, `apply_node`, `end`).
@@ -141,7 +156,17 @@ impl RateState {
         max_age: Nanos,
     ) {
         self.begin();
-        self.apply_node(sets, now);
+        let mut rest = sets;
+        while let Some(first) = rest.first() {
+            let node = first.set.node.clone().unwrap_or_else(|| Arc::from(""));
+            let n = rest
+                .iter()
+                .take_while(|r| r.set.node.as_deref().unwrap_or("") == &*node)
+                .count();
+            let (these, more) = rest.split_at_mut(n);
+            self.apply_node(&node, these, now);
+            rest = more;
+        }
         self.end(scraped_nodes, now, max_age);
     }
 
@@ -149,53 +174,61 @@ impl RateState {
     /// [`RateState::end`].
     pub fn begin(&mut self) {
         self.generation += 1;
-        self.prev
-            .reserve(self.last_len.saturating_sub(self.prev.len()));
     }
 
-    /// Adds rate values to one node's sets (or any sets of the tick) and remembers them.
-    pub fn apply_node(&mut self, sets: &mut [RawSet], now: Nanos) {
-        let generation = self.generation;
+    /// Adds rate values to one node's sets and remembers them in place of the node's last.
+    pub fn apply_node(&mut self, node: &Arc<str>, sets: &mut [RawSet], now: Nanos) {
+        let mut fresh = std::mem::take(&mut self.spare);
+        fresh.reserve_exact(sets.len());
+        if !self.nodes.contains_key(&**node) {
+            self.nodes.insert(Arc::clone(node), NodeRates::default());
+        }
+        let Some(state) = self.nodes.get_mut(&**node) else {
+            return;
+        };
+        let old = &state.entries;
+        // Where the next set's entry is expected: after the last one found.
+        let mut next = 0;
         for raw in sets.iter_mut() {
             let counters = COUNTERS.map(|(m, _, _)| raw.set.get(m).map(Value::as_i64));
-            let fresh = counters.iter().any(Option::is_some);
-            if let Some(old) = self.prev.get_mut(&raw.set.key) {
-                add_rates(&mut raw.set, &raw.times, &counters, old);
-                if fresh {
-                    old.node.clone_from(&raw.set.node);
-                    old.create_time = pack(raw.set.create_time);
-                    old.times = pack_times(&raw.times);
-                    old.counters = counters.map(pack);
-                    old.seen = now;
-                    old.generation = generation;
-                }
-            } else if fresh {
-                self.prev.insert_new(
-                    raw.set.key.clone(),
-                    Prev {
-                        node: raw.set.node.clone(),
-                        create_time: pack(raw.set.create_time),
-                        times: pack_times(&raw.times),
-                        counters: counters.map(pack),
-                        seen: now,
-                        generation,
-                    },
-                );
+            if !counters.iter().any(Option::is_some) {
+                continue;
             }
+            let key = key_hash(&raw.set.key);
+            let found = match old.get(next) {
+                Some(p) if p.key == key => Some(next),
+                _ => old.iter().position(|p| p.key == key),
+            };
+            if let Some(i) = found {
+                add_rates(&mut raw.set, &raw.times, &counters, &old[i]);
+                next = i + 1;
+            }
+            fresh.push(Prev {
+                key,
+                create_time: pack(raw.set.create_time),
+                times: pack_times(&raw.times),
+                counters: counters.map(pack),
+            });
         }
+        let mut used = std::mem::replace(&mut state.entries, fresh);
+        state.seen = now;
+        state.generation = self.generation;
+        used.clear();
+        self.spare = used;
     }
 
-    /// Ends a tick. Entries not refreshed in it survive only while their node is missing from
+    /// Ends a tick. Nodes not refreshed in it are remembered only while missing from
     /// `scraped_nodes` (a failed scrape) and for at most `max_age`.
     pub fn end(&mut self, scraped_nodes: &[Arc<str>], now: Nanos, max_age: Nanos) {
         let generation = self.generation;
         let scraped: HashSet<&str, RandomState> = scraped_nodes.iter().map(|n| &**n).collect();
-        self.prev.retain(|_, old| {
-            old.generation == generation
-                || (old.node.as_ref().is_some_and(|n| !scraped.contains(&**n))
-                    && now - old.seen <= max_age)
+        self.nodes.retain(|name, n| {
+            n.generation == generation
+                || (!scraped.contains(&**name) && now - n.seen <= max_age && !n.entries.is_empty())
         });
-        self.last_len = self.prev.len();
+        if self.spare.capacity() > 4096 {
+            self.spare = Vec::new();
+        }
     }
 }
 
@@ -303,6 +336,77 @@ mod tests {
         // Too old: forgotten.
         state.apply(&mut [], &[], 200 * S, 100 * S);
         assert!(state.is_empty());
+    }
+
+    fn container_set(node: &Arc<str>, name: &str, t: Nanos, cpu_ns: i64) -> RawSet {
+        let mut raw = node_set(node, t, cpu_ns);
+        raw.set.key = SetKey::PodContainer {
+            namespace: Arc::from("ns"),
+            pod: Arc::from("p"),
+            container: Arc::from(name),
+        };
+        raw
+    }
+
+    #[test]
+    fn entries_are_found_whatever_the_order_and_only_on_their_node() {
+        let (n1, n2): (Arc<str>, Arc<str>) = (Arc::from("n1"), Arc::from("n2"));
+        let names = ["a", "b", "c", "d"];
+        let mut state = RateState::default();
+        let mut first: Vec<RawSet> = names
+            .iter()
+            .enumerate()
+            .map(|(i, c)| container_set(&n1, c, 0, i as i64))
+            .collect();
+        state.apply(&mut first, std::slice::from_ref(&n1), 0, 100 * S);
+        assert_eq!(state.len(), 4);
+        // Reversed, one gone, one new: every known entity gets its own rate.
+        let mut second: Vec<RawSet> = ["e", "d", "b", "a"]
+            .iter()
+            .map(|c| {
+                let i = names.iter().position(|n| n == c).unwrap_or(9) as i64;
+                container_set(&n1, c, 10 * S, i + (i + 1) * S)
+            })
+            .collect();
+        state.apply(&mut second, std::slice::from_ref(&n1), 10 * S, 100 * S);
+        let rates: Vec<Option<Value>> = second
+            .iter()
+            .map(|r| r.set.get(Metric::CpuUsageRate))
+            .collect();
+        assert_eq!(
+            rates,
+            [
+                None,
+                Some(Value::Int(400)),
+                Some(Value::Int(200)),
+                Some(Value::Int(100))
+            ]
+        );
+        assert_eq!(state.len(), 4, "c is forgotten, e remembered");
+        // The same entity reported by another node starts over there.
+        let mut moved = vec![container_set(&n2, "a", 20 * S, 5 * S)];
+        state.apply(
+            &mut moved,
+            &[Arc::clone(&n1), Arc::clone(&n2)],
+            20 * S,
+            100 * S,
+        );
+        assert_eq!(moved[0].set.get(Metric::CpuUsageRate), None);
+        assert_eq!(state.len(), 1, "n1 was scraped and listed nothing");
+    }
+
+    #[test]
+    fn key_hashes_are_stable_and_tell_names_apart() {
+        let a = SetKey::Pod {
+            namespace: Arc::from("ns"),
+            pod: Arc::from("ab"),
+        };
+        let b = SetKey::Pod {
+            namespace: Arc::from("nsa"),
+            pod: Arc::from("b"),
+        };
+        assert_eq!(key_hash(&a), key_hash(&a.clone()));
+        assert_ne!(key_hash(&a), key_hash(&b));
     }
 
     proptest! {
