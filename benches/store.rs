@@ -139,6 +139,7 @@ fn new_store(resolution_s: i64) -> Store {
             history: 900 * SEC,
             resolution: resolution_s * SEC,
             max_series: heapster_rs::store::DEFAULT_MAX_SERIES,
+            history_metrics: heapster_rs::store::HistoryMetrics::default(),
         },
         &mut Registry::default(),
     )

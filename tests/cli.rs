@@ -275,6 +275,10 @@ fn every_error_names_its_flag() {
             "error: --metric_history: 30s is shorter than --metric_resolution (1m)",
         ),
         (
+            "--history_metrics=cpu/usage_rate,memory/rss",
+            "error: --history_metrics: \"memory/rss\" is not one of cpu/usage_rate, memory/usage, memory/working_set",
+        ),
+        (
             "--shutdown_timeout=soon",
             "error: --shutdown_timeout: \"soon\" is not a duration",
         ),

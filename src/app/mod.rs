@@ -148,6 +148,7 @@ impl App {
                         history: i64::try_from(cfg.metric_history.as_nanos()).unwrap_or(i64::MAX),
                         resolution: resolution_ns,
                         max_series: cfg.max_series,
+                        history_metrics: cfg.history_metrics,
                     };
                     let s = Arc::new(Store::new(opts, &mut registry));
                     fanout.add(MetricSink(Arc::clone(&s)), 4);

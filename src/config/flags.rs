@@ -66,6 +66,11 @@ pub struct RawFlags {
     /// History kept in memory for the APIs, at least one resolution [default: 15m]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     metric_history: Option<String>,
+    /// Metrics kept for the whole history, comma-separated, from cpu/usage_rate,
+    /// memory/usage and memory/working_set; other metrics keep their latest value
+    /// [default: cpu/usage_rate,memory/usage]
+    #[arg(long, value_name = "METRICS", allow_hyphen_values = true)]
+    history_metrics: Option<String>,
     /// Time allowed to flush sinks at shutdown [default: 10s]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     shutdown_timeout: Option<String>,
@@ -311,6 +316,14 @@ pub fn validate(
         crate::store::DEFAULT_MAX_SERIES,
     );
 
+    let history_metrics = match raw.history_metrics.as_deref() {
+        None => crate::store::HistoryMetrics::default(),
+        Some(list) => crate::store::HistoryMetrics::parse(list).unwrap_or_else(|e| {
+            p.add("--history_metrics", e);
+            crate::store::HistoryMetrics::default()
+        }),
+    };
+
     let Some(source) = source.filter(|_| p.0.is_empty()) else {
         return Err(p.0);
     };
@@ -333,6 +346,7 @@ pub fn validate(
         metric_history,
         shutdown_timeout,
         max_series,
+        history_metrics,
         secure,
     })
 }

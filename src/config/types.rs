@@ -248,6 +248,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Most series (entities) the in-memory store holds (`--max_series`).
     pub max_series: usize,
+    /// The metrics the in-memory store keeps a history of (`--history_metrics`).
+    pub history_metrics: crate::store::HistoryMetrics,
     /// The secure port serving `metrics.k8s.io` as an aggregated API.
     pub secure: SecureServing,
 }

@@ -2,7 +2,8 @@
 //!
 //! One [`series::Series`] per entity (node, system container, pod, container, namespace,
 //! cluster), keyed by its [`SetKey`] whose names are shared `Arc<str>`s. A series holds the
-//! latest value of every metric (8 bytes each), a bounded history of [`HISTORY_METRICS`] and
+//! latest value of every metric (packed, about 4.5 bytes each), a bounded history of the
+//! [`HistoryMetrics`] (`--history_metrics`: Heapster's `cpu/usage_rate` and `memory/usage`) and
 //! the last two cumulative cpu samples plus the working set for the resource metrics API.
 //! Bounds: history by age (`--metric_history`) and points (history / resolution), series by
 //! `--max_series` (stale series are evicted first, then new ones are refused, both counted);
@@ -28,8 +29,8 @@ use crate::model::{Batch, Nanos, SetKey};
 use crate::sink::Sink;
 pub use query::{ContainerUsage, PodUsage, Point};
 pub use resource::Usage;
-pub use series::HISTORY_METRICS;
-use series::{Series, Shapes, Ticks};
+pub use series::{HISTORY_CANDIDATES, HistoryMetrics};
+use series::{HistorySpec, Series, Shapes, Ticks};
 
 /// Sets ingested per write-lock hold.
 const CHUNK: usize = 4096;
@@ -47,6 +48,8 @@ pub struct StoreOptions {
     pub resolution: Nanos,
     /// Most series (entities) held.
     pub max_series: usize,
+    /// The metrics kept for the whole history (`--history_metrics`).
+    pub history_metrics: HistoryMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,7 +84,8 @@ pub struct Store {
     /// tick whose pieces are coming in.
     ingest: Mutex<Ingest>,
     opts: StoreOptions,
-    max_points: usize,
+    /// What each series' history holds.
+    spec: HistorySpec,
     batches: AtomicU64,
     metrics: StoreMetrics,
     /// Recent whole batches, for tests and debugging only: off (`None`) until
@@ -147,7 +151,10 @@ impl Store {
             inner: RwLock::new(Inner::default()),
             ingest: Mutex::new(Ingest::default()),
             opts,
-            max_points,
+            spec: HistorySpec {
+                metrics: opts.history_metrics,
+                max_points,
+            },
             batches: AtomicU64::new(0),
             metrics,
             tap: Mutex::new(None),
@@ -190,7 +197,7 @@ impl Store {
                 let want = ingest.last_sets.max(expect).min(self.opts.max_series);
                 let len = inner.series.len();
                 inner.series.reserve(want.saturating_sub(len));
-                let seq = inner.ticks.push(ts, keep, self.max_points);
+                let seq = inner.ticks.push(ts, keep, self.spec.max_points);
                 let t = OpenTick {
                     ts,
                     seq,
@@ -211,7 +218,7 @@ impl Store {
             let inner = &mut *guard;
             for set in chunk {
                 if let Some(s) = inner.series.get_mut(&set.key) {
-                    s.update(set, ts, seq, first, self.max_points, &mut inner.shapes);
+                    s.update(set, ts, seq, first, self.spec, &mut inner.shapes);
                     continue;
                 }
                 if inner.series.len() >= self.opts.max_series {
@@ -222,7 +229,7 @@ impl Store {
                     capacity += 1;
                 }
                 let mut s = Series::new();
-                s.update(set, ts, seq, first, self.max_points, &mut inner.shapes);
+                s.update(set, ts, seq, first, self.spec, &mut inner.shapes);
                 inner.series.insert_new(set.key.clone(), s);
             }
         }

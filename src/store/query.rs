@@ -214,13 +214,15 @@ impl Store {
                 None => Vec::new(),
             });
         }
-        Some(match s.history(metric, &inner.ticks, start, end) {
-            Some(h) => h
-                .into_iter()
-                .map(|(timestamp, value)| Point { timestamp, value })
-                .collect(),
-            None => latest(s.latest(metric)),
-        })
+        Some(
+            match s.history(metric, self.spec.metrics, &inner.ticks, start, end) {
+                Some(h) => h
+                    .into_iter()
+                    .map(|(timestamp, value)| Point { timestamp, value })
+                    .collect(),
+                None => latest(s.latest(metric)),
+            },
+        )
     }
 
     /// Every key, as Heapster's `/api/v1/model/debug/allkeys` showed them.

@@ -40,7 +40,14 @@ mod tests {
 
     use super::*;
     use crate::model::{Metric, MetricSet, SetKey, Value};
-    use crate::store::series::Shapes;
+    use crate::store::series::{HistoryMetrics, HistorySpec, Shapes};
+
+    fn spec(max_points: usize) -> HistorySpec {
+        HistorySpec {
+            metrics: HistoryMetrics::default(),
+            max_points,
+        }
+    }
 
     fn set(t: Nanos, cpu: i64, ws: i64, start: Nanos) -> MetricSet {
         let mut s = MetricSet::new(
@@ -64,7 +71,7 @@ mod tests {
             10 * sec,
             0,
             0,
-            100,
+            spec(100),
             &mut Shapes::default(),
         );
         assert_eq!(usage(&s), None, "one sample gives no rate");
@@ -73,7 +80,7 @@ mod tests {
             30 * sec,
             1,
             0,
-            100,
+            spec(100),
             &mut Shapes::default(),
         );
         let u = usage(&s).expect("rate");
@@ -87,7 +94,7 @@ mod tests {
             40 * sec,
             2,
             0,
-            100,
+            spec(100),
             &mut Shapes::default(),
         );
         assert_eq!(usage(&s).map(|u| u.window), Some(20 * sec));
@@ -97,7 +104,7 @@ mod tests {
             50 * sec,
             3,
             0,
-            100,
+            spec(100),
             &mut Shapes::default(),
         );
         assert_eq!(usage(&s), None);
@@ -106,12 +113,40 @@ mod tests {
     #[test]
     fn decreasing_counter_and_zero_memory_give_nothing() {
         let mut s = Series::new();
-        s.update(&set(10, 500, 1, 1), 10, 0, 0, 10, &mut Shapes::default());
-        s.update(&set(20, 400, 1, 1), 20, 1, 0, 10, &mut Shapes::default());
+        s.update(
+            &set(10, 500, 1, 1),
+            10,
+            0,
+            0,
+            spec(10),
+            &mut Shapes::default(),
+        );
+        s.update(
+            &set(20, 400, 1, 1),
+            20,
+            1,
+            0,
+            spec(10),
+            &mut Shapes::default(),
+        );
         assert_eq!(usage(&s), None);
         let mut s = Series::new();
-        s.update(&set(10, 500, 0, 1), 10, 0, 0, 10, &mut Shapes::default());
-        s.update(&set(20, 600, 0, 1), 20, 1, 0, 10, &mut Shapes::default());
+        s.update(
+            &set(10, 500, 0, 1),
+            10,
+            0,
+            0,
+            spec(10),
+            &mut Shapes::default(),
+        );
+        s.update(
+            &set(20, 600, 0, 1),
+            20,
+            1,
+            0,
+            spec(10),
+            &mut Shapes::default(),
+        );
         assert_eq!(usage(&s), None);
     }
 }

@@ -7,17 +7,106 @@ use std::sync::Arc;
 
 use crate::model::{Metric, MetricSet, Nanos, Value, ValueType};
 
-/// Metrics kept for the whole history (Heapster kept `cpu/usage_rate` and `memory/usage`).
-pub const HISTORY_METRICS: [Metric; 3] = [
+/// The metrics a history can hold, in catalogue order.
+pub const HISTORY_CANDIDATES: [Metric; MAX_HISTORY] = [
     Metric::CpuUsageRate,
     Metric::MemoryUsage,
     Metric::MemoryWorkingSet,
 ];
 
+const MAX_HISTORY: usize = 3;
+
+/// `Tiny` units as shifts, per candidate: millicores for `cpu/usage_rate`, 4 KiB pages for
+/// memory (kubelets report cgroup memory in whole pages).
+const TINY_SHIFT: [u32; MAX_HISTORY] = [0, 12, 12];
+
+/// Which metrics the store keeps a history of (`--history_metrics`): a subset of
+/// [`HISTORY_CANDIDATES`]. Heapster kept `cpu/usage_rate` and `memory/usage`, the default;
+/// `memory/working_set` adds half as much again (2 bytes per series per slot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryMetrics(u8);
+
+impl Default for HistoryMetrics {
+    fn default() -> HistoryMetrics {
+        HistoryMetrics::HEAPSTER
+    }
+}
+
+impl HistoryMetrics {
+    /// `cpu/usage_rate` and `memory/usage`, as Heapster kept them.
+    pub const HEAPSTER: HistoryMetrics = HistoryMetrics(0b011);
+    /// Every candidate.
+    pub const ALL: HistoryMetrics = HistoryMetrics(0b111);
+    /// No history: latest values only.
+    pub const NONE: HistoryMetrics = HistoryMetrics(0);
+
+    /// A comma-separated list of metric names (`cpu/usage_rate,memory/usage`); empty: none.
+    pub fn parse(list: &str) -> Result<HistoryMetrics, String> {
+        let mut bits = 0u8;
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let i = HISTORY_CANDIDATES
+                .iter()
+                .position(|m| m.name() == name)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = HISTORY_CANDIDATES.iter().map(|m| m.name()).collect();
+                    format!("{name:?} is not one of {}", known.join(", "))
+                })?;
+            bits |= 1 << i;
+        }
+        Ok(HistoryMetrics(bits))
+    }
+
+    /// The metrics, in catalogue order.
+    pub fn metrics(self) -> impl Iterator<Item = Metric> {
+        (0..MAX_HISTORY)
+            .filter(move |i| self.0 & (1 << i) != 0)
+            .map(|i| HISTORY_CANDIDATES[i])
+    }
+
+    /// How many metrics: the values in each history slot.
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The metric's place in a slot.
+    fn position(self, metric: Metric) -> Option<usize> {
+        self.metrics().position(|m| m == metric)
+    }
+
+    /// The `Tiny` shifts of the metrics, in slot order (unused places: 0).
+    fn shifts(self) -> [u32; MAX_HISTORY] {
+        let mut out = [0; MAX_HISTORY];
+        let held = (0..MAX_HISTORY).filter(|i| self.0 & (1 << i) != 0);
+        for (o, i) in out.iter_mut().zip(held) {
+            *o = TINY_SHIFT[i];
+        }
+        out
+    }
+
+    /// Display form, as `--history_metrics` takes it.
+    pub fn names(self) -> String {
+        self.metrics()
+            .map(Metric::name)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// What every series' history holds: which metrics, and at most how many slots.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HistorySpec {
+    pub metrics: HistoryMetrics,
+    pub max_points: usize,
+}
+
 /// Marks a missing value in a history point.
 const MISSING: i64 = i64::MIN;
 
-/// A value stored as 8 bytes; the metric's value type says how to read it back.
+/// A history value as 8 bytes; the metric's value type says how to read it back.
 pub(crate) fn encode(metric: Metric, v: Value) -> i64 {
     match metric.value_type() {
         ValueType::Int => v.as_i64(),
@@ -30,6 +119,55 @@ pub(crate) fn decode(metric: Metric, raw: i64) -> Value {
         ValueType::Int => Value::Int(raw),
         ValueType::Float => Value::Float(f64::from_bits(raw as u64)),
     }
+}
+
+/// Appends a latest value, packed: an integer metric as a zigzag LEB128 varint (1 byte for
+/// counts and small limits, 4 or 5 for memory in bytes, 6 or 7 for cumulative cpu in ns), a
+/// float metric as its 8 bytes. The value types come from the metric, as for [`encode`].
+fn pack_value(out: &mut Vec<u8>, metric: Metric, v: Value) {
+    match metric.value_type() {
+        ValueType::Int => {
+            let i = v.as_i64();
+            let mut z = ((i << 1) ^ (i >> 63)) as u64;
+            while z >= 0x80 {
+                out.push(z as u8 | 0x80);
+                z >>= 7;
+            }
+            out.push(z as u8);
+        }
+        ValueType::Float => out.extend_from_slice(&v.as_f64().to_le_bytes()),
+    }
+}
+
+/// Reads the packed value at the front of `data` ([`pack_value`]) and moves past it.
+fn unpack_value(data: &mut &[u8], metric: Metric) -> Option<Value> {
+    match metric.value_type() {
+        ValueType::Int => {
+            let mut z = 0u64;
+            let mut shift = 0;
+            loop {
+                let (&b, rest) = data.split_first()?;
+                *data = rest;
+                z |= u64::from(b & 0x7f).checked_shl(shift)?;
+                if b < 0x80 {
+                    break;
+                }
+                shift += 7;
+            }
+            Some(Value::Int((z >> 1) as i64 ^ -((z & 1) as i64)))
+        }
+        ValueType::Float => {
+            let (bytes, rest) = data.split_first_chunk::<8>()?;
+            *data = rest;
+            Some(Value::Float(f64::from_le_bytes(*bytes)))
+        }
+    }
+}
+
+thread_local! {
+    /// The latest values being packed ([`Series::update`]): one buffer per store thread, so
+    /// a series whose packed size did not change is rewritten in place, without allocating.
+    static PACK: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The batch timestamps of the history slots, shared by every series: slot `seq` of a series
@@ -67,6 +205,10 @@ impl Ticks {
     }
 }
 
+/// One history slot's values, in the order of the store's [`HistoryMetrics`] (places past
+/// their count unused).
+type Slot = [i64; MAX_HISTORY];
+
 /// History values, one slot per batch, in the narrowest of three layouts that holds them all:
 /// - `Tiny`, 2 bytes a value: offsets from the series' first values, in millicores for
 ///   `cpu/usage_rate` (±32 cores) and in 4 KiB pages for memory (±128 MiB; kubelets report
@@ -74,53 +216,67 @@ impl Ticks {
 /// - `Narrow`, 4 bytes: offsets within ±2 GiB;
 /// - `Wide`, 8 bytes.
 ///
-/// A ring moves to a wider layout when a value does not fit, never back.
+/// Each layout keeps its slots flat, `n` values a slot (the store's history metrics), so a
+/// slot takes 2 × `n` bytes in `Tiny`. A ring moves to a wider layout when a value does not
+/// fit, never back.
 #[derive(Debug)]
-enum Ring {
-    Tiny {
-        base: [i64; HISTORY_METRICS.len()],
-        slots: VecDeque<[i16; HISTORY_METRICS.len()]>,
-    },
-    Narrow {
-        base: [i64; HISTORY_METRICS.len()],
-        slots: VecDeque<[i32; HISTORY_METRICS.len()]>,
-    },
-    Wide(VecDeque<[i64; HISTORY_METRICS.len()]>),
+struct Ring {
+    /// Values a slot (1 to 3).
+    n: u8,
+    /// `Tiny` shifts of the values, in slot order.
+    shifts: [u8; MAX_HISTORY],
+    layout: Layout,
+}
+
+#[derive(Debug)]
+enum Layout {
+    Tiny { base: Slot, values: VecDeque<i16> },
+    Narrow { base: Slot, values: VecDeque<i32> },
+    Wide(VecDeque<i64>),
 }
 
 const NARROW_MISSING: i32 = i32::MIN;
 const TINY_MISSING: i16 = i16::MIN;
-/// `Tiny` units as shifts: 1 for `cpu/usage_rate` (millicores), 4 KiB pages for memory.
-const TINY_SHIFT: [u32; HISTORY_METRICS.len()] = [0, 12, 12];
 
 impl Ring {
-    fn new() -> Ring {
-        Ring::Tiny {
-            base: [0; HISTORY_METRICS.len()],
-            slots: VecDeque::new(),
+    fn new(metrics: HistoryMetrics) -> Ring {
+        Ring {
+            n: metrics.len() as u8,
+            shifts: metrics.shifts().map(|s| s as u8),
+            layout: Layout::Tiny {
+                base: [0; MAX_HISTORY],
+                values: VecDeque::new(),
+            },
         }
     }
 
+    fn n(&self) -> usize {
+        usize::from(self.n)
+    }
+
+    /// Slots held.
     fn len(&self) -> usize {
-        match self {
-            Ring::Tiny { slots, .. } => slots.len(),
-            Ring::Narrow { slots, .. } => slots.len(),
-            Ring::Wide(slots) => slots.len(),
+        if self.n == 0 {
+            return 0;
         }
+        let values = match &self.layout {
+            Layout::Tiny { values, .. } => values.len(),
+            Layout::Narrow { values, .. } => values.len(),
+            Layout::Wide(values) => values.len(),
+        };
+        values / self.n()
     }
 
-    fn tiny(
-        base: &[i64; HISTORY_METRICS.len()],
-        vals: &[i64; HISTORY_METRICS.len()],
-    ) -> Option<[i16; HISTORY_METRICS.len()]> {
-        let mut out = [TINY_MISSING; HISTORY_METRICS.len()];
-        for (((o, v), b), shift) in out.iter_mut().zip(vals).zip(base).zip(TINY_SHIFT) {
-            if *v != MISSING {
-                let d = v.checked_sub(*b)?;
+    fn tiny(&self, base: &Slot, vals: &Slot) -> Option<[i16; MAX_HISTORY]> {
+        let mut out = [TINY_MISSING; MAX_HISTORY];
+        for i in 0..self.n() {
+            let (v, shift) = (vals[i], u32::from(self.shifts[i]));
+            if v != MISSING {
+                let d = v.checked_sub(base[i])?;
                 if d & ((1 << shift) - 1) != 0 {
                     return None;
                 }
-                *o = i16::try_from(d >> shift)
+                out[i] = i16::try_from(d >> shift)
                     .ok()
                     .filter(|q| *q != TINY_MISSING)?;
             }
@@ -128,14 +284,11 @@ impl Ring {
         Some(out)
     }
 
-    fn narrow(
-        base: &[i64; HISTORY_METRICS.len()],
-        vals: &[i64; HISTORY_METRICS.len()],
-    ) -> Option<[i32; HISTORY_METRICS.len()]> {
-        let mut out = [NARROW_MISSING; HISTORY_METRICS.len()];
-        for ((o, v), b) in out.iter_mut().zip(vals).zip(base) {
-            if *v != MISSING {
-                *o = i32::try_from(v.checked_sub(*b)?)
+    fn narrow(&self, base: &Slot, vals: &Slot) -> Option<[i32; MAX_HISTORY]> {
+        let mut out = [NARROW_MISSING; MAX_HISTORY];
+        for i in 0..self.n() {
+            if vals[i] != MISSING {
+                out[i] = i32::try_from(vals[i].checked_sub(base[i])?)
                     .ok()
                     .filter(|d| *d != NARROW_MISSING)?;
             }
@@ -143,105 +296,135 @@ impl Ring {
         Some(out)
     }
 
-    fn get(&self, i: usize) -> Option<[i64; HISTORY_METRICS.len()]> {
-        let mut out = [MISSING; HISTORY_METRICS.len()];
-        match self {
-            Ring::Tiny { base, slots } => {
-                let s = slots.get(i)?;
-                for (((o, q), b), shift) in out.iter_mut().zip(s).zip(base).zip(TINY_SHIFT) {
-                    if *q != TINY_MISSING {
-                        *o = b + (i64::from(*q) << shift);
-                    }
-                }
-            }
-            Ring::Narrow { base, slots } => {
-                let s = slots.get(i)?;
-                for ((o, d), b) in out.iter_mut().zip(s).zip(base) {
-                    if *d != NARROW_MISSING {
-                        *o = b + i64::from(*d);
-                    }
-                }
-            }
-            Ring::Wide(slots) => out = *slots.get(i)?,
+    fn get(&self, k: usize) -> Option<Slot> {
+        let mut out = [MISSING; MAX_HISTORY];
+        let n = self.n();
+        if k >= self.len() {
+            return None;
+        }
+        for (i, o) in out.iter_mut().enumerate().take(n) {
+            let at = k * n + i;
+            *o = match &self.layout {
+                Layout::Tiny { base, values } => match values[at] {
+                    TINY_MISSING => MISSING,
+                    q => base[i] + (i64::from(q) << self.shifts[i]),
+                },
+                Layout::Narrow { base, values } => match values[at] {
+                    NARROW_MISSING => MISSING,
+                    d => base[i] + i64::from(d),
+                },
+                Layout::Wide(values) => values[at],
+            };
         }
         Some(out)
     }
 
     /// Moves to the next wider layout that holds every slot (`Tiny` → `Narrow` → `Wide`).
     fn widen(&mut self) {
-        let all: Vec<[i64; HISTORY_METRICS.len()]> =
-            (0..self.len()).filter_map(|i| self.get(i)).collect();
-        if let Ring::Tiny { base, .. } = self {
+        let n = self.n();
+        let all: Vec<Slot> = (0..self.len()).filter_map(|k| self.get(k)).collect();
+        let cap = match &self.layout {
+            Layout::Tiny { values, .. } => values.capacity(),
+            Layout::Narrow { values, .. } => values.capacity(),
+            Layout::Wide(values) => values.capacity(),
+        };
+        if let Layout::Tiny { base, .. } = &self.layout {
             let base = *base;
-            if let Some(slots) = all.iter().map(|v| Ring::narrow(&base, v)).collect() {
-                *self = Ring::Narrow { base, slots };
+            if let Some(slots) = all
+                .iter()
+                .map(|v| self.narrow(&base, v))
+                .collect::<Option<Vec<_>>>()
+            {
+                let mut values = VecDeque::with_capacity(cap);
+                for s in &slots {
+                    values.extend(&s[..n]);
+                }
+                self.layout = Layout::Narrow { base, values };
                 return;
             }
         }
-        *self = Ring::Wide(all.into());
+        let mut values = VecDeque::with_capacity(cap);
+        for s in &all {
+            values.extend(&s[..n]);
+        }
+        self.layout = Layout::Wide(values);
     }
 
     /// Appends a slot (`overwrite`: replaces the newest one), growing by doubling up to
     /// `max_points` so a full ring holds no spare capacity.
-    fn put(&mut self, vals: [i64; HISTORY_METRICS.len()], overwrite: bool, max_points: usize) {
-        if let Ring::Tiny { base, slots } = self {
-            if slots.is_empty() {
-                *base = vals.map(|v| if v == MISSING { 0 } else { v });
-            }
-            match Ring::tiny(base, &vals) {
-                Some(t) => return put(slots, t, overwrite, max_points),
+    fn put(&mut self, vals: Slot, overwrite: bool, max_points: usize) {
+        let n = self.n();
+        if let Layout::Tiny { base, values } = &mut self.layout
+            && values.is_empty()
+        {
+            *base = vals.map(|v| if v == MISSING { 0 } else { v });
+        }
+        if let Layout::Tiny { base, .. } = &self.layout {
+            match self.tiny(base, &vals) {
+                Some(t) => {
+                    if let Layout::Tiny { values, .. } = &mut self.layout {
+                        put(values, &t[..n], overwrite, max_points);
+                    }
+                    return;
+                }
                 None => self.widen(),
             }
         }
-        if let Ring::Narrow { base, slots } = self {
-            match Ring::narrow(base, &vals) {
-                Some(n) => return put(slots, n, overwrite, max_points),
+        if let Layout::Narrow { base, .. } = &self.layout {
+            match self.narrow(base, &vals) {
+                Some(d) => {
+                    if let Layout::Narrow { values, .. } = &mut self.layout {
+                        put(values, &d[..n], overwrite, max_points);
+                    }
+                    return;
+                }
                 None => self.widen(),
             }
         }
-        if let Ring::Wide(slots) = self {
-            put(slots, vals, overwrite, max_points);
+        if let Layout::Wide(values) = &mut self.layout {
+            put(values, &vals[..n], overwrite, max_points);
         }
     }
 
     fn pop_front(&mut self) {
-        match self {
-            Ring::Tiny { slots, .. } => {
-                slots.pop_front();
-            }
-            Ring::Narrow { slots, .. } => {
-                slots.pop_front();
-            }
-            Ring::Wide(slots) => {
-                slots.pop_front();
-            }
+        let n = self.n();
+        match &mut self.layout {
+            Layout::Tiny { values, .. } => drop(values.drain(..n.min(values.len()))),
+            Layout::Narrow { values, .. } => drop(values.drain(..n.min(values.len()))),
+            Layout::Wide(values) => drop(values.drain(..n.min(values.len()))),
         }
     }
 
     fn heap_bytes(&self) -> usize {
-        match self {
-            Ring::Tiny { slots, .. } => slots.capacity() * 2 * HISTORY_METRICS.len(),
-            Ring::Narrow { slots, .. } => slots.capacity() * 4 * HISTORY_METRICS.len(),
-            Ring::Wide(slots) => slots.capacity() * 8 * HISTORY_METRICS.len(),
+        match &self.layout {
+            Layout::Tiny { values, .. } => values.capacity() * 2,
+            Layout::Narrow { values, .. } => values.capacity() * 4,
+            Layout::Wide(values) => values.capacity() * 8,
         }
     }
 }
 
-fn put<T>(slots: &mut VecDeque<T>, v: T, overwrite: bool, max_points: usize) {
-    if overwrite && let Some(last) = slots.back_mut() {
-        *last = v;
+/// Appends one slot (`slot.len()` values) to a flat ring, or replaces the newest.
+fn put<T: Copy>(values: &mut VecDeque<T>, slot: &[T], overwrite: bool, max_points: usize) {
+    let n = slot.len();
+    if overwrite && values.len() >= n {
+        let at = values.len() - n;
+        for (i, v) in slot.iter().enumerate() {
+            values[at + i] = *v;
+        }
         return;
     }
-    if slots.len() >= max_points.max(1) {
+    if values.len() >= max_points.max(1) * n {
         // Full: the oldest slot goes first. Appending first would push the ring one past
         // `max_points` and double its capacity, for good.
-        slots.pop_front();
+        values.drain(..n);
     }
-    if slots.len() == slots.capacity() {
-        let want = (slots.len().max(2) * 2).min(max_points.max(1));
-        slots.reserve_exact(want.saturating_sub(slots.len()));
+    if values.len() + n > values.capacity() {
+        let slots = values.len() / n;
+        let want = (slots.max(2) * 2).min(max_points.max(1)) * n;
+        values.reserve_exact(want.saturating_sub(values.len()));
     }
-    slots.push_back(v);
+    values.extend(slot);
 }
 
 /// The (metric, resource id) of each labeled value of a series, in order. Shared by every
@@ -326,9 +509,10 @@ pub(crate) struct Series {
     pub node: Option<Arc<str>>,
     /// Bit `m` set when metric `m` has a latest value (ascending metric order).
     mask: u64,
-    /// The latest values: one per bit of `mask`, then the labeled values in the order of
-    /// `label_shape`. One allocation for both.
-    data: Box<[i64]>,
+    /// The latest values, packed ([`pack_value`]): one per bit of `mask`, then the labeled
+    /// values in the order of `label_shape`. One allocation for both; about 4.5 bytes a value
+    /// against 8 unpacked.
+    data: Box<[u8]>,
     /// Labeled values' (metric, resource id) (`None`: no labeled values).
     label_shape: Option<LabelShape>,
     /// History slots, the newest being batch `hist_end - 1` (see [`Ticks`]).
@@ -353,7 +537,7 @@ impl Series {
             mask: 0,
             data: Box::new([]),
             label_shape: None,
-            history: Ring::new(),
+            history: Ring::new(HistoryMetrics::NONE),
             hist_end: 0,
             cpu: [(NO_TIME, 0); 2],
             working_set: (NO_TIME, 0),
@@ -383,7 +567,7 @@ impl Series {
         ts: Nanos,
         seq: u64,
         first: u64,
-        max_points: usize,
+        history: HistorySpec,
         shapes: &mut Shapes,
     ) {
         self.last_seen = ts;
@@ -404,12 +588,11 @@ impl Series {
         if let Some(ws) = set.get(Metric::MemoryWorkingSet) {
             self.working_set = (set.scrape_time, ws.as_i64());
         }
-        self.take_history(set, seq, first, max_points);
+        self.take_history(set, seq, first, history);
     }
 
     fn take_latest(&mut self, set: &MetricSet, shapes: &mut Shapes) {
         // `MetricSet::set` keeps one value per metric, so the mask counts them exactly.
-        let mask = set.values.mask();
         let same_shape = match &self.label_shape {
             Some(shape) => {
                 shape.len() == set.labeled.len()
@@ -423,24 +606,22 @@ impl Series {
         if !same_shape {
             self.label_shape = (!set.labeled.is_empty()).then(|| shapes.intern(set));
         }
-        let n = mask.count_ones() as usize;
-        if mask != self.mask || n != set.values.len() || !same_shape {
+        self.mask = set.values.mask();
+        PACK.with_borrow_mut(|buf| {
+            buf.clear();
             // Both are in metric order: the values in mask order, then the labeled values.
-            self.mask = mask;
-            let mut data = Vec::with_capacity(n + set.labeled.len());
-            data.extend(set.values.iter().map(|(m, v)| encode(m, v)));
-            data.extend(set.labeled.iter().map(|l| encode(l.metric, l.value)));
-            self.data = data.into_boxed_slice();
-            return;
-        }
-        let (values, labeled) = self.data.split_at_mut(n);
-        // Both are in metric order: the i-th value goes to the i-th slot.
-        for (slot, (m, v)) in values.iter_mut().zip(&set.values) {
-            *slot = encode(m, v);
-        }
-        for (slot, l) in labeled.iter_mut().zip(&set.labeled) {
-            *slot = encode(l.metric, l.value);
-        }
+            for (m, v) in &set.values {
+                pack_value(buf, m, v);
+            }
+            for l in &set.labeled {
+                pack_value(buf, l.metric, l.value);
+            }
+            if buf.len() == self.data.len() {
+                self.data.copy_from_slice(buf);
+            } else {
+                self.data = buf.as_slice().into();
+            }
+        });
     }
 
     fn take_cpu(&mut self, set: &MetricSet) {
@@ -455,10 +636,17 @@ impl Series {
         }
     }
 
-    fn take_history(&mut self, set: &MetricSet, seq: u64, first: u64, max_points: usize) {
-        let mut vals = [MISSING; HISTORY_METRICS.len()];
+    fn take_history(&mut self, set: &MetricSet, seq: u64, first: u64, spec: HistorySpec) {
+        if spec.metrics.is_empty() {
+            return;
+        }
+        if self.history.n() != spec.metrics.len() {
+            self.history = Ring::new(spec.metrics);
+        }
+        let max_points = spec.max_points;
+        let mut vals = [MISSING; MAX_HISTORY];
         let mut any = false;
-        for (slot, m) in vals.iter_mut().zip(HISTORY_METRICS) {
+        for (slot, m) in vals.iter_mut().zip(spec.metrics.metrics()) {
             if let Some(v) = set.get(m) {
                 *slot = encode(m, v);
                 any = true;
@@ -473,8 +661,7 @@ impl Series {
                     // Batches this series missed: empty slots (at most a full ring).
                     let gap = (seq - self.hist_end).min(max_points as u64);
                     for _ in 0..gap {
-                        self.history
-                            .put([MISSING; HISTORY_METRICS.len()], false, max_points);
+                        self.history.put([MISSING; MAX_HISTORY], false, max_points);
                     }
                 }
                 self.history.put(vals, false, max_points);
@@ -508,29 +695,45 @@ impl Series {
         if self.mask & bit(metric) == 0 {
             return None;
         }
-        let idx = (self.mask & (bit(metric) - 1)).count_ones() as usize;
-        self.data.get(idx).map(|raw| decode(metric, *raw))
+        let mut data = self.skip(self.mask & (bit(metric) - 1))?;
+        unpack_value(&mut data, metric)
     }
 
     /// The latest value of a labeled metric.
     pub fn latest_labeled(&self, metric: Metric, resource_id: &str) -> Option<Value> {
         let shape = self.label_shape.as_ref()?;
-        shape
-            .iter()
-            .zip(&self.data[self.value_count()..])
-            .find(|((m, r), _)| *m == metric && &**r == resource_id)
-            .map(|((m, _), raw)| decode(*m, *raw))
+        let mut data = self.skip(self.mask)?;
+        for (m, r) in shape.iter() {
+            let v = unpack_value(&mut data, *m)?;
+            if *m == metric && &**r == resource_id {
+                return Some(v);
+            }
+        }
+        None
     }
 
-    /// History points of a long-kept metric within `[start, end]`, oldest first.
+    /// The packed values after those of the metrics in `mask` (a prefix of `self.mask`).
+    fn skip(&self, mut mask: u64) -> Option<&[u8]> {
+        let mut data = &*self.data;
+        while mask != 0 {
+            let m = Metric::ALL[mask.trailing_zeros() as usize];
+            mask &= mask - 1;
+            unpack_value(&mut data, m)?;
+        }
+        Some(data)
+    }
+
+    /// History points of a long-kept metric (one of the store's `metrics`) within
+    /// `[start, end]`, oldest first.
     pub fn history(
         &self,
         metric: Metric,
+        metrics: HistoryMetrics,
         ticks: &Ticks,
         start: Nanos,
         end: Nanos,
     ) -> Option<Vec<(Nanos, Value)>> {
-        let i = HISTORY_METRICS.iter().position(|m| *m == metric)?;
+        let i = metrics.position(metric)?;
         let first = self.hist_end - self.history.len() as u64;
         Some(
             (0..self.history.len())
@@ -545,12 +748,14 @@ impl Series {
 
     /// Values held (latest values plus history values), for self-metrics.
     pub fn points(&self) -> usize {
-        self.data.len() + self.history.len() * HISTORY_METRICS.len()
+        self.value_count()
+            + self.label_shape.as_ref().map_or(0, |s| s.len())
+            + self.history.len() * self.history.n()
     }
 
     /// Heap bytes owned by this series (names are shared and not counted).
     pub fn heap_bytes(&self) -> usize {
-        self.data.len() * 8 + self.history.heap_bytes()
+        self.data.len() + self.history.heap_bytes()
     }
 }
 
@@ -561,10 +766,10 @@ mod tests {
     const PAGE: i64 = 4096;
 
     fn layout(r: &Ring) -> &'static str {
-        match r {
-            Ring::Tiny { .. } => "tiny",
-            Ring::Narrow { .. } => "narrow",
-            Ring::Wide(_) => "wide",
+        match r.layout {
+            Layout::Tiny { .. } => "tiny",
+            Layout::Narrow { .. } => "narrow",
+            Layout::Wide(_) => "wide",
         }
     }
 
@@ -574,14 +779,85 @@ mod tests {
 
     #[test]
     fn tiny_shift_follows_history_metrics() {
-        assert_eq!(HISTORY_METRICS[0], Metric::CpuUsageRate);
+        assert_eq!(HISTORY_CANDIDATES[0], Metric::CpuUsageRate);
         assert_eq!(TINY_SHIFT[0], 0, "millicores");
         assert_eq!(TINY_SHIFT[1..], [12, 12], "memory in pages");
+        assert_eq!(HistoryMetrics::ALL.shifts(), [0, 12, 12]);
+        let memory = HistoryMetrics::parse("memory/working_set,memory/usage").expect("valid");
+        assert_eq!(memory.shifts(), [12, 12, 0]);
+    }
+
+    #[test]
+    fn history_metrics_parse_and_default_to_heapsters() {
+        assert_eq!(
+            HistoryMetrics::default().names(),
+            "cpu/usage_rate,memory/usage"
+        );
+        let all = HistoryMetrics::parse(" memory/working_set , cpu/usage_rate,memory/usage")
+            .expect("valid");
+        assert_eq!(all, HistoryMetrics::ALL);
+        assert_eq!(
+            all.names(),
+            "cpu/usage_rate,memory/usage,memory/working_set"
+        );
+        assert_eq!(
+            HistoryMetrics::parse("").expect("empty is none"),
+            HistoryMetrics::NONE
+        );
+        let err = HistoryMetrics::parse("cpu/usage_rate,memory/rss").expect_err("not a candidate");
+        assert!(
+            err.contains("\"memory/rss\" is not one of cpu/usage_rate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_two_metric_ring_takes_four_bytes_a_slot() {
+        let hm = HistoryMetrics::parse("cpu/usage_rate,memory/working_set").expect("valid");
+        let mut r = Ring::new(hm);
+        for i in 0..100 {
+            r.put([i, (1 << 30) + i * PAGE, 99], false, 60);
+        }
+        assert_eq!(r.len(), 60);
+        assert_eq!(r.heap_bytes(), 60 * 2 * 2);
+        assert_eq!(r.get(0), Some([40, (1 << 30) + 40 * PAGE, MISSING]));
+        assert_eq!(r.get(59), Some([99, (1 << 30) + 99 * PAGE, MISSING]));
+        assert_eq!(r.get(60), None);
+        r.put([1, 3, 0], false, 60);
+        assert_eq!(layout(&r), "narrow");
+        assert_eq!(r.len(), 60);
+        assert_eq!(r.get(59), Some([1, 3, MISSING]));
+        assert_eq!(r.get(0), Some([41, (1 << 30) + 41 * PAGE, MISSING]));
+    }
+
+    #[test]
+    fn no_history_metrics_hold_no_history() {
+        let mut s = Series::new();
+        let mut set = MetricSet::new(
+            crate::model::SetKey::Node {
+                node: Arc::from("n"),
+            },
+            5,
+        );
+        set.set(Metric::CpuUsageRate, Value::Int(3));
+        let spec = HistorySpec {
+            metrics: HistoryMetrics::NONE,
+            max_points: 10,
+        };
+        s.update(&set, 5, 0, 0, spec, &mut Shapes::default());
+        assert_eq!(s.history.heap_bytes(), 0);
+        assert_eq!(s.points(), 1);
+        let ticks = Ticks::default();
+        assert_eq!(
+            s.history(Metric::CpuUsageRate, spec.metrics, &ticks, 0, 9),
+            None
+        );
+        assert_eq!(s.latest(Metric::CpuUsageRate), Some(Value::Int(3)));
     }
 
     #[test]
     fn ring_widens_only_when_a_value_does_not_fit_and_keeps_every_value() {
-        let mut r = Ring::new();
+        let mut r = Ring::new(HistoryMetrics::ALL);
         let mut want = Vec::new();
         let mut put = |r: &mut Ring, v: [i64; 3]| {
             r.put(v, false, 100);
@@ -608,7 +884,7 @@ mod tests {
 
     #[test]
     fn a_full_ring_keeps_its_capacity() {
-        let mut r = Ring::new();
+        let mut r = Ring::new(HistoryMetrics::ALL);
         for i in 0..200 {
             r.put([i, i * PAGE, MISSING], false, 61);
         }
@@ -620,7 +896,7 @@ mod tests {
     #[test]
     fn the_missing_marker_is_never_a_value() {
         // i16::MIN pages below the base would read as missing in `Tiny`: it widens instead.
-        let mut r = Ring::new();
+        let mut r = Ring::new(HistoryMetrics::ALL);
         r.put([0, 1 << 30, 1 << 30], false, 10);
         let low = (1 << 30) + i64::from(i16::MIN) * PAGE;
         r.put([0, low, 1 << 30], false, 10);
@@ -630,12 +906,127 @@ mod tests {
 
     #[test]
     fn overwrite_replaces_the_newest_slot_in_any_layout() {
-        let mut r = Ring::new();
+        let mut r = Ring::new(HistoryMetrics::ALL);
         r.put([1, PAGE, PAGE], false, 10);
         r.put([2, 2 * PAGE, PAGE], true, 10);
         assert_eq!(all(&r), vec![[2, 2 * PAGE, PAGE]]);
         r.put([3, 5, PAGE], true, 10);
         assert_eq!(layout(&r), "narrow");
         assert_eq!(all(&r), vec![[3, 5, PAGE]]);
+    }
+
+    fn labeled(metric: Metric, id: &str, v: i64) -> crate::model::LabeledValue {
+        crate::model::LabeledValue {
+            metric,
+            resource_id: Arc::from(id),
+            value: Value::Int(v),
+        }
+    }
+
+    #[test]
+    fn latest_values_read_back_as_taken_whatever_their_packed_size() {
+        let mut shapes = Shapes::default();
+        let mut s = Series::new();
+        let key = crate::model::SetKey::Node {
+            node: Arc::from("n"),
+        };
+        // Each tick changes the values' packed sizes (1 to 10 bytes) or their metrics.
+        let ticks: [&[(Metric, Value)]; 4] = [
+            &[
+                (Metric::CpuUsage, Value::Int(1 << 40)),
+                (Metric::CpuNodeCapacity, Value::Float(4000.5)),
+                (Metric::MemoryUsage, Value::Int(0)),
+                (Metric::RestartCount, Value::Int(-1)),
+            ],
+            &[
+                (Metric::CpuUsage, Value::Int(i64::MAX)),
+                (Metric::CpuNodeCapacity, Value::Float(f64::NAN)),
+                (Metric::MemoryUsage, Value::Int(i64::MIN)),
+                (Metric::RestartCount, Value::Int(3)),
+            ],
+            &[
+                (Metric::CpuUsage, Value::Int(7)),
+                (Metric::CpuNodeCapacity, Value::Float(-0.0)),
+                (Metric::MemoryUsage, Value::Int(300 << 20)),
+                (Metric::RestartCount, Value::Int(4)),
+            ],
+            &[(Metric::MemoryUsage, Value::Int(64))],
+        ];
+        for (i, values) in ticks.iter().enumerate() {
+            let mut set = MetricSet::new(key.clone(), i as Nanos);
+            for (m, v) in values.iter() {
+                set.set(*m, *v);
+            }
+            set.labeled = vec![
+                labeled(Metric::FilesystemUsage, "/", 1 << 33),
+                labeled(Metric::FilesystemUsage, "logs", i as i64),
+                labeled(Metric::FilesystemInodes, "logs", -(1 << 20)),
+            ];
+            let spec = HistorySpec {
+                metrics: HistoryMetrics::NONE,
+                max_points: 10,
+            };
+            s.update(&set, i as Nanos, i as u64, 0, spec, &mut shapes);
+            for m in Metric::ALL {
+                let want = values.iter().find(|(w, _)| w == m).map(|(_, v)| *v);
+                match (s.latest(*m), want) {
+                    (Some(Value::Float(a)), Some(Value::Float(b))) => {
+                        assert_eq!(a.to_bits(), b.to_bits(), "{m:?}")
+                    }
+                    (got, want) => assert_eq!(got, want, "{m:?}, tick {i}"),
+                }
+            }
+            for l in &set.labeled {
+                let got = s.latest_labeled(l.metric, &l.resource_id);
+                assert_eq!(got, Some(l.value), "{:?} {}", l.metric, l.resource_id);
+            }
+            assert_eq!(s.latest_labeled(Metric::FilesystemLimit, "/"), None);
+            assert_eq!(
+                s.points(),
+                values.len() + 3,
+                "no history: latest values only"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn packed_values_round_trip(ints in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..20), f in proptest::prelude::any::<f64>()) {
+            let mut buf = Vec::new();
+            for i in &ints {
+                pack_value(&mut buf, Metric::CpuUsage, Value::Int(*i));
+            }
+            pack_value(&mut buf, Metric::CpuNodeCapacity, Value::Float(f));
+            let mut data = buf.as_slice();
+            for i in &ints {
+                proptest::prop_assert_eq!(unpack_value(&mut data, Metric::CpuUsage), Some(Value::Int(*i)));
+            }
+            let back = unpack_value(&mut data, Metric::CpuNodeCapacity);
+            proptest::prop_assert!(matches!(back, Some(Value::Float(b)) if b.to_bits() == f.to_bits()));
+            proptest::prop_assert!(data.is_empty());
+            // A truncated buffer reads as missing, never as a wrong value or a panic.
+            let mut short = &buf[..buf.len() - 1];
+            for i in &ints {
+                let _ = unpack_value(&mut short, Metric::CpuUsage) == Some(Value::Int(*i));
+            }
+            proptest::prop_assert_eq!(unpack_value(&mut short, Metric::CpuNodeCapacity), None);
+        }
+    }
+
+    #[test]
+    fn small_values_pack_small() {
+        let mut buf = Vec::new();
+        for (v, len) in [
+            (0, 1),
+            (-1, 1),
+            (63, 1),
+            (64, 2),
+            (50 << 20, 4),
+            (1 << 44, 7),
+        ] {
+            buf.clear();
+            pack_value(&mut buf, Metric::MemoryUsage, Value::Int(v));
+            assert_eq!(buf.len(), len, "{v}");
+        }
     }
 }

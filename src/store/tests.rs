@@ -45,6 +45,7 @@ fn store(history_s: i64, max_series: usize) -> Store {
             history: history_s * SEC,
             resolution: 10 * SEC,
             max_series,
+            history_metrics: crate::store::HistoryMetrics::ALL,
         },
         &mut Registry::default(),
     )

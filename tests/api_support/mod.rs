@@ -170,6 +170,7 @@ pub fn state(batches: &[Nanos]) -> ApiState {
             history: 900 * SEC,
             resolution: 10 * SEC,
             max_series: 10_000,
+            history_metrics: heapster_rs::store::HistoryMetrics::default(),
         },
         &mut registry,
     );
