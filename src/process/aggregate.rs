@@ -25,40 +25,41 @@ fn pod_skips(m: Metric) -> bool {
 }
 
 /// Fills pods from their containers. Pods that only exist through containers are created.
+///
+/// A kubelet lists each pod's containers right after the pod (`decode_summary` keeps that
+/// order), so a container's pod is first looked for as the last pod seen; a map of all pods is
+/// built only when that misses.
 pub fn containers_to_pods(sets: &mut Vec<RawSet>) {
-    let mut pods: FastMap<(Arc<str>, Arc<str>), usize> = FastMap::default();
-    for (i, raw) in sets.iter().enumerate() {
-        if let SetKey::Pod { namespace, pod } = &raw.set.key {
-            pods.insert((Arc::clone(namespace), Arc::clone(pod)), i);
-        }
-    }
+    let mut pods: Option<PodIndex> = None;
+    let mut last_pod: Option<usize> = None;
     for i in 0..sets.len() {
-        let SetKey::PodContainer { namespace, pod, .. } = &sets[i].set.key else {
-            continue;
+        let (namespace, pod) = match &sets[i].set.key {
+            SetKey::PodContainer { namespace, pod, .. } => (namespace, pod),
+            SetKey::Pod { .. } => {
+                last_pod = Some(i);
+                continue;
+            }
+            _ => continue,
         };
-        let pk = (Arc::clone(namespace), Arc::clone(pod));
-        let pi = match pods.get(&pk) {
-            Some(&pi) => pi,
+        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
+        let follows = last_pod.filter(|&pi| {
+            matches!(&sets[pi].set.key, SetKey::Pod { namespace: n, pod: p }
+                if same(n, namespace) && same(p, pod))
+        });
+        let pi = match follows {
+            Some(pi) => pi,
             None => {
-                let c = &sets[i].set;
-                let mut set = MetricSet::new(
-                    SetKey::Pod {
-                        namespace: Arc::clone(&pk.0),
-                        pod: Arc::clone(&pk.1),
-                    },
-                    c.scrape_time,
-                );
-                set.node.clone_from(&c.node);
-                set.labels.clone_from(&c.labels);
-                set.extra_tags.clone_from(&c.extra_tags);
-                set.pod_uid.clone_from(&c.pod_uid);
-                sets.push(RawSet {
-                    set,
-                    times: Default::default(),
-                    own: 0,
-                });
-                pods.insert(pk, sets.len() - 1);
-                sets.len() - 1
+                let pk = (Arc::clone(namespace), Arc::clone(pod));
+                let pods = pods.get_or_insert_with(|| pod_index(sets));
+                match pods.get(&pk) {
+                    Some(&pi) => pi,
+                    None => {
+                        let pi = sets.len();
+                        sets.push(pod_from_container(&sets[i].set, &pk));
+                        pods.insert(pk, pi);
+                        pi
+                    }
+                }
             }
         };
         // The container (i) and its pod (pi) are different sets: borrow both.
@@ -76,6 +77,40 @@ pub fn containers_to_pods(sets: &mut Vec<RawSet>) {
             }
             pod_set.set.add(m, v);
         }
+    }
+}
+
+/// Where each pod's set is, by namespace and name.
+type PodIndex = FastMap<(Arc<str>, Arc<str>), usize>;
+
+/// Builds the [`PodIndex`] of `sets`.
+fn pod_index(sets: &[RawSet]) -> PodIndex {
+    let mut pods = FastMap::default();
+    for (i, raw) in sets.iter().enumerate() {
+        if let SetKey::Pod { namespace, pod } = &raw.set.key {
+            pods.insert((Arc::clone(namespace), Arc::clone(pod)), i);
+        }
+    }
+    pods
+}
+
+/// A pod set for a container whose pod the kubelet did not list.
+fn pod_from_container(c: &MetricSet, pk: &(Arc<str>, Arc<str>)) -> RawSet {
+    let mut set = MetricSet::new(
+        SetKey::Pod {
+            namespace: Arc::clone(&pk.0),
+            pod: Arc::clone(&pk.1),
+        },
+        c.scrape_time,
+    );
+    set.node.clone_from(&c.node);
+    set.labels.clone_from(&c.labels);
+    set.extra_tags.clone_from(&c.extra_tags);
+    set.pod_uid.clone_from(&c.pod_uid);
+    RawSet {
+        set,
+        times: Default::default(),
+        own: 0,
     }
 }
 
@@ -166,5 +201,66 @@ impl Namespaces {
         let mut out = self.sets;
         out.push(cluster);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Value;
+
+    fn raw(key: SetKey, memory: Option<i64>) -> RawSet {
+        let mut set = MetricSet::new(key, 0);
+        if let Some(m) = memory {
+            set.set(Metric::MemoryUsage, Value::Int(m));
+        }
+        RawSet {
+            set,
+            times: Default::default(),
+            own: 0,
+        }
+    }
+
+    fn pod(ns: &str, p: &str) -> SetKey {
+        SetKey::Pod {
+            namespace: Arc::from(ns),
+            pod: Arc::from(p),
+        }
+    }
+
+    fn container(ns: &str, p: &str, c: &str) -> SetKey {
+        SetKey::PodContainer {
+            namespace: Arc::from(ns),
+            pod: Arc::from(p),
+            container: Arc::from(c),
+        }
+    }
+
+    fn memory_of(sets: &[RawSet], key: &SetKey) -> Vec<Option<Value>> {
+        sets.iter()
+            .filter(|r| r.set.key == *key)
+            .map(|r| r.set.get(Metric::MemoryUsage))
+            .collect()
+    }
+
+    #[test]
+    fn containers_reach_their_pod_in_any_order() {
+        // Names are separate allocations (no shared `Arc`s): equal strings must still match.
+        let mut sets = vec![
+            raw(pod("ns", "a"), None),
+            raw(container("ns", "a", "x"), Some(1)),
+            raw(container("ns", "b", "x"), Some(10)),
+            raw(container("ns", "a", "y"), Some(2)),
+            raw(container("ns", "c", "x"), Some(100)),
+            raw(pod("ns", "b"), None),
+            raw(container("ns", "b", "y"), Some(20)),
+            raw(container("ns", "c", "y"), Some(200)),
+        ];
+        containers_to_pods(&mut sets);
+        assert_eq!(memory_of(&sets, &pod("ns", "a")), [Some(Value::Int(3))]);
+        assert_eq!(memory_of(&sets, &pod("ns", "b")), [Some(Value::Int(30))]);
+        // A pod the kubelet did not list is created once, from both of its containers.
+        assert_eq!(memory_of(&sets, &pod("ns", "c")), [Some(Value::Int(300))]);
+        assert_eq!(sets.len(), 9);
     }
 }

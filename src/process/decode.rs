@@ -219,6 +219,8 @@ pub fn decode_summary(
         Vec::with_capacity(2 + summary.node.system_containers.len() + summary.pods.len() * 3);
     let n = &summary.node;
     let mut names = Names::default();
+    // A volume's resource id, `Volume:` and its name, built here without a format per volume.
+    let mut volume_id = String::from("Volume:");
 
     let mut b = Builder::new(
         SetKey::Node {
@@ -257,8 +259,9 @@ pub fn decode_summary(
         b.memory(pod.memory);
         b.network(pod.network);
         for v in &pod.volume {
-            let id: Arc<str> = Arc::from(format!("Volume:{}", v.name));
-            b.fs(&id, Some(v.fs()));
+            volume_id.truncate("Volume:".len());
+            volume_id.push_str(&v.name);
+            b.fs(&Arc::from(volume_id.as_str()), Some(v.fs()));
         }
         if let Some(eph) = pod.ephemeral_storage {
             b.set.set_int(Metric::EphemeralStorageUsage, eph.used_bytes);

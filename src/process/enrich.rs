@@ -4,37 +4,53 @@
 use std::sync::Arc;
 
 use super::decode::RawSet;
-use crate::model::cluster::{ClusterState, NodeInfo};
+use crate::model::cluster::{ClusterState, NodeInfo, PodInfo};
 use crate::model::{Metric, MetricSet, SetKey, Value};
 
-/// Enriches one set in place.
-pub fn enrich(raw: &mut RawSet, cluster: &ClusterState) {
-    let set = &mut raw.set;
-    match &set.key {
-        SetKey::Node { node } => {
-            if let Some(info) = cluster.nodes.get(&**node) {
-                enrich_node(set, &Arc::clone(info));
-            }
-        }
-        SetKey::Pod { namespace, pod } => {
-            if let Some(info) = cluster.pod(namespace, pod) {
-                set.labels.clone_from(&info.labels);
-                set.extra_tags.clone_from(&info.extra_tags);
-                if set.pod_uid.is_none() {
-                    set.pod_uid = Some(Arc::clone(&info.uid));
+/// Enriches a node's sets in place. A pod's containers follow it, sharing its namespace and
+/// name `Arc`s (see `decode_summary`), so the pod's lookup serves them too.
+pub fn enrich_all(sets: &mut [RawSet], cluster: &ClusterState) {
+    let mut last: Option<(*const str, *const str, Option<&Arc<PodInfo>>)> = None;
+    for raw in sets {
+        let set = &mut raw.set;
+        let (namespace, pod) = match &set.key {
+            SetKey::Node { node } => {
+                if let Some(info) = cluster.nodes.get(&**node) {
+                    enrich_node(set, &Arc::clone(info));
                 }
+                continue;
             }
+            SetKey::Pod { namespace, pod } | SetKey::PodContainer { namespace, pod, .. } => {
+                (namespace, pod)
+            }
+            SetKey::SysContainer { .. } | SetKey::Namespace { .. } | SetKey::Cluster => continue,
+        };
+        let ptrs = (Arc::as_ptr(namespace), Arc::as_ptr(pod));
+        let info = match last {
+            Some((n, p, info)) if std::ptr::addr_eq(n, ptrs.0) && std::ptr::addr_eq(p, ptrs.1) => {
+                info
+            }
+            _ => {
+                let info = cluster.pod(namespace, pod);
+                last = Some((ptrs.0, ptrs.1, info));
+                info
+            }
+        };
+        if let Some(info) = info {
+            enrich_pod_set(set, info);
         }
-        SetKey::PodContainer {
-            namespace,
-            pod,
-            container,
-        } => {
-            let Some(info) = cluster.pod(namespace, pod) else {
-                return;
-            };
-            set.labels.clone_from(&info.labels);
-            set.extra_tags.clone_from(&info.extra_tags);
+    }
+}
+
+/// A pod's or a container's set, from its pod's record.
+fn enrich_pod_set(set: &mut MetricSet, info: &PodInfo) {
+    set.labels.clone_from(&info.labels);
+    set.extra_tags.clone_from(&info.extra_tags);
+    match &set.key {
+        SetKey::Pod { .. } if set.pod_uid.is_none() => {
+            set.pod_uid = Some(Arc::clone(&info.uid));
+        }
+        SetKey::PodContainer { container, .. } => {
             if let Some(c) = info.container(container) {
                 set.image.clone_from(&c.image);
                 let ints = [
@@ -51,7 +67,7 @@ pub fn enrich(raw: &mut RawSet, cluster: &ClusterState) {
                 }
             }
         }
-        SetKey::SysContainer { .. } | SetKey::Namespace { .. } | SetKey::Cluster => {}
+        _ => {}
     }
 }
 

@@ -65,9 +65,7 @@ impl Processor {
         self.rates
             .apply_node(&sample.node, &mut sets, tick.timestamp);
         tick.scraped.push(sample.node);
-        for raw in &mut sets {
-            enrich::enrich(raw, cluster);
-        }
+        enrich::enrich_all(&mut sets, cluster);
         aggregate::containers_to_pods(&mut sets);
         aggregate::pods_to_nodes(&mut sets);
         tick.namespaces.add(&sets, tick.timestamp);

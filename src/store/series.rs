@@ -121,25 +121,66 @@ pub(crate) fn decode(metric: Metric, raw: i64) -> Value {
     }
 }
 
-/// Appends a latest value, packed: an integer metric as a zigzag LEB128 varint (1 byte for
-/// counts and small limits, 4 or 5 for memory in bytes, 6 or 7 for cumulative cpu in ns), a
-/// float metric as its 8 bytes. The value types come from the metric, as for [`encode`].
-fn pack_value(out: &mut Vec<u8>, metric: Metric, v: Value) {
-    match metric.value_type() {
+/// The most bytes [`pack_into`] writes for one value (a 10-byte varint).
+const PACKED_MAX: usize = 10;
+
+/// Writes a latest value at `out[at..]`, packed, and returns where the next one goes: an
+/// integer metric as a zigzag LEB128 varint (1 byte for counts and small limits, 4 or 5 for
+/// memory in bytes, 6 or 7 for cumulative cpu in ns), a float metric as its 8 bytes. The value
+/// types come from the metric, as for [`encode`]. `out` must have [`PACKED_MAX`] bytes from
+/// `at`; bytes past the value may be overwritten.
+#[inline]
+fn pack_into(out: &mut [u8], at: usize, metric: Metric, v: Value) -> usize {
+    let word = match metric.value_type() {
         ValueType::Int => {
             let i = v.as_i64();
-            let mut z = ((i << 1) ^ (i >> 63)) as u64;
-            while z >= 0x80 {
-                out.push(z as u8 | 0x80);
-                z >>= 7;
+            let z = ((i << 1) ^ (i >> 63)) as u64;
+            if z < 0x80 {
+                if let Some(b) = out.get_mut(at) {
+                    *b = z as u8;
+                }
+                return at + 1;
             }
-            out.push(z as u8);
+            // Bytes needed (2 to 10). Up to 8 (56 bits), the seven-bit groups are spread into
+            // one word and written at once, with the continuation bits of all but the last.
+            let n = (64 - z.leading_zeros() as usize).div_ceil(7);
+            if n > 8 {
+                return pack_long(out, at, z);
+            }
+            // 56 bits → two 28-bit halves 32 bits apart → four 14-bit quarters 16 apart →
+            // eight 7-bit groups 8 apart.
+            let mut spread = (z & 0x0fff_ffff) | ((z & 0x00ff_ffff_f000_0000) << 4);
+            spread = (spread & 0x0000_3fff_0000_3fff) | ((spread & 0x0fff_c000_0fff_c000) << 2);
+            spread = (spread & 0x007f_007f_007f_007f) | ((spread & 0x3f80_3f80_3f80_3f80) << 1);
+            let more = (1u64 << (8 * (n - 1))) - 1;
+            ((spread | (more & 0x8080_8080_8080_8080)), n)
         }
-        ValueType::Float => out.extend_from_slice(&v.as_f64().to_le_bytes()),
+        ValueType::Float => (v.as_f64().to_bits(), 8),
+    };
+    let (bits, n) = word;
+    if let Some(dst) = out.get_mut(at..at + 8) {
+        dst.copy_from_slice(&bits.to_le_bytes());
     }
+    at + n
 }
 
-/// Reads the packed value at the front of `data` ([`pack_value`]) and moves past it.
+/// A varint of 9 or 10 bytes, a byte at a time.
+#[cold]
+fn pack_long(out: &mut [u8], mut at: usize, mut z: u64) -> usize {
+    while z >= 0x80 {
+        if let Some(b) = out.get_mut(at) {
+            *b = z as u8 | 0x80;
+        }
+        z >>= 7;
+        at += 1;
+    }
+    if let Some(b) = out.get_mut(at) {
+        *b = z as u8;
+    }
+    at + 1
+}
+
+/// Reads the packed value at the front of `data` ([`pack_into`]) and moves past it.
 fn unpack_value(data: &mut &[u8], metric: Metric) -> Option<Value> {
     match metric.value_type() {
         ValueType::Int => {
@@ -509,7 +550,7 @@ pub(crate) struct Series {
     pub node: Option<Arc<str>>,
     /// Bit `m` set when metric `m` has a latest value (ascending metric order).
     mask: u64,
-    /// The latest values, packed ([`pack_value`]): one per bit of `mask`, then the labeled
+    /// The latest values, packed ([`pack_into`]): one per bit of `mask`, then the labeled
     /// values in the order of `label_shape`. One allocation for both; about 4.5 bytes a value
     /// against 8 unpacked.
     data: Box<[u8]>,
@@ -580,7 +621,11 @@ impl Series {
             }
             self.create_time = created;
         }
-        if self.node.as_deref() != set.node.as_deref() {
+        let same_node = match (&self.node, &set.node) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same_node {
             self.node.clone_from(&set.node);
         }
         self.take_latest(set, shapes);
@@ -608,18 +653,24 @@ impl Series {
         }
         self.mask = set.values.mask();
         PACK.with_borrow_mut(|buf| {
-            buf.clear();
+            // Room for every value at its longest; the buffer only grows.
+            let room = (set.values.len() + set.labeled.len()) * PACKED_MAX + PACKED_MAX;
+            if buf.len() < room {
+                buf.resize(room, 0);
+            }
             // Both are in metric order: the values in mask order, then the labeled values.
+            let mut at = 0;
             for (m, v) in &set.values {
-                pack_value(buf, m, v);
+                at = pack_into(buf, at, m, v);
             }
             for l in &set.labeled {
-                pack_value(buf, l.metric, l.value);
+                at = pack_into(buf, at, l.metric, l.value);
             }
-            if buf.len() == self.data.len() {
-                self.data.copy_from_slice(buf);
+            let packed = buf.get(..at).unwrap_or_default();
+            if packed.len() == self.data.len() {
+                self.data.copy_from_slice(packed);
             } else {
-                self.data = buf.as_slice().into();
+                self.data = packed.into();
             }
         });
     }
@@ -989,6 +1040,45 @@ mod tests {
         }
     }
 
+    /// Appends a packed value to `out` (the tests' shorthand for [`pack_into`]).
+    fn pack_value(out: &mut Vec<u8>, metric: Metric, v: Value) {
+        let at = out.len();
+        out.resize(at + PACKED_MAX, 0xee);
+        let end = pack_into(out, at, metric, v);
+        out.truncate(end);
+    }
+
+    /// The zigzag LEB128 varint of `i`, a byte at a time: what [`pack_into`] must write.
+    fn leb128(out: &mut Vec<u8>, i: i64) {
+        let mut z = ((i << 1) ^ (i >> 63)) as u64;
+        while z >= 0x80 {
+            out.push(z as u8 | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    #[test]
+    fn varints_of_every_length_are_plain_leb128() {
+        let mut edges = vec![0i64, 1, -1, i64::MAX, i64::MIN];
+        for k in 1..63 {
+            let p = 1i64 << k;
+            edges.extend([p - 1, p, p + 1, -p, -p - 1, -p + 1]);
+        }
+        for i in edges {
+            let (mut fast, mut plain) = (Vec::new(), Vec::new());
+            pack_value(&mut fast, Metric::CpuUsage, Value::Int(i));
+            leb128(&mut plain, i);
+            assert_eq!(fast, plain, "{i}");
+            let mut data = fast.as_slice();
+            assert_eq!(
+                unpack_value(&mut data, Metric::CpuUsage),
+                Some(Value::Int(i))
+            );
+            assert!(data.is_empty());
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn packed_values_round_trip(ints in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..20), f in proptest::prelude::any::<f64>()) {
@@ -997,6 +1087,11 @@ mod tests {
                 pack_value(&mut buf, Metric::CpuUsage, Value::Int(*i));
             }
             pack_value(&mut buf, Metric::CpuNodeCapacity, Value::Float(f));
+            let mut plain = Vec::new();
+            for i in &ints {
+                leb128(&mut plain, *i);
+            }
+            proptest::prop_assert_eq!(&buf[..buf.len() - 8], plain.as_slice());
             let mut data = buf.as_slice();
             for i in &ints {
                 proptest::prop_assert_eq!(unpack_value(&mut data, Metric::CpuUsage), Some(Value::Int(*i)));
