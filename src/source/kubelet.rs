@@ -132,7 +132,8 @@ impl KubeletClient {
     }
 
     async fn fetch_once(&self, url: &Url) -> Result<Bytes, ScrapeError> {
-        let mut req = self.http.get(url.as_str());
+        // A `Url` goes in as it is; a `&str` would be parsed again.
+        let mut req = self.http.get(url.clone());
         if url.scheme() == "https"
             && let Some(token) = self.creds.token.as_ref().and_then(|t| t.current())
         {

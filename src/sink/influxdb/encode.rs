@@ -87,6 +87,10 @@ fn needs_escape(s: &[u8], ctx: Ctx) -> bool {
 }
 
 fn escape(buf: &mut Vec<u8>, s: &str, ctx: Ctx) {
+    if plain(s.as_bytes()) {
+        buf.extend_from_slice(s.as_bytes());
+        return;
+    }
     let bytes = s.trim_end_matches('\\').as_bytes();
     let table = match ctx {
         Ctx::Measurement => &MEASUREMENT_ESCAPES,
@@ -116,6 +120,35 @@ fn escape(buf: &mut Vec<u8>, s: &str, ctx: Ctx) {
         }
     }
     buf.extend_from_slice(&bytes[run..]);
+}
+
+/// Whether `s` holds none of the bytes any context escapes or trims: no byte below `!` (space
+/// and control characters), no `,`, `=` or `\\`. Eight bytes at a time; names almost always
+/// are plain, and are then copied whole.
+fn plain(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Exact for "is any byte of `w` below `n`" (n <= 128), and so for "is any byte zero".
+    let below = |w: u64, n: u64| w.wrapping_sub(ONES * n) & !w & HIGH;
+    let special = |w: u64| {
+        below(w, 0x21)
+            | below(w ^ (ONES * 0x2c), 1)
+            | below(w ^ (ONES * 0x3d), 1)
+            | below(w ^ (ONES * 0x5c), 1)
+    };
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if special(u64::from_le_bytes(w)) != 0 {
+            return false;
+        }
+    }
+    // The tail, padded with a plain byte.
+    let mut w = [b'a'; 8];
+    let rest = chunks.remainder();
+    w[..rest.len()].copy_from_slice(rest);
+    special(u64::from_le_bytes(w)) == 0
 }
 
 /// Appends an escaped measurement name.
@@ -169,12 +202,24 @@ pub fn write_number(buf: &mut Vec<u8>, v: FieldValue<'_>) -> bool {
             buf.push(b'i');
         }
         FieldValue::Float(f) if !f.is_finite() => return false,
-        FieldValue::Float(f) => {
-            buf.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
-        }
+        FieldValue::Float(f) => write_float(buf, f),
         FieldValue::Str(s) => write_string_value(buf, s),
     }
     true
+}
+
+/// Appends a finite float as ryu writes it. A whole number below 2^53 (rates of 0 are common:
+/// errors, major page faults) is written as ryu would, `12.0`, from its integer: a tenth of
+/// the instructions of ryu's general path.
+#[inline]
+fn write_float(buf: &mut Vec<u8>, f: f64) {
+    const EXACT: f64 = (1u64 << 53) as f64;
+    if f.fract() == 0.0 && f.abs() < EXACT && !(f == 0.0 && f.is_sign_negative()) {
+        buf.extend_from_slice(itoa::Buffer::new().format(f as i64).as_bytes());
+        buf.extend_from_slice(b".0");
+    } else {
+        buf.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes());
+    }
 }
 
 /// Appends ` <timestamp>\n`.
@@ -375,5 +420,66 @@ mod tests {
         };
         assert_eq!(write_line(&mut b, &line), Err(LineError::NoField));
         assert_eq!(b, b"keep");
+    }
+
+    fn ryu_of(f: f64) -> Vec<u8> {
+        ryu::Buffer::new().format_finite(f).as_bytes().to_vec()
+    }
+
+    fn ours(f: f64) -> Vec<u8> {
+        let mut b = Vec::new();
+        write_float(&mut b, f);
+        b
+    }
+
+    #[test]
+    fn whole_floats_are_written_as_ryu_writes_them() {
+        let exact = (1u64 << 53) as f64;
+        let mut cases = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            12.0,
+            1e15,
+            1e16,
+            exact,
+            exact - 1.0,
+            -exact,
+        ];
+        cases.extend([0.5, -2.25, 1e-7, 123.456, 1e300, f64::MIN_POSITIVE]);
+        for k in 0..64 {
+            let p = 2f64.powi(k);
+            cases.extend([p, p - 1.0, p + 1.0, -p, 10f64.powi(k.min(22))]);
+        }
+        for f in cases {
+            assert_eq!(ours(f), ryu_of(f), "{f:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn floats_are_written_as_ryu_writes_them(bits in proptest::prelude::any::<u64>(), i in -(1i64 << 54)..(1i64 << 54)) {
+            let f = f64::from_bits(bits);
+            if f.is_finite() {
+                proptest::prop_assert_eq!(ours(f), ryu_of(f));
+            }
+            proptest::prop_assert_eq!(ours(i as f64), ryu_of(i as f64));
+        }
+    }
+
+    #[test]
+    fn plain_names_are_exactly_those_without_special_bytes() {
+        for len in 0..20 {
+            for special in 0u8..=255 {
+                for at in 0..len {
+                    let mut name = vec![b'a'; len];
+                    name[at] = special;
+                    let expect = special >= 0x21 && !matches!(special, b',' | b'=' | b'\\');
+                    assert_eq!(plain(&name), expect, "{name:?}");
+                }
+            }
+        }
+        assert!(plain("kube-system/pod-ü".as_bytes()));
     }
 }
