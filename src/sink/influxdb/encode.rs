@@ -123,7 +123,7 @@ fn escape(buf: &mut Vec<u8>, s: &str, ctx: Ctx) {
 }
 
 /// Whether `s` holds none of the bytes any context escapes or trims: no byte below `!` (space
-/// and control characters), no `,`, `=` or `\\`. Eight bytes at a time; names almost always
+/// and control characters), no `,`, `=` or `\`. Eight bytes at a time; names almost always
 /// are plain, and are then copied whole.
 fn plain(s: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
