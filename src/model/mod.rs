@@ -8,6 +8,8 @@ pub mod cluster;
 pub mod labels;
 mod metric;
 pub(crate) mod table;
+#[cfg(test)]
+pub(crate) mod test_keys;
 pub mod time;
 mod values;
 

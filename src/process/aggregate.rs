@@ -208,6 +208,7 @@ impl Namespaces {
 mod tests {
     use super::*;
     use crate::model::Value;
+    use crate::model::test_keys::{container, pod};
 
     fn raw(key: SetKey, memory: Option<i64>) -> RawSet {
         let mut set = MetricSet::new(key, 0);
@@ -218,21 +219,6 @@ mod tests {
             set,
             times: Default::default(),
             own: 0,
-        }
-    }
-
-    fn pod(ns: &str, p: &str) -> SetKey {
-        SetKey::Pod {
-            namespace: Arc::from(ns),
-            pod: Arc::from(p),
-        }
-    }
-
-    fn container(ns: &str, p: &str, c: &str) -> SetKey {
-        SetKey::PodContainer {
-            namespace: Arc::from(ns),
-            pod: Arc::from(p),
-            container: Arc::from(c),
         }
     }
 

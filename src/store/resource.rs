@@ -42,11 +42,13 @@ mod tests {
     use crate::model::{Metric, MetricSet, SetKey, Value};
     use crate::store::series::{HistoryMetrics, HistorySpec, Shapes};
 
-    fn spec(max_points: usize) -> HistorySpec {
-        HistorySpec {
+    /// Takes `set` as batch `seq` at `ts`, into a history of `max_points`.
+    fn update(s: &mut Series, set: &MetricSet, ts: Nanos, seq: u64, max_points: usize) {
+        let spec = HistorySpec {
             metrics: HistoryMetrics::default(),
             max_points,
-        }
+        };
+        s.update(set, ts, seq, 0, spec, &mut Shapes::default());
     }
 
     fn set(t: Nanos, cpu: i64, ws: i64, start: Nanos) -> MetricSet {
@@ -66,22 +68,14 @@ mod tests {
     fn rate_between_the_last_two_samples() {
         let sec = NANOS_PER_SEC;
         let mut s = Series::new();
-        s.update(
-            &set(10 * sec, 1_000, 4096, 1),
-            10 * sec,
-            0,
-            0,
-            spec(100),
-            &mut Shapes::default(),
-        );
+        update(&mut s, &set(10 * sec, 1_000, 4096, 1), 10 * sec, 0, 100);
         assert_eq!(usage(&s), None, "one sample gives no rate");
-        s.update(
+        update(
+            &mut s,
             &set(30 * sec, 1_000 + 20 * sec / 2, 8192, 1),
             30 * sec,
             1,
-            0,
-            spec(100),
-            &mut Shapes::default(),
+            100,
         );
         let u = usage(&s).expect("rate");
         assert_eq!(u.cpu_nanocores, sec / 2);
@@ -89,64 +83,28 @@ mod tests {
         assert_eq!(u.timestamp, 30 * sec);
         assert_eq!(u.memory_bytes, 8192);
         // Same sample served again (kubelet cache): the window stays real.
-        s.update(
+        update(
+            &mut s,
             &set(30 * sec, 1_000 + 20 * sec / 2, 8192, 1),
             40 * sec,
             2,
-            0,
-            spec(100),
-            &mut Shapes::default(),
+            100,
         );
         assert_eq!(usage(&s).map(|u| u.window), Some(20 * sec));
         // A restart (new start time) drops the old samples.
-        s.update(
-            &set(50 * sec, 10, 8192, 2),
-            50 * sec,
-            3,
-            0,
-            spec(100),
-            &mut Shapes::default(),
-        );
+        update(&mut s, &set(50 * sec, 10, 8192, 2), 50 * sec, 3, 100);
         assert_eq!(usage(&s), None);
     }
 
     #[test]
     fn decreasing_counter_and_zero_memory_give_nothing() {
         let mut s = Series::new();
-        s.update(
-            &set(10, 500, 1, 1),
-            10,
-            0,
-            0,
-            spec(10),
-            &mut Shapes::default(),
-        );
-        s.update(
-            &set(20, 400, 1, 1),
-            20,
-            1,
-            0,
-            spec(10),
-            &mut Shapes::default(),
-        );
+        update(&mut s, &set(10, 500, 1, 1), 10, 0, 10);
+        update(&mut s, &set(20, 400, 1, 1), 20, 1, 10);
         assert_eq!(usage(&s), None);
         let mut s = Series::new();
-        s.update(
-            &set(10, 500, 0, 1),
-            10,
-            0,
-            0,
-            spec(10),
-            &mut Shapes::default(),
-        );
-        s.update(
-            &set(20, 600, 0, 1),
-            20,
-            1,
-            0,
-            spec(10),
-            &mut Shapes::default(),
-        );
+        update(&mut s, &set(10, 500, 0, 1), 10, 0, 10);
+        update(&mut s, &set(20, 600, 0, 1), 20, 1, 10);
         assert_eq!(usage(&s), None);
     }
 }

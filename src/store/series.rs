@@ -308,10 +308,16 @@ impl Ring {
         values / self.n()
     }
 
-    fn tiny(&self, base: &Slot, vals: &Slot) -> Option<[i16; MAX_HISTORY]> {
+    /// `vals` as `Tiny` offsets from `base` (`n` values, with their `shifts`), if they fit.
+    fn tiny(
+        n: usize,
+        shifts: &[u8; MAX_HISTORY],
+        base: &Slot,
+        vals: &Slot,
+    ) -> Option<[i16; MAX_HISTORY]> {
         let mut out = [TINY_MISSING; MAX_HISTORY];
-        for i in 0..self.n() {
-            let (v, shift) = (vals[i], u32::from(self.shifts[i]));
+        for i in 0..n {
+            let (v, shift) = (vals[i], u32::from(shifts[i]));
             if v != MISSING {
                 let d = v.checked_sub(base[i])?;
                 if d & ((1 << shift) - 1) != 0 {
@@ -325,9 +331,10 @@ impl Ring {
         Some(out)
     }
 
-    fn narrow(&self, base: &Slot, vals: &Slot) -> Option<[i32; MAX_HISTORY]> {
+    /// `vals` as `Narrow` offsets from `base` (`n` values), if they fit.
+    fn narrow(n: usize, base: &Slot, vals: &Slot) -> Option<[i32; MAX_HISTORY]> {
         let mut out = [NARROW_MISSING; MAX_HISTORY];
-        for i in 0..self.n() {
+        for i in 0..n {
             if vals[i] != MISSING {
                 out[i] = i32::try_from(vals[i].checked_sub(base[i])?)
                     .ok()
@@ -373,7 +380,7 @@ impl Ring {
             let base = *base;
             if let Some(slots) = all
                 .iter()
-                .map(|v| self.narrow(&base, v))
+                .map(|v| Ring::narrow(n, &base, v))
                 .collect::<Option<Vec<_>>>()
             {
                 let mut values = VecDeque::with_capacity(cap);
@@ -394,36 +401,26 @@ impl Ring {
     /// Appends a slot (`overwrite`: replaces the newest one), growing by doubling up to
     /// `max_points` so a full ring holds no spare capacity.
     fn put(&mut self, vals: Slot, overwrite: bool, max_points: usize) {
-        let n = self.n();
-        if let Layout::Tiny { base, values } = &mut self.layout
-            && values.is_empty()
-        {
-            *base = vals.map(|v| if v == MISSING { 0 } else { v });
-        }
-        if let Layout::Tiny { base, .. } = &self.layout {
-            match self.tiny(base, &vals) {
-                Some(t) => {
-                    if let Layout::Tiny { values, .. } = &mut self.layout {
-                        put(values, &t[..n], overwrite, max_points);
+        let (n, shifts) = (self.n(), self.shifts);
+        loop {
+            match &mut self.layout {
+                Layout::Tiny { base, values } => {
+                    if values.is_empty() {
+                        *base = vals.map(|v| if v == MISSING { 0 } else { v });
                     }
-                    return;
-                }
-                None => self.widen(),
-            }
-        }
-        if let Layout::Narrow { base, .. } = &self.layout {
-            match self.narrow(base, &vals) {
-                Some(d) => {
-                    if let Layout::Narrow { values, .. } = &mut self.layout {
-                        put(values, &d[..n], overwrite, max_points);
+                    if let Some(t) = Ring::tiny(n, &shifts, base, &vals) {
+                        return put(values, &t[..n], overwrite, max_points);
                     }
-                    return;
                 }
-                None => self.widen(),
+                Layout::Narrow { base, values } => {
+                    if let Some(d) = Ring::narrow(n, base, &vals) {
+                        return put(values, &d[..n], overwrite, max_points);
+                    }
+                }
+                Layout::Wide(values) => return put(values, &vals[..n], overwrite, max_points),
             }
-        }
-        if let Layout::Wide(values) = &mut self.layout {
-            put(values, &vals[..n], overwrite, max_points);
+            // The slot does not fit: every slot moves to a wider layout (`Wide` always fits).
+            self.widen();
         }
     }
 

@@ -5,28 +5,8 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 
 use super::*;
+use crate::model::test_keys::{container, node, pod};
 use crate::model::{LabeledValue, Metric, MetricSet, Value, time::NANOS_PER_SEC as SEC};
-
-fn node(name: &str) -> SetKey {
-    SetKey::Node {
-        node: Arc::from(name),
-    }
-}
-
-fn container(ns: &str, pod: &str, c: &str) -> SetKey {
-    SetKey::PodContainer {
-        namespace: Arc::from(ns),
-        pod: Arc::from(pod),
-        container: Arc::from(c),
-    }
-}
-
-fn pod(ns: &str, p: &str) -> SetKey {
-    SetKey::Pod {
-        namespace: Arc::from(ns),
-        pod: Arc::from(p),
-    }
-}
 
 fn set(key: SetKey, t: Nanos, cpu: i64, ws: i64) -> MetricSet {
     let mut s = MetricSet::new(key, t);

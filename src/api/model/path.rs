@@ -148,10 +148,7 @@ pub fn parse(path: &str) -> Result<ModelQuery, ModelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn node(n: &str) -> SetKey {
-        SetKey::Node { node: Arc::from(n) }
-    }
+    use crate::model::test_keys::node;
 
     #[test]
     fn shapes() {
