@@ -1,12 +1,17 @@
-//! The kubelet client: one connection pool for all nodes, a cap on response size, typed errors.
+//! The kubelet client: one idle connection per kubelet, a cap on response size, typed errors.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use url::Url;
 
 use super::credentials::KubeletCredentials;
+use super::http1::Http1Client;
 
 /// Why a scrape failed. Messages never include credentials.
 #[derive(Debug, thiserror::Error)]
@@ -46,18 +51,6 @@ impl ScrapeError {
     }
 }
 
-/// Describes a reqwest error with its causes (URLs here never carry credentials).
-fn describe(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
-}
-
 /// Settings of the kubelet client.
 #[derive(Clone, Debug)]
 pub struct KubeletClientOptions {
@@ -69,13 +62,10 @@ pub struct KubeletClientOptions {
     pub keep_alive: bool,
 }
 
-/// Scrapes kubelets over HTTP or HTTPS. Connections are closed after each scrape unless
-/// `keep_alive` is set: hyper's HTTP/1 connection keeps a read buffer as large as the last
-/// response while idle in the pool, which at one connection per node cost ~130 KiB per node
-/// (the largest item of the collector's memory at 1,000 nodes). A new connection per node per
-/// tick costs a TCP connect (and a TLS handshake over https) instead.
+/// Scrapes kubelets over HTTP or HTTPS, with one idle connection per kubelet kept between
+/// scrapes unless `keep_alive` is off (see [`Http1Client`]).
 pub struct KubeletClient {
-    http: reqwest::Client,
+    http: Http1Client,
     creds: Arc<KubeletCredentials>,
     opts: KubeletClientOptions,
 }
@@ -85,29 +75,14 @@ impl KubeletClient {
         creds: Arc<KubeletCredentials>,
         opts: KubeletClientOptions,
     ) -> Result<KubeletClient, String> {
-        let mut b = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(opts.timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(usize::from(opts.keep_alive))
-            .user_agent(concat!("heapster-rs/", env!("CARGO_PKG_VERSION")));
-        if opts.insecure {
-            b = b.danger_accept_invalid_certs(true);
-        } else if !creds.ca_der.is_empty() {
-            let certs = creds
-                .ca_der
-                .iter()
-                .map(|der| reqwest::Certificate::from_der(der))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("cluster CA: {}", describe(&e)))?;
-            b = b.tls_certs_only(certs);
-        }
-        if let Some(pem) = &creds.identity_pem {
-            let id = reqwest::Identity::from_pem(pem.expose().as_bytes())
-                .map_err(|_| "client certificate: invalid PEM".to_string())?;
-            b = b.identity(id);
-        }
-        let http = b.build().map_err(|e| describe(&e))?;
+        let tls = tls_config(&creds, opts.insecure)?;
+        let http = Http1Client::new(
+            Arc::new(tls),
+            opts.keep_alive,
+            opts.timeout.min(Duration::from_secs(5)),
+            opts.max_response_bytes,
+            concat!("heapster-rs/", env!("CARGO_PKG_VERSION")),
+        );
         Ok(KubeletClient { http, creds, opts })
     }
 
@@ -115,9 +90,19 @@ impl KubeletClient {
         &self.opts
     }
 
+    /// Idle kubelet connections now held.
+    pub fn idle_connections(&self) -> usize {
+        self.http.idle_connections()
+    }
+
     /// Fetches `url` (a kubelet's `/stats/summary`). The bearer token goes only over https.
     pub async fn fetch(&self, url: &Url) -> Result<Bytes, ScrapeError> {
-        let attempt = self.fetch_once(url);
+        let token = if url.scheme() == "https" {
+            self.creds.token.as_ref().and_then(|t| t.current())
+        } else {
+            None
+        };
+        let attempt = self.http.get(url, token.as_ref().map(|t| t.expose()));
         match tokio::time::timeout(self.opts.timeout, attempt).await {
             Ok(Err(ScrapeError::UnexpectedStatus { status: 401 })) => {
                 // The token may have been rotated since it was cached: re-read it for next time.
@@ -130,45 +115,109 @@ impl KubeletClient {
             Err(_) => Err(ScrapeError::Timeout(self.opts.timeout)),
         }
     }
+}
 
-    async fn fetch_once(&self, url: &Url) -> Result<Bytes, ScrapeError> {
-        // A `Url` goes in as it is; a `&str` would be parsed again.
-        let mut req = self.http.get(url.clone());
-        if url.scheme() == "https"
-            && let Some(token) = self.creds.token.as_ref().and_then(|t| t.current())
-        {
-            req = req.bearer_auth(token.expose());
+/// TLS for kubelets: the cluster CA (or the system's roots when none is known), or no
+/// verification with `kubeletInsecure=true`; the client certificate when there is one; HTTP/1.1.
+fn tls_config(creds: &KubeletCredentials, insecure: bool) -> Result<ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
+    } else {
+        let mut roots = RootCertStore::empty();
+        if creds.ca_der.is_empty() {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        } else {
+            for der in &creds.ca_der {
+                roots
+                    .add(CertificateDer::from(der.clone()))
+                    .map_err(|e| format!("cluster CA: {e}"))?;
+            }
         }
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|e| ScrapeError::Connect(describe(&e)))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(ScrapeError::UnexpectedStatus {
-                status: status.as_u16(),
-            });
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match &creds.identity_pem {
+        Some(pem) => {
+            let pem = pem.expose().as_bytes();
+            let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &pem[..])
+                .collect::<Result<_, _>>()
+                .map_err(|_| "client certificate: invalid PEM".to_string())?;
+            let key = rustls_pemfile::private_key(&mut &pem[..])
+                .ok()
+                .flatten()
+                .ok_or_else(|| "client certificate: no private key in the PEM".to_string())?;
+            if certs.is_empty() {
+                return Err("client certificate: no certificate in the PEM".into());
+            }
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("client certificate: {e}"))?
         }
-        read_capped(&mut resp, self.opts.max_response_bytes).await
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Accepts any server certificate (`kubeletInsecure=true`), but still checks that the server
+/// holds the key of the certificate it sent.
+#[derive(Debug)]
+struct AnyServerCert(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
-/// Reads a body, failing as soon as it passes `limit` bytes (never buffering more).
-async fn read_capped(resp: &mut reqwest::Response, limit: usize) -> Result<Bytes, ScrapeError> {
-    let declared = resp.content_length().unwrap_or(0);
-    if declared > limit as u64 {
-        return Err(ScrapeError::TooLarge { limit });
-    }
-    let mut buf = BytesMut::with_capacity((declared as usize).clamp(16 * 1024, limit));
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| ScrapeError::Body(describe(&e)))?
-    {
-        if buf.len() + chunk.len() > limit {
-            return Err(ScrapeError::TooLarge { limit });
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
+/// A TLS configuration for the HTTP client's own tests.
+#[cfg(test)]
+pub(crate) fn tests_tls_config() -> ClientConfig {
+    tls_config(&KubeletCredentials::default(), true).expect("tls config")
 }
