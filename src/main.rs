@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Parsed::Exit { code, message } => return process::exit_with(code, &message),
     };
     process::init(cfg.log_format, &cfg.log_level);
+    process::raise_open_files_limit();
     if matches!(cfg.source, SourceConfig::Simulated(_)) {
         tracing::warn!(
             "--source is simulated: scraping an in-process simulated cluster, not a real one"

@@ -40,6 +40,28 @@ pub fn init(format: LogFormat, level: &str) {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit, as Go programs (Heapster among them)
+/// do at start: kept-alive kubelet connections take a descriptor per node, and container
+/// runtimes and systemd often start processes with a soft limit of 1,024.
+pub fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.maximum.is_some() && limit.current < limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!("raising the open files limit: {e}");
+        }
+    }
+}
+
+/// The soft limit on open files (`None`: unlimited).
+pub fn open_files_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
 /// The multi-threaded runtime, or a message saying why it could not start.
 ///
 /// Blocking threads (processing and store ingest, once per tick) are kept for an hour instead

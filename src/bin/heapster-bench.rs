@@ -54,7 +54,7 @@ struct Args {
     #[arg(long)]
     https: bool,
     /// More `--source` options appended to the collector's source URL, e.g.
-    /// `kubeletKeepAlive=true`.
+    /// `kubeletKeepAlive=false`.
     #[arg(long, value_name = "K=V&...")]
     source_options: Option<String>,
     /// The simulator binary [default: heapster-sim next to this binary].

@@ -92,7 +92,7 @@ fn kubernetes(target: Target) -> Result<KubernetesSource, Vec<String>> {
         node_proxy: options.take_bool("nodeProxy").unwrap_or(false),
         address_types: address_types(&mut options),
         kubelet_endpoint: kubelet_endpoint(&mut options),
-        kubelet_keep_alive: options.take_bool("kubeletKeepAlive").unwrap_or(false),
+        kubelet_keep_alive: options.take_bool("kubeletKeepAlive").unwrap_or(true),
     };
     errors.extend(options.finish(KUBERNETES_OPTIONS));
     if errors.is_empty() {
@@ -261,10 +261,11 @@ mod tests {
         let k = kube(
             "kubernetes:https://api:6443?useServiceAccount=1&kubeletPort=10250&kubeletHttps=true\
              &kubeletInsecure=T&nodeProxy=true&addressTypes=Hostname,InternalDNS,ExternalDNS\
-             &serviceAccountDir=/sa&kubeletEndpoint=auto&kubeletKeepAlive=true",
+             &serviceAccountDir=/sa&kubeletEndpoint=auto&kubeletKeepAlive=false",
         );
         assert!(k.use_service_account && k.kubelet_insecure && k.node_proxy);
-        assert!(k.kubelet_keep_alive);
+        assert!(!k.kubelet_keep_alive);
+        assert!(kube("kubernetes:").kubelet_keep_alive);
         assert_eq!(k.kubelet_port, Some(10250));
         assert_eq!(k.kubelet_https, Some(true));
         assert_eq!(k.service_account_dir, PathBuf::from("/sa"));

@@ -64,9 +64,9 @@ pub struct KubernetesSource {
     pub address_types: Vec<AddressType>,
     /// Which kubelet endpoint to scrape (`kubeletEndpoint=summary|resource|auto`).
     pub kubelet_endpoint: KubeletEndpoint,
-    /// Keep one idle connection per kubelet between scrapes (`kubeletKeepAlive=true`). Off by
-    /// default: an idle HTTP/1 connection keeps a read buffer as large as the last response
-    /// (~130 KiB for 30 pods), i.e. memory per node for the whole time between ticks.
+    /// Keep one idle connection per kubelet between scrapes (`kubeletKeepAlive`, on by default):
+    /// no TCP connect and no TLS handshake per node per tick. An idle connection holds its
+    /// socket and TLS session only, not a response buffer.
     pub kubelet_keep_alive: bool,
 }
 
@@ -125,7 +125,7 @@ impl KubernetesSource {
             node_proxy: false,
             address_types: DEFAULT_ADDRESS_TYPES.to_vec(),
             kubelet_endpoint: KubeletEndpoint::Summary,
-            kubelet_keep_alive: false,
+            kubelet_keep_alive: true,
         }
     }
 }

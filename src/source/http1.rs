@@ -137,7 +137,8 @@ struct Head {
 /// The client: settings, TLS configuration and the idle connections.
 pub struct Http1Client {
     tls: TlsConnector,
-    keep_alive: bool,
+    /// Idle connections kept at most (0: none, each answer's connection is closed).
+    max_idle: usize,
     connect_timeout: Duration,
     max_body: usize,
     user_agent: &'static str,
@@ -150,14 +151,14 @@ pub struct Http1Client {
 impl Http1Client {
     pub fn new(
         tls: Arc<rustls::ClientConfig>,
-        keep_alive: bool,
+        max_idle: usize,
         connect_timeout: Duration,
         max_body: usize,
         user_agent: &'static str,
     ) -> Http1Client {
         Http1Client {
             tls: TlsConnector::from(tls),
-            keep_alive,
+            max_idle,
             connect_timeout,
             max_body,
             user_agent,
@@ -180,7 +181,7 @@ impl Http1Client {
     pub async fn get(&self, url: &Url, bearer: Option<&str>) -> Result<Bytes, ScrapeError> {
         let origin = origin(url)?;
         let request = self.request(url, &origin, bearer);
-        let pooled = if self.keep_alive {
+        let pooled = if self.max_idle > 0 {
             self.lock().idle.remove(&origin)
         } else {
             None
@@ -215,7 +216,7 @@ impl Http1Client {
         (head, body): (Head, Bytes),
     ) -> Result<Bytes, ScrapeError> {
         self.last_body.store(body.len(), Ordering::Relaxed);
-        if self.keep_alive && head.keep_alive {
+        if self.max_idle > 0 && head.keep_alive {
             let now = Instant::now();
             let idle = Idle {
                 stream,
@@ -224,7 +225,10 @@ impl Http1Client {
             };
             let mut pool = self.lock();
             pool.sweep(now);
-            pool.idle.insert(origin, idle);
+            // When the pool is full, this connection closes (its origin connects anew).
+            if pool.idle.len() < self.max_idle {
+                pool.idle.insert(origin, idle);
+            }
         }
         if !(200..300).contains(&head.status) {
             return Err(ScrapeError::UnexpectedStatus {
@@ -256,7 +260,7 @@ impl Http1Client {
             r.extend_from_slice(token.as_bytes());
             r.extend_from_slice(b"\r\n");
         }
-        if !self.keep_alive {
+        if self.max_idle == 0 {
             r.extend_from_slice(b"Connection: close\r\n");
         }
         r.extend_from_slice(b"\r\n");
@@ -587,7 +591,7 @@ mod tests {
         let tls = super::super::kubelet::tests_tls_config();
         Http1Client::new(
             Arc::new(tls),
-            keep_alive,
+            usize::from(keep_alive),
             Duration::from_secs(5),
             max_body,
             "test",
@@ -607,6 +611,22 @@ mod tests {
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         assert_eq!(c.idle_connections(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_closes_the_extra_connections() {
+        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+        let (one, accepted_one) = server(answer.clone(), 10).await;
+        let (two, accepted_two) = server(answer, 10).await;
+        let c = client(true, 1 << 20);
+        for _ in 0..2 {
+            assert_eq!(&c.get(&one, None).await.expect("get")[..], b"ok");
+            assert_eq!(&c.get(&two, None).await.expect("get")[..], b"ok");
+        }
+        // One idle connection at most: the first origin's stays pooled, the second's closes.
+        assert_eq!(c.idle_connections(), 1);
+        assert_eq!(accepted_one.load(Ordering::SeqCst), 1);
+        assert_eq!(accepted_two.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -62,6 +62,10 @@ pub struct KubeletClientOptions {
     pub keep_alive: bool,
 }
 
+/// Open files kept out of the idle kubelet connections' reach: scrapes in flight (256 by default),
+/// API clients, InfluxDB, files.
+const FILES_RESERVED: u64 = 1024;
+
 /// Scrapes kubelets over HTTP or HTTPS, with one idle connection per kubelet kept between
 /// scrapes unless `keep_alive` is off (see [`Http1Client`]).
 pub struct KubeletClient {
@@ -76,9 +80,17 @@ impl KubeletClient {
         opts: KubeletClientOptions,
     ) -> Result<KubeletClient, String> {
         let tls = tls_config(&creds, opts.insecure)?;
+        // Idle connections leave room for the scrapes in flight and the other sockets and files.
+        let max_idle = match crate::app::process::open_files_limit() {
+            _ if !opts.keep_alive => 0,
+            Some(limit) => {
+                usize::try_from(limit.saturating_sub(FILES_RESERVED)).unwrap_or(usize::MAX)
+            }
+            None => usize::MAX,
+        };
         let http = Http1Client::new(
             Arc::new(tls),
-            opts.keep_alive,
+            max_idle,
             opts.timeout.min(Duration::from_secs(5)),
             opts.max_response_bytes,
             concat!("heapster-rs/", env!("CARGO_PKG_VERSION")),
