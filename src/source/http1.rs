@@ -167,8 +167,9 @@ impl Http1Client {
         }
     }
 
-    /// Idle connections now held (for tests and self-metrics).
-    pub fn idle_connections(&self) -> usize {
+    /// Idle connections now held.
+    #[cfg(test)]
+    fn idle_connections(&self) -> usize {
         self.lock().idle.len()
     }
 

@@ -102,11 +102,6 @@ impl KubeletClient {
         &self.opts
     }
 
-    /// Idle kubelet connections now held.
-    pub fn idle_connections(&self) -> usize {
-        self.http.idle_connections()
-    }
-
     /// Fetches `url` (a kubelet's `/stats/summary`). The bearer token goes only over https.
     pub async fn fetch(&self, url: &Url) -> Result<Bytes, ScrapeError> {
         let token = if url.scheme() == "https" {
