@@ -599,19 +599,28 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn content_length_bodies_reuse_one_connection() {
+    /// Three GETs of a `Content-Length` answer: (connections accepted, idle connections after).
+    async fn three_gets(keep_alive: bool) -> (usize, usize) {
         let (url, accepted) = server(
             b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
             10,
         )
         .await;
-        let c = client(true, 1 << 20);
+        let c = client(keep_alive, 1 << 20);
         for _ in 0..3 {
             assert_eq!(&c.get(&url, None).await.expect("get")[..], b"hello");
         }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
-        assert_eq!(c.idle_connections(), 1);
+        (accepted.load(Ordering::SeqCst), c.idle_connections())
+    }
+
+    #[tokio::test]
+    async fn content_length_bodies_reuse_one_connection() {
+        assert_eq!(three_gets(true).await, (1, 1));
+    }
+
+    #[tokio::test]
+    async fn without_keep_alive_each_request_connects() {
+        assert_eq!(three_gets(false).await, (3, 0));
     }
 
     #[tokio::test]
@@ -628,21 +637,6 @@ mod tests {
         assert_eq!(c.idle_connections(), 1);
         assert_eq!(accepted_one.load(Ordering::SeqCst), 1);
         assert_eq!(accepted_two.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn without_keep_alive_each_request_connects() {
-        let (url, accepted) = server(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
-            10,
-        )
-        .await;
-        let c = client(false, 1 << 20);
-        for _ in 0..3 {
-            assert_eq!(&c.get(&url, None).await.expect("get")[..], b"hello");
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 3);
-        assert_eq!(c.idle_connections(), 0);
     }
 
     #[tokio::test]
