@@ -57,11 +57,6 @@ pub fn raise_open_files_limit() {
     }
 }
 
-/// The soft limit on open files (`None`: unlimited).
-pub fn open_files_limit() -> Option<u64> {
-    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
-}
-
 /// The multi-threaded runtime, or a message saying why it could not start.
 ///
 /// Blocking threads (processing and store ingest, once per tick) are kept for an hour instead

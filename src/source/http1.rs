@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use url::{Host, Url};
+use url::{Host, Position, Url};
 
 use super::kubelet::ScrapeError;
 
@@ -181,7 +181,7 @@ impl Http1Client {
     /// any other status is an error. The caller bounds the whole call in time.
     pub async fn get(&self, url: &Url, bearer: Option<&str>) -> Result<Bytes, ScrapeError> {
         let origin = origin(url)?;
-        let request = self.request(url, &origin, bearer);
+        let request = self.request(url, bearer);
         let pooled = if self.max_idle > 0 {
             self.lock().idle.remove(&origin)
         } else {
@@ -194,16 +194,16 @@ impl Http1Client {
                 .exchange(&mut idle.stream, &request, idle.last_body)
                 .await
             {
-                Ok(Some(r)) => return self.finish(origin, idle.stream, r),
-                Ok(None) | Err(Exchange::Stale) => {}
+                Ok(r) => return self.finish(origin, idle.stream, r),
+                Err(Exchange::Stale) => {}
                 Err(Exchange::Failed(e)) => return Err(e),
             }
         }
         let mut stream = self.connect(url, &origin).await?;
         let hint = self.last_body.load(Ordering::Relaxed);
         match self.exchange(&mut stream, &request, hint).await {
-            Ok(Some(r)) => self.finish(origin, stream, r),
-            Ok(None) | Err(Exchange::Stale) => Err(ScrapeError::Body(
+            Ok(r) => self.finish(origin, stream, r),
+            Err(Exchange::Stale) => Err(ScrapeError::Body(
                 "connection closed before a response".into(),
             )),
             Err(Exchange::Failed(e)) => Err(e),
@@ -239,20 +239,12 @@ impl Http1Client {
         Ok(body)
     }
 
-    fn request(&self, url: &Url, origin: &Origin, bearer: Option<&str>) -> Vec<u8> {
+    fn request(&self, url: &Url, bearer: Option<&str>) -> Vec<u8> {
         let mut r = Vec::with_capacity(256);
         r.extend_from_slice(b"GET ");
-        r.extend_from_slice(url.path().as_bytes());
-        if let Some(q) = url.query() {
-            r.push(b'?');
-            r.extend_from_slice(q.as_bytes());
-        }
+        r.extend_from_slice(url[Position::BeforePath..Position::AfterQuery].as_bytes());
         r.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        r.extend_from_slice(url.host_str().unwrap_or_default().as_bytes());
-        if url.port().is_some() {
-            r.push(b':');
-            r.extend_from_slice(origin.port.to_string().as_bytes());
-        }
+        r.extend_from_slice(url[Position::BeforeHost..Position::AfterPort].as_bytes());
         r.extend_from_slice(b"\r\nUser-Agent: ");
         r.extend_from_slice(self.user_agent.as_bytes());
         r.extend_from_slice(b"\r\nAccept: application/json, */*\r\n");
@@ -300,14 +292,13 @@ impl Http1Client {
     }
 
     /// Writes the request and reads the answer into a buffer sized for a body of about `hint`
-    /// bytes. `Ok(None)` or `Stale`: the connection closed or failed before any byte of an
-    /// answer arrived.
+    /// bytes.
     async fn exchange(
         &self,
         stream: &mut Stream,
         request: &[u8],
         hint: usize,
-    ) -> Result<Option<(Head, Bytes)>, Exchange> {
+    ) -> Result<(Head, Bytes), Exchange> {
         if stream.write_all(request).await.is_err() {
             return Err(Exchange::Stale);
         }
@@ -317,8 +308,7 @@ impl Http1Client {
         // The head.
         let head = loop {
             match read_more(stream, &mut buf).await {
-                Ok(0) if buf.is_empty() => return Ok(None),
-                Err(_) if buf.is_empty() => return Err(Exchange::Stale),
+                Ok(0) | Err(_) if buf.is_empty() => return Err(Exchange::Stale),
                 Ok(0) => {
                     return Err(Exchange::Failed(ScrapeError::Body(
                         "connection closed in the response head".into(),
@@ -339,12 +329,13 @@ impl Http1Client {
         let body = read_body(stream, buf, &head, self.max_body)
             .await
             .map_err(Exchange::Failed)?;
-        Ok(Some((head, body)))
+        Ok((head, body))
     }
 }
 
 enum Exchange {
-    /// Nothing came back: on a pooled connection, worth one more try on a new one.
+    /// The connection closed or failed before any byte of an answer: on a pooled connection,
+    /// worth one more try on a new one.
     Stale,
     Failed(ScrapeError),
 }
@@ -742,8 +733,7 @@ mod tests {
     fn requests_carry_host_token_and_connection() {
         let url = Url::parse("https://10.0.0.1:10250/stats/summary?only_cpu_and_memory=true")
             .expect("url");
-        let o = origin(&url).expect("origin");
-        let r = client(false, 1).request(&url, &o, Some("tok"));
+        let r = client(false, 1).request(&url, Some("tok"));
         assert_eq!(
             String::from_utf8(r).expect("utf8"),
             "GET /stats/summary?only_cpu_and_memory=true HTTP/1.1\r\nHost: 10.0.0.1:10250\r\n\
@@ -751,8 +741,7 @@ mod tests {
              Connection: close\r\n\r\n"
         );
         let url = Url::parse("http://[::1]/metrics/resource").expect("url");
-        let o = origin(&url).expect("origin");
-        let r = client(true, 1).request(&url, &o, None);
+        let r = client(true, 1).request(&url, None);
         assert_eq!(
             String::from_utf8(r).expect("utf8"),
             "GET /metrics/resource HTTP/1.1\r\nHost: [::1]\r\nUser-Agent: test\r\n\

@@ -81,7 +81,7 @@ impl KubeletClient {
     ) -> Result<KubeletClient, String> {
         let tls = tls_config(&creds, opts.insecure)?;
         // Idle connections leave room for the scrapes in flight and the other sockets and files.
-        let max_idle = match crate::app::process::open_files_limit() {
+        let max_idle = match rustix::process::getrlimit(rustix::process::Resource::Nofile).current {
             _ if !opts.keep_alive => 0,
             Some(limit) => {
                 usize::try_from(limit.saturating_sub(FILES_RESERVED)).unwrap_or(usize::MAX)
