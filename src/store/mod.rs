@@ -112,6 +112,9 @@ struct OpenTick {
     first: u64,
     /// Sets taken so far.
     sets: usize,
+    /// Where in the series table the next set's series probably is (just after the last one
+    /// found: [`SetTable::get_mut_near`]).
+    near: usize,
 }
 
 /// Whole batches for [`Store::snapshot`]; pieces are put together as they come.
@@ -203,11 +206,13 @@ impl Store {
                     seq,
                     first: inner.ticks.first(),
                     sets: 0,
+                    near: 0,
                 };
                 ingest.open = Some(t);
                 (t.seq, t.first)
             }
         };
+        let mut near = ingest.open.map_or(0, |t| t.near);
         if let Some(t) = ingest.open.as_mut() {
             t.sets += batch.sets.len();
         }
@@ -217,7 +222,7 @@ impl Store {
             let mut guard = self.write();
             let inner = &mut *guard;
             for set in chunk {
-                if let Some(s) = inner.series.get_mut(&set.key) {
+                if let Some(s) = inner.series.get_mut_near(&set.key, &mut near) {
                     s.update(set, ts, seq, first, self.spec, &mut inner.shapes);
                     continue;
                 }
@@ -232,6 +237,9 @@ impl Store {
                 s.update(set, ts, seq, first, self.spec, &mut inner.shapes);
                 inner.series.insert_new(set.key.clone(), s);
             }
+        }
+        if let Some(t) = ingest.open.as_mut() {
+            t.near = near;
         }
         self.evicted("capacity", capacity);
         self.evicted("refused", refused);
