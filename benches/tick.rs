@@ -22,7 +22,7 @@ use heapster_rs::model::cluster::{ClusterState, Interner};
 use heapster_rs::model::labels::LabelPolicy;
 use heapster_rs::model::time::NANOS_PER_SEC;
 use heapster_rs::process::Processor;
-use heapster_rs::process::decode::{NodeSample, ResourceIds, decode_summary};
+use heapster_rs::process::decode::{NodeNames, NodeSample, ResourceIds, decode_summary_with};
 use heapster_rs::sim::{SimCluster, SimOptions};
 use heapster_rs::sink::influxdb::schema::{BatchEncoder, Chunk, SchemaOptions};
 use heapster_rs::source::summary;
@@ -105,13 +105,24 @@ fn payloads() -> Payloads {
     })
 }
 
-fn decode_all(bodies: &[Vec<u8>], names: &[Arc<str>], ids: &ResourceIds) -> Vec<NodeSample> {
+/// What decoding keeps: the resource ids, and each node's names from its last answer (as the
+/// scraper keeps them).
+#[derive(Default)]
+struct Decoder {
+    ids: ResourceIds,
+    kept: std::cell::RefCell<Vec<NodeNames>>,
+}
+
+fn decode_all(bodies: &[Vec<u8>], names: &[Arc<str>], d: &Decoder) -> Vec<NodeSample> {
+    let mut kept = d.kept.borrow_mut();
+    kept.resize_with(bodies.len(), NodeNames::default);
     bodies
         .iter()
         .zip(names)
-        .map(|(body, node)| {
+        .zip(kept.iter_mut())
+        .map(|((body, node), kept)| {
             let s = summary::decode(body).expect("decodes");
-            decode_summary(&s, node, 0, ids)
+            decode_summary_with(&s, node, 0, &d.ids, kept)
         })
         .collect()
 }
@@ -129,8 +140,8 @@ fn store() -> Store {
 }
 
 #[inline(never)]
-fn stage_decode(p: &Payloads, ids: &ResourceIds) -> Vec<NodeSample> {
-    decode_all(&p.second, &p.names, ids)
+fn stage_decode(p: &Payloads, d: &Decoder) -> Vec<NodeSample> {
+    decode_all(&p.second, &p.names, d)
 }
 
 #[inline(never)]
@@ -173,17 +184,17 @@ fn encoder(gzip: bool) -> BatchEncoder {
 
 /// `TICK_ONCE=1`: each stage once, for callgrind.
 fn once(p: &Payloads) {
-    let ids = ResourceIds::default();
+    let dec = Decoder::default();
     let mut pr = Processor::new();
     let first = pr.process(
-        decode_all(&p.first, &p.names, &ids),
+        decode_all(&p.first, &p.names, &dec),
         &p.cluster,
         15 * NANOS_PER_SEC,
         i64::MAX,
     );
     let s = store();
     s.push(&first);
-    let samples = stage_decode(p, &ids);
+    let samples = stage_decode(p, &dec);
     let batch = stage_process(&mut pr, samples, &p.cluster);
     stage_store_push(&s, &batch);
     let bytes = stage_influx_encode(&mut encoder(false), &batch);
@@ -228,7 +239,7 @@ fn tick(c: &mut Criterion) {
         once(&p);
         std::process::exit(0);
     }
-    let ids = ResourceIds::default();
+    let dec = Decoder::default();
     let bytes: usize = p.second.iter().map(Vec::len).sum();
     eprintln!(
         "{NODES} nodes, {} pods known, {} KiB of Summary per node",
@@ -238,16 +249,16 @@ fn tick(c: &mut Criterion) {
     let t1 = 15 * NANOS_PER_SEC;
     let t2 = 30 * NANOS_PER_SEC;
     let first: Batch = Processor::new().process(
-        decode_all(&p.first, &p.names, &ids),
+        decode_all(&p.first, &p.names, &dec),
         &p.cluster,
         t1,
         i64::MAX,
     );
-    let second_samples = decode_all(&p.second, &p.names, &ids);
+    let second_samples = decode_all(&p.second, &p.names, &dec);
     let second = {
         let mut p2 = Processor::new();
         p2.process(
-            decode_all(&p.first, &p.names, &ids),
+            decode_all(&p.first, &p.names, &dec),
             &p.cluster,
             t1,
             i64::MAX,
@@ -280,14 +291,14 @@ fn tick(c: &mut Criterion) {
     g.throughput(Throughput::Elements(NODES as u64));
     g.sample_size(20);
     g.bench_function("decode", |b| {
-        b.iter(|| black_box(decode_all(black_box(&p.second), &p.names, &ids)))
+        b.iter(|| black_box(decode_all(black_box(&p.second), &p.names, &dec)))
     });
     g.bench_function("process", |b| {
         b.iter_batched(
             || {
                 let mut pr = Processor::new();
                 pr.process(
-                    decode_all(&p.first, &p.names, &ids),
+                    decode_all(&p.first, &p.names, &dec),
                     &p.cluster,
                     t1,
                     i64::MAX,

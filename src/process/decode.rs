@@ -185,25 +185,80 @@ impl Default for ResourceIds {
     }
 }
 
-/// Names repeated within one kubelet's answer (namespaces, container names), shared rather
-/// than allocated for each pod: 30 pods in 5 namespaces with the same 2 container names take 7
-/// names, not 90. Their keys live on in the store and the rate state.
+/// The names a node's answers repeat, kept from one answer to the next so that decoding shares
+/// them instead of allocating them again: namespaces and container names (a few, each used by
+/// many pods: 30 pods in 5 namespaces with the same 2 container names take 7 names, not 90),
+/// and pod names, pod uids and volume ids (one each, asked for in the same order tick after
+/// tick). A name that comes back is the same `Arc` as the last time, so the store and the rate
+/// state, which hold the first one in their keys, compare keys by pointer. About 2 KiB per node.
 #[derive(Default)]
-struct Names(Vec<Arc<str>>);
+pub struct NodeNames {
+    /// Namespaces and container names, at most [`NodeNames::COMMON`], those unused by an
+    /// answer dropped after it.
+    common: Vec<Arc<str>>,
+    /// Pod names, uids and volume ids in the order the last answer asked for them.
+    unique: Vec<Arc<str>>,
+}
 
-impl Names {
-    /// At most this many names are remembered (a linear search).
-    const MAX: usize = 16;
+impl NodeNames {
+    /// At most this many common names are remembered (a linear search).
+    const COMMON: usize = 16;
+}
 
-    fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(known) = self.0.iter().find(|n| ***n == *name) {
-            return Arc::clone(known);
+/// One answer's use of a node's [`NodeNames`].
+struct Names<'a> {
+    common: &'a mut Vec<Arc<str>>,
+    /// Bit `i`: `common[i]` was used by this answer.
+    used: u16,
+    prev: Vec<Arc<str>>,
+    next: &'a mut Vec<Arc<str>>,
+}
+
+impl<'a> Names<'a> {
+    fn new(kept: &'a mut NodeNames) -> Names<'a> {
+        let prev = std::mem::take(&mut kept.unique);
+        kept.unique.reserve_exact(prev.len());
+        Names {
+            common: &mut kept.common,
+            used: 0,
+            prev,
+            next: &mut kept.unique,
+        }
+    }
+
+    /// A namespace or a container name.
+    fn common(&mut self, name: &str) -> Arc<str> {
+        if let Some(i) = self.common.iter().position(|n| **n == *name) {
+            self.used |= 1 << i;
+            return Arc::clone(&self.common[i]);
         }
         let new: Arc<str> = Arc::from(name);
-        if self.0.len() < Names::MAX {
-            self.0.push(Arc::clone(&new));
+        if self.common.len() < NodeNames::COMMON {
+            self.used |= 1 << self.common.len();
+            self.common.push(Arc::clone(&new));
         }
         new
+    }
+
+    /// A pod name, a uid or a volume id: the one at the same place in the last answer, if equal.
+    fn unique(&mut self, name: &str) -> Arc<str> {
+        let at = self.next.len();
+        let arc = match self.prev.get(at) {
+            Some(p) if **p == *name => Arc::clone(p),
+            _ => Arc::from(name),
+        };
+        self.next.push(Arc::clone(&arc));
+        arc
+    }
+}
+
+impl Drop for Names<'_> {
+    fn drop(&mut self) {
+        let mut i = 0;
+        self.common.retain(|_| {
+            i += 1;
+            self.used & (1 << (i - 1)) != 0
+        });
     }
 }
 
@@ -215,10 +270,21 @@ pub fn decode_summary(
     fallback_time: Nanos,
     ids: &ResourceIds,
 ) -> NodeSample {
+    decode_summary_with(summary, node, fallback_time, ids, &mut NodeNames::default())
+}
+
+/// [`decode_summary`] sharing the names of the node's previous answer (`names`, updated).
+pub fn decode_summary_with(
+    summary: &Summary<'_>,
+    node: &Arc<str>,
+    fallback_time: Nanos,
+    ids: &ResourceIds,
+    names: &mut NodeNames,
+) -> NodeSample {
     let mut sets =
         Vec::with_capacity(2 + summary.node.system_containers.len() + summary.pods.len() * 3);
     let n = &summary.node;
-    let mut names = Names::default();
+    let mut names = Names::new(names);
     // A volume's resource id, `Volume:` and its name, built here without a format per volume.
     let mut volume_id = String::from("Volume:");
 
@@ -240,20 +306,20 @@ pub fn decode_summary(
     for c in &n.system_containers {
         let key = SetKey::SysContainer {
             node: Arc::clone(node),
-            container: names.get(sys_container_name(&c.name)),
+            container: names.common(sys_container_name(&c.name)),
         };
         sets.push(Builder::new(key, node, fallback_time).container(c));
     }
 
     for pod in &summary.pods {
-        let namespace = names.get(&pod.pod_ref.namespace);
-        let name: Arc<str> = Arc::from(&*pod.pod_ref.name);
+        let namespace = names.common(&pod.pod_ref.namespace);
+        let name = names.unique(&pod.pod_ref.name);
         let key = SetKey::Pod {
             namespace: Arc::clone(&namespace),
             pod: Arc::clone(&name),
         };
         let mut b = Builder::new(key, node, fallback_time).filesystems(pod.volume.len());
-        b.set.pod_uid = (!pod.pod_ref.uid.is_empty()).then(|| Arc::from(&*pod.pod_ref.uid));
+        b.set.pod_uid = (!pod.pod_ref.uid.is_empty()).then(|| names.unique(&pod.pod_ref.uid));
         b.start(pod.start_time.map(|t| t.0));
         b.cpu(pod.cpu);
         b.memory(pod.memory);
@@ -261,7 +327,7 @@ pub fn decode_summary(
         for v in &pod.volume {
             volume_id.truncate("Volume:".len());
             volume_id.push_str(&v.name);
-            b.fs(&Arc::from(volume_id.as_str()), Some(v.fs()));
+            b.fs(&names.unique(&volume_id), Some(v.fs()));
         }
         if let Some(eph) = pod.ephemeral_storage {
             b.set.set_int(Metric::EphemeralStorageUsage, eph.used_bytes);
@@ -276,7 +342,7 @@ pub fn decode_summary(
             let key = SetKey::PodContainer {
                 namespace: Arc::clone(&namespace),
                 pod: Arc::clone(&name),
-                container: names.get(&c.name),
+                container: names.common(&c.name),
             };
             let fs = usize::from(c.rootfs.is_some()) + usize::from(c.logs.is_some());
             let mut b = Builder::new(key, node, fallback_time).filesystems(fs);
@@ -331,15 +397,82 @@ mod tests {
         }
     }
 
+    /// Every name a sample holds, in order: keys, uids, resource ids.
+    fn names_of(sample: &NodeSample) -> Vec<Arc<str>> {
+        let mut out = Vec::new();
+        for raw in &sample.sets {
+            let set = &raw.set;
+            out.extend(set.key.namespace().cloned());
+            out.extend(set.key.pod().cloned());
+            out.extend(set.key.container().cloned());
+            out.extend(set.pod_uid.clone());
+            out.extend(set.labeled.iter().map(|l| Arc::clone(&l.resource_id)));
+        }
+        out
+    }
+
     #[test]
-    fn names_beyond_the_cache_are_still_right() {
-        let mut names = Names::default();
+    fn the_next_answer_shares_the_names_of_the_last_one() {
+        let node: Arc<str> = Arc::from("sim-node-0007");
+        let ids = ResourceIds::default();
+        let mut kept = NodeNames::default();
+        let decode = |pods: usize, now: Nanos, kept: &mut NodeNames| {
+            let body = crate::sim::summary_body(7, pods, 2, 1_000_000_000, now);
+            let summary = crate::source::summary::decode(&body).expect("simulator payload");
+            decode_summary_with(&summary, &node, now, &ids, kept)
+        };
+        let first = decode(12, 61_000_000_000, &mut kept);
+        let second = decode(12, 76_000_000_000, &mut kept);
+        let (a, b) = (names_of(&first), names_of(&second));
+        assert_eq!(a.len(), b.len());
+        assert!(a.iter().any(|n| n.starts_with("Volume:")), "volume ids are in");
+        for (x, y) in a.iter().zip(&b) {
+            assert!(Arc::ptr_eq(x, y), "{x} not shared");
+        }
+        // Fewer pods: the names are still right, and those kept still shared.
+        let fewer = decode(5, 91_000_000_000, &mut kept);
+        let plain = decode_summary(
+            &crate::source::summary::decode(&crate::sim::summary_body(
+                7,
+                5,
+                2,
+                1_000_000_000,
+                91_000_000_000,
+            ))
+            .expect("simulator payload"),
+            &node,
+            91_000_000_000,
+            &ids,
+        );
+        let c = names_of(&fewer);
+        assert_eq!(c, names_of(&plain));
+        for (x, y) in c.iter().zip(&b) {
+            assert!(**x != **y || Arc::ptr_eq(x, y), "{x} not shared");
+        }
+        // More pods than before: the new ones are allocated, the answer is whole.
+        let more = decode(20, 106_000_000_000, &mut kept);
+        assert_eq!(more.sets.len(), first.sets.len() + 8 * 3);
+    }
+
+    #[test]
+    fn common_names_beyond_the_cache_are_still_right_and_unused_ones_go() {
+        let mut kept = NodeNames::default();
         let many: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
         for _ in 0..2 {
+            let mut names = Names::new(&mut kept);
             for n in &many {
-                assert_eq!(&*names.get(n), n.as_str());
+                assert_eq!(&*names.common(n), n.as_str());
             }
         }
-        assert_eq!(names.0.len(), Names::MAX);
+        assert_eq!(kept.common.len(), NodeNames::COMMON);
+        // The cache is full until this answer ends: "new" is only remembered by the next one.
+        for left in [&["c3"][..], &["c3", "new"]] {
+            let mut names = Names::new(&mut kept);
+            assert_eq!(&*names.common("c3"), "c3");
+            assert_eq!(&*names.common("new"), "new");
+            drop(names);
+            let kept: Vec<&str> = kept.common.iter().map(|n| &**n).collect();
+            assert_eq!(kept, left);
+        }
     }
 }

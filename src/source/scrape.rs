@@ -28,7 +28,7 @@ use super::{resource, summary};
 use crate::config::KubeletEndpoint;
 use crate::model::cluster::NodeInfo;
 use crate::model::time;
-use crate::process::decode::{NodeSample, ResourceIds, decode_summary};
+use crate::process::decode::{NodeNames, NodeSample, ResourceIds, decode_summary_with};
 
 /// With `kubeletEndpoint=auto`, how long a node stays on `/metrics/resource` before summary is
 /// tried again.
@@ -162,6 +162,8 @@ pub struct Scraper {
     on_resource: Mutex<HashMap<Arc<str>, Instant>>,
     /// Nodes whose last `/metrics/resource` reported `resource_scrape_error 1` (logged once).
     resource_errors: Mutex<HashSet<Arc<str>>>,
+    /// The names each node's last Summary gave, shared with its next one.
+    names: Mutex<HashMap<Arc<str>, NodeNames>>,
 }
 
 /// What a tick's scrape produced.
@@ -189,6 +191,7 @@ impl Scraper {
             mode: KubeletEndpoint::Summary,
             on_resource: Mutex::new(HashMap::new()),
             resource_errors: Mutex::new(HashSet::new()),
+            names: Mutex::new(HashMap::new()),
         }
     }
 
@@ -341,6 +344,7 @@ impl Scraper {
         lock(&self.failing).retain(|n, _| names.contains(&**n));
         lock(&self.on_resource).retain(|n, _| names.contains(&**n));
         lock(&self.resource_errors).retain(|n| names.contains(&**n));
+        lock(&self.names).retain(|n, _| names.contains(&**n));
     }
 
     async fn fetch(&self, node: &NodeInfo, api: Api) -> Result<Bytes, ScrapeError> {
@@ -353,7 +357,11 @@ impl Scraper {
     async fn scrape_summary(&self, node: &NodeInfo) -> Result<NodeSample, ScrapeError> {
         let body = self.fetch(node, Api::Summary).await?;
         let summary = summary::decode(&body).map_err(|e| ScrapeError::Decode(e.to_string()))?;
-        Ok(decode_summary(&summary, &node.name, time::now(), &self.ids))
+        // Taken out while decoding: the lock is not held across the decode.
+        let mut names = lock(&self.names).remove(&node.name).unwrap_or_default();
+        let sample = decode_summary_with(&summary, &node.name, time::now(), &self.ids, &mut names);
+        lock(&self.names).insert(Arc::clone(&node.name), names);
+        Ok(sample)
     }
 
     async fn scrape_resource(&self, node: &NodeInfo) -> Result<NodeSample, ScrapeError> {
