@@ -129,8 +129,22 @@ impl PodInfo {
 #[derive(Clone, Debug, Default)]
 pub struct ClusterState {
     pub nodes: FastMap<Arc<str>, Arc<NodeInfo>>,
-    /// Namespace → pod name → pod.
-    pub pods: FastMap<Arc<str>, FastMap<Arc<str>, Arc<PodInfo>>>,
+    /// Namespace → pod name → pod. Changed only through the methods below, which keep
+    /// [`ClusterState::pod_stamp`] right.
+    pods: FastMap<Arc<str>, FastMap<Arc<str>, Arc<PodInfo>>>,
+    /// Changes counted; each node's pods, and the whole pod list, stamped with the count at
+    /// their last change.
+    changes: u64,
+    node_changed: FastMap<Arc<str>, u64>,
+    all_changed: u64,
+}
+
+/// What a node's pods were when [`ClusterState::pod_stamp`] was taken: equal stamps, same pods
+/// (the same records, none added or removed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PodStamp {
+    all: u64,
+    node: u64,
 }
 
 impl ClusterState {
@@ -138,23 +152,116 @@ impl ClusterState {
         self.pods.get(namespace)?.get(name)
     }
 
+    /// The stamp of the pods bound to `node`: it changes whenever one of them is added,
+    /// replaced or removed. Processing keeps each node's pod records from one tick to the next
+    /// while it holds.
+    pub fn pod_stamp(&self, node: &str) -> PodStamp {
+        PodStamp {
+            all: self.all_changed,
+            node: self.node_changed.get(node).copied().unwrap_or(0),
+        }
+    }
+
+    fn changed(&mut self, pod: &PodInfo) {
+        self.changes += 1;
+        let Some(node) = &pod.node else { return };
+        // Bounded by the nodes ever seen since the last reset: a cluster that replaces its
+        // nodes resets every stamp once in a while instead of growing.
+        if self.node_changed.len() >= 2 * self.nodes.len() + 1024
+            && !self.node_changed.contains_key(&**node)
+        {
+            self.node_changed.clear();
+            self.all_changed = self.changes;
+        }
+        self.node_changed.insert(Arc::clone(node), self.changes);
+    }
+
     pub fn insert_pod(&mut self, pod: Arc<PodInfo>) {
-        self.pods
+        self.changed(&pod);
+        let old = self
+            .pods
             .entry(Arc::clone(&pod.namespace))
             .or_default()
             .insert(Arc::clone(&pod.name), pod);
+        if let Some(old) = old {
+            self.changed(&old);
+        }
     }
 
     pub fn remove_pod(&mut self, namespace: &str, name: &str) {
-        if let Some(ns) = self.pods.get_mut(namespace) {
-            ns.remove(name);
-            if ns.is_empty() {
-                self.pods.remove(namespace);
-            }
+        let Some(ns) = self.pods.get_mut(namespace) else {
+            return;
+        };
+        let old = ns.remove(name);
+        if ns.is_empty() {
+            self.pods.remove(namespace);
         }
+        if let Some(old) = old {
+            self.changed(&old);
+        }
+    }
+
+    /// Takes the pods of `fresh` (a relist) in place of all of these.
+    pub fn replace_pods(&mut self, fresh: &mut ClusterState) {
+        self.pods = std::mem::take(&mut fresh.pods);
+        self.changes += 1;
+        self.all_changed = self.changes;
+        self.node_changed.clear();
     }
 
     pub fn pod_count(&self) -> usize {
         self.pods.values().map(|ns| ns.len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+
+    fn pod(name: &str, node: Option<&str>) -> Arc<PodInfo> {
+        Arc::new(PodInfo {
+            namespace: Arc::from("default"),
+            name: Arc::from(name),
+            node: node.map(Arc::from),
+            ..PodInfo::default()
+        })
+    }
+
+    #[test]
+    fn a_node_stamp_changes_with_its_pods_only() {
+        let mut c = ClusterState::default();
+        let (a0, b0) = (c.pod_stamp("a"), c.pod_stamp("b"));
+        c.insert_pod(pod("p", Some("a")));
+        let a1 = c.pod_stamp("a");
+        assert_ne!(a1, a0);
+        assert_eq!(c.pod_stamp("b"), b0);
+        // Replaced by a record on another node: both change.
+        c.insert_pod(pod("p", Some("b")));
+        let (a2, b2) = (c.pod_stamp("a"), c.pod_stamp("b"));
+        assert!(a2 != a1 && b2 != b0);
+        // Unscheduled pods and unknown names change nothing.
+        c.insert_pod(pod("q", None));
+        c.remove_pod("default", "nothing");
+        c.remove_pod("elsewhere", "p");
+        assert_eq!((c.pod_stamp("a"), c.pod_stamp("b")), (a2, b2));
+        c.remove_pod("default", "p");
+        assert_ne!(c.pod_stamp("b"), b2);
+        assert_eq!(c.pod_stamp("a"), a2);
+        // A relist changes every stamp.
+        let b3 = c.pod_stamp("b");
+        c.replace_pods(&mut ClusterState::default());
+        assert!(c.pod_stamp("a") != a2 && c.pod_stamp("b") != b3);
+        assert_eq!(c.pod_count(), 0);
+    }
+
+    #[test]
+    fn stamps_of_nodes_come_and_gone_are_bounded() {
+        let mut c = ClusterState::default();
+        for i in 0..3000 {
+            c.insert_pod(pod(&format!("p{i}"), Some(&format!("n{i}"))));
+            let stamp = c.pod_stamp(&format!("n{i}"));
+            assert_ne!(stamp, PodStamp::default());
+            assert!(c.node_changed.len() <= 1024, "{}", c.node_changed.len());
+        }
     }
 }

@@ -10,7 +10,7 @@ pub mod rates;
 use std::sync::Arc;
 
 use crate::model::cluster::ClusterState;
-use crate::model::{Batch, MetricSet, Nanos};
+use crate::model::{Batch, FastMap, MetricSet, Nanos};
 use decode::NodeSample;
 use rates::RateState;
 
@@ -24,6 +24,8 @@ use rates::RateState;
 #[derive(Default)]
 pub struct Processor {
     rates: RateState,
+    /// Each node's pod records from its last tick (kept for the nodes of the last tick).
+    pods: FastMap<Arc<str>, enrich::NodePods>,
 }
 
 /// What a tick in progress accumulates across its nodes.
@@ -64,11 +66,15 @@ impl Processor {
         let mut sets = sample.sets;
         self.rates
             .apply_node(&sample.node, &mut sets, tick.timestamp);
-        tick.scraped.push(sample.node);
-        enrich::enrich_all(&mut sets, cluster);
+        let kept = match self.pods.get_mut(&sample.node) {
+            Some(kept) => kept,
+            None => self.pods.entry(Arc::clone(&sample.node)).or_default(),
+        };
+        enrich::enrich_all(&mut sets, cluster, &sample.node, kept);
         aggregate::containers_to_pods(&mut sets);
         aggregate::pods_to_nodes(&mut sets);
         tick.namespaces.add(&sets, tick.timestamp);
+        tick.scraped.push(sample.node);
         sets.into_iter().map(|r| r.set).collect()
     }
 
@@ -76,6 +82,9 @@ impl Processor {
     /// of an unreachable node are kept.
     pub fn finish(&mut self, tick: Tick, max_age: Nanos) -> Vec<MetricSet> {
         self.rates.end(&tick.scraped, tick.timestamp, max_age);
+        let scraped: std::collections::HashSet<&str, foldhash::fast::RandomState> =
+            tick.scraped.iter().map(|n| &**n).collect();
+        self.pods.retain(|node, _| scraped.contains(&**node));
         tick.namespaces.finish(tick.timestamp)
     }
 

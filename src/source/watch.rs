@@ -234,7 +234,7 @@ pub async fn watch_pods(
             }
             Ok(Event::InitDone) => {
                 let count = fresh.pod_count();
-                write(&state).pods = std::mem::take(&mut fresh.pods);
+                write(&state).replace_pods(&mut fresh);
                 strings.prune();
                 synced.send_modify(|s| s.pods = true);
                 tracing::info!(pods = count, "pod list synced");
