@@ -425,7 +425,10 @@ mod tests {
         let second = decode(12, 76_000_000_000, &mut kept);
         let (a, b) = (names_of(&first), names_of(&second));
         assert_eq!(a.len(), b.len());
-        assert!(a.iter().any(|n| n.starts_with("Volume:")), "volume ids are in");
+        assert!(
+            a.iter().any(|n| n.starts_with("Volume:")),
+            "volume ids are in"
+        );
         for (x, y) in a.iter().zip(&b) {
             assert!(Arc::ptr_eq(x, y), "{x} not shared");
         }
