@@ -13,15 +13,17 @@ use crate::model::{Metric, MetricSet, SetKey, Value};
 /// cache misses: control bytes, bucket, key). About 300 bytes per node.
 #[derive(Default)]
 pub struct NodePods {
-    stamp: Option<PodStamp>,
+    stamp: PodStamp,
     pods: Vec<Option<Arc<PodInfo>>>,
+    /// The processor's tick that last used these (records of nodes not scraped are dropped).
+    pub(super) tick: u64,
 }
 
 /// Enriches a node's sets in place. A pod's containers follow it, sharing its namespace and
 /// name `Arc`s (see `decode_summary`), so the pod's lookup serves them too. `kept` is the
 /// node's records from its last tick, updated.
 pub fn enrich_all(sets: &mut [RawSet], cluster: &ClusterState, node: &str, kept: &mut NodePods) {
-    let stamp = Some(cluster.pod_stamp(node));
+    let stamp = cluster.pod_stamp(node);
     if kept.stamp != stamp {
         kept.pods.clear();
         kept.stamp = stamp;

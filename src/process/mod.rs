@@ -26,6 +26,8 @@ pub struct Processor {
     rates: RateState,
     /// Each node's pod records from its last tick (kept for the nodes of the last tick).
     pods: FastMap<Arc<str>, enrich::NodePods>,
+    /// Ticks begun.
+    ticks: u64,
 }
 
 /// What a tick in progress accumulates across its nodes.
@@ -48,6 +50,7 @@ impl Processor {
     /// Starts a tick. `timestamp` is the window end (aligned).
     pub fn begin(&mut self, timestamp: Nanos) -> Tick {
         self.rates.begin();
+        self.ticks += 1;
         Tick {
             timestamp,
             scraped: Vec::new(),
@@ -70,6 +73,7 @@ impl Processor {
             Some(kept) => kept,
             None => self.pods.entry(Arc::clone(&sample.node)).or_default(),
         };
+        kept.tick = self.ticks;
         enrich::enrich_all(&mut sets, cluster, &sample.node, kept);
         aggregate::containers_to_pods(&mut sets);
         aggregate::pods_to_nodes(&mut sets);
@@ -82,9 +86,8 @@ impl Processor {
     /// of an unreachable node are kept.
     pub fn finish(&mut self, tick: Tick, max_age: Nanos) -> Vec<MetricSet> {
         self.rates.end(&tick.scraped, tick.timestamp, max_age);
-        let scraped: std::collections::HashSet<&str, foldhash::fast::RandomState> =
-            tick.scraped.iter().map(|n| &**n).collect();
-        self.pods.retain(|node, _| scraped.contains(&**node));
+        let now = self.ticks;
+        self.pods.retain(|_, kept| kept.tick == now);
         tick.namespaces.finish(tick.timestamp)
     }
 

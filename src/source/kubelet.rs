@@ -81,12 +81,14 @@ impl KubeletClient {
     ) -> Result<KubeletClient, String> {
         let tls = tls_config(&creds, opts.insecure)?;
         // Idle connections leave room for the scrapes in flight and the other sockets and files.
-        let max_idle = match rustix::process::getrlimit(rustix::process::Resource::Nofile).current {
-            _ if !opts.keep_alive => 0,
-            Some(limit) => {
-                usize::try_from(limit.saturating_sub(FILES_RESERVED)).unwrap_or(usize::MAX)
-            }
-            None => usize::MAX,
+        let max_idle = if opts.keep_alive {
+            rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .map_or(usize::MAX, |limit| {
+                    usize::try_from(limit.saturating_sub(FILES_RESERVED)).unwrap_or(usize::MAX)
+                })
+        } else {
+            0
         };
         let http = Http1Client::new(
             Arc::new(tls),
