@@ -49,9 +49,8 @@ fn bodies() -> Vec<(String, Vec<u8>)> {
         }
     }
     for (name, body) in &out {
-        let text = std::str::from_utf8(body).expect("utf-8");
         assert!(
-            summary::fast::decode(text).is_some(),
+            summary::fast::decode(body).is_some(),
             "{name}: the fast parser leaves it to serde"
         );
     }

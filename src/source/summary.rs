@@ -222,25 +222,18 @@ where
 }
 
 /// Decodes a Summary API response body: [`fast::decode`] when it can, serde otherwise (which
-/// then also words the error). The body is checked as UTF-8 once, up front, so neither parser
-/// validates every string again.
+/// then also words the error).
 pub fn decode(body: &[u8]) -> Result<Summary<'_>, serde_json::Error> {
-    match std::str::from_utf8(body) {
-        Ok(text) => match fast::decode(text) {
-            Some(summary) => Ok(summary),
-            None => serde_json::from_str(text),
-        },
-        // Let the parser report where the bad bytes are.
-        Err(_) => serde_json::from_slice(body),
+    match fast::decode(body) {
+        Some(summary) => Ok(summary),
+        None => decode_serde(body),
     }
 }
 
-/// [`decode`] through serde alone: the specification the fast path is checked against.
+/// [`decode`] through serde alone: the specification the fast path is checked against. Bytes,
+/// not a `str`: serde checks UTF-8 in the strings it keeps and in keys, not in ignored values.
 pub fn decode_serde(body: &[u8]) -> Result<Summary<'_>, serde_json::Error> {
-    match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(body),
-    }
+    serde_json::from_slice(body)
 }
 
 #[cfg(test)]

@@ -2,8 +2,11 @@
 //! JSON into the same [`Summary`] the serde structs give, borrowing names from the input.
 //!
 //! The contract, checked by `testing::fuzz::summary` (fuzz target and proptests): whenever
-//! [`decode`] returns `Some(s)`, `serde_json::from_str::<Summary>` on the same text returns
-//! `Ok(t)` with `s == t`. Anything unusual returns `None` and the caller falls back to serde,
+//! [`decode`] returns `Some(s)`, `serde_json::from_slice::<Summary>` on the same bytes returns
+//! `Ok(t)` with `s == t`. Like serde reading bytes, the parser checks UTF-8 only where serde
+//! does: in the strings it keeps (names, timestamps) and in the keys of structs, not in ignored
+//! values (serde's `IgnoredAny` skips their strings unchecked), so the body is never validated
+//! as a whole (that pass was 3 % of a tick's instructions). Anything unusual returns `None` and the caller falls back to serde,
 //! which also words the errors: escapes in keys or kept strings (serde would own them), control
 //! characters and escapes in any string, duplicate known fields, wrong types (an array where a
 //! struct is expected, which serde would accept, included), `null` names, u64 fields holding
@@ -42,11 +45,10 @@ const MAX_SKIP_DEPTH: u32 = 100;
 const MAX_STRUCT_SHAPES: usize = 4;
 const MAX_SKIP_SHAPES: usize = 24;
 
-/// Decodes `text`, or `None` when serde must decide (see the module doc).
-pub fn decode(text: &str) -> Option<Summary<'_>> {
-    let b = text.as_bytes();
+/// Decodes `body`, or `None` when serde must decide (see the module doc).
+pub fn decode(body: &[u8]) -> Option<Summary<'_>> {
+    let b = body;
     let mut p = Parser {
-        text,
         b,
         i: ws(b, 0),
         times: [None; 2],
@@ -58,6 +60,13 @@ pub fn decode(text: &str) -> Option<Summary<'_>> {
         node: top.node?,
         pods: top.pods,
     })
+}
+
+/// `bytes` as a `str` if they are UTF-8: only the strings kept (names, timestamps) and the keys
+/// of structs are checked, as serde checks them; the body as a whole is not (see [`decode`]).
+#[inline(always)]
+fn utf8(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes).ok()
 }
 
 /// Marks field `bit` as seen; `None` when it already was (serde: "duplicate field").
@@ -398,7 +407,7 @@ impl<'a> Struct<'a> for Top<'a> {
     const KIND: usize = 0;
     fields! {
         0 NODE => node: Parser::some_struct,
-        1 PODS => pods: Parser::structs,
+        1 PODS => pods: Parser::pods,
     }
 }
 
@@ -615,7 +624,6 @@ fn skipped_shape(b: &[u8], start: usize, end: usize) -> Option<Shape<'_>> {
 }
 
 struct Parser<'a> {
-    text: &'a str,
     b: &'a [u8],
     /// The next byte to read.
     i: usize,
@@ -654,7 +662,7 @@ impl<'a> Parser<'a> {
     #[inline]
     fn name(&mut self) -> Option<Cow<'a, str>> {
         let (start, end) = self.string()?;
-        self.text.get(start..end).map(Cow::Borrowed)
+        utf8(self.b.get(start..end)?).map(Cow::Borrowed)
     }
 
     /// `Option<Time>`. A payload repeats a few timestamps many times: one whose text and closing
@@ -672,7 +680,7 @@ impl<'a> Parser<'a> {
             }
         }
         let (start, end) = self.string()?;
-        let nanos = parse_time(self.text.get(start..end)?)?;
+        let nanos = parse_time(utf8(b.get(start..end)?)?)?;
         self.times = [Some((b.get(start..=end)?, nanos)), self.times[0]];
         Some(Some(Time(nanos)))
     }
@@ -715,6 +723,18 @@ impl<'a> Parser<'a> {
 
     /// A `null`-as-empty array of structs.
     fn structs<T: Struct<'a>>(&mut self) -> Option<Vec<T>> {
+        self.array(false)
+    }
+
+    /// [`Parser::structs`] for the pods, which run to about the end of the input: after the
+    /// first one, room is made for as many more as the rest of the input holds of that length,
+    /// instead of growing 4 → 8 → 16 → 32 (each step copying pods of about 500 bytes).
+    fn pods<T: Struct<'a>>(&mut self) -> Option<Vec<T>> {
+        self.array(true)
+    }
+
+    #[inline(always)]
+    fn array<T: Struct<'a>>(&mut self, sized: bool) -> Option<Vec<T>> {
         let mut out = Vec::new();
         if self.null()? {
             return Some(out);
@@ -729,7 +749,14 @@ impl<'a> Parser<'a> {
             return Some(out);
         }
         loop {
+            let start = self.i;
             out.push(self.parse_struct()?);
+            if sized && out.len() == 1 {
+                // Counted as at least 256 bytes each, so that a short first one reserves no
+                // more than the input could fill.
+                let each = (self.i - start).max(256);
+                out.reserve_exact((b.len() - self.i) / each);
+            }
             let i = ws(b, self.i);
             match b.get(i) {
                 Some(b',') => self.i = ws(b, i + 1),
@@ -878,6 +905,8 @@ impl<'a> Parser<'a> {
                     Slot::Field(bit)
                 }
                 None => {
+                    // serde reads a struct's keys as strings (a known key is ASCII).
+                    utf8(b.get(i + 1..end)?)?;
                     self.skip_value(key)?;
                     Slot::Skip(key)
                 }

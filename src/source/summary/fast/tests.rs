@@ -19,14 +19,14 @@ fn same_as_serde(body: &[u8]) {
 /// The fast parser leaves `body` to serde, and `decode` gives serde's answer.
 #[track_caller]
 fn bails(body: &str) {
-    assert_eq!(fast(body), None, "fast parser accepted {body}");
+    assert_eq!(fast(body.as_bytes()), None, "fast parser accepted {body}");
     same_as_serde(body.as_bytes());
 }
 
 /// The fast parser decodes `body`, equal to serde, every name borrowed.
 #[track_caller]
 fn decodes(body: &str) -> Summary<'_> {
-    let s = fast(body).unwrap_or_else(|| panic!("fast parser bailed on {body:.300}"));
+    let s = fast(body.as_bytes()).unwrap_or_else(|| panic!("fast parser bailed on {body:.300}"));
     let serde: Summary = serde_json::from_str(body).expect("serde decodes");
     assert_eq!(s, serde);
     // A missing name is the default, `Cow::Owned("")` (as from serde).
@@ -283,6 +283,49 @@ fn escapes_in_keys_and_names_bail() {
         (r#""nodeName""#, "\"node\u{9}Name\""),
     ] {
         bails(&base_with(from, to));
+    }
+}
+
+/// The body is not checked as UTF-8 as a whole: like serde reading bytes, the fast parser
+/// accepts bytes that are not UTF-8 in ignored values and refuses them in names, timestamps
+/// and the keys of structs (serde then words the error).
+#[test]
+fn utf8_is_checked_where_serde_checks_it() {
+    let with = |from: &str, to: &[u8]| -> Vec<u8> {
+        let at = BASE.find(from).expect("in BASE");
+        let mut body = BASE.as_bytes()[..at].to_vec();
+        body.extend_from_slice(to);
+        body.extend_from_slice(&BASE.as_bytes()[at + from.len()..]);
+        body
+    };
+    // In an ignored value: a string, and a key of an ignored object.
+    for body in [
+        with(r#""name":"eth0""#, b"\"name\":\"eth\xff0\""),
+        with(r#""maxpid""#, b"\"max\xc3pid\""),
+    ] {
+        let s = fast(&body).expect("decodes fast");
+        assert_eq!(Ok(s), decode_serde(&body).map_err(|e| e.to_string()));
+    }
+    // A name, a timestamp, an unknown key of a struct; and valid UTF-8 (two and three bytes).
+    for (body, ok) in [
+        (with(r#""n1""#, b"\"n\xff1\""), false),
+        (with(r#""name":"c""#, b"\"name\":\"c\xe2\x82\""), false),
+        (
+            with(r#""2026-01-01T00:00:01Z""#, b"\"2026-01-01T00:00:01\xffZ\""),
+            false,
+        ),
+        (with(r#""rlimit""#, b"\"rl\xffimit\""), false),
+        (with(r#""n1""#, "\"n\u{e9}1\u{20ac}\"".as_bytes()), true),
+        (with(r#""rlimit""#, "\"rl\u{e9}mit\"".as_bytes()), true),
+    ] {
+        assert_eq!(
+            fast(&body).is_some(),
+            ok,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        same_as_serde(&body);
+        assert_eq!(decode_serde(&body).is_ok(), ok);
     }
 }
 
