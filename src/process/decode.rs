@@ -48,13 +48,20 @@ pub(crate) fn bit(m: Metric) -> u64 {
     1u64 << (m as u8)
 }
 
-struct Builder {
-    set: MetricSet,
-    times: SampleTimes,
+/// Fills a set in place, at the end of the node's list (a set is about 300 bytes: built where
+/// it stays instead of moved there through every step).
+struct Builder<'s> {
+    raw: &'s mut RawSet,
 }
 
-impl Builder {
-    fn new(key: SetKey, node: &Arc<str>, fallback_time: Nanos) -> Builder {
+impl<'s> Builder<'s> {
+    fn new(
+        sets: &'s mut Vec<RawSet>,
+        key: SetKey,
+        node: &Arc<str>,
+        fallback_time: Nanos,
+        filesystems: usize,
+    ) -> Builder<'s> {
         // Values a set ends up with after rates, enrichment and aggregation (the simulator's
         // 1.34-shaped payloads): allocated once instead of growing 4 → 8 → 16 → 32.
         let room = match key {
@@ -65,44 +72,55 @@ impl Builder {
         };
         let mut set = MetricSet::new(key, fallback_time);
         set.values.reserve_exact(room);
+        // Room for the filesystems' labeled values (five each), allocated once.
+        set.labeled.reserve_exact(5 * filesystems);
         set.node = Some(Arc::clone(node));
-        Builder {
+        sets.push(RawSet {
             set,
             times: SampleTimes::default(),
+            own: 0,
+        });
+        let last = sets.len() - 1;
+        Builder {
+            raw: &mut sets[last],
         }
+    }
+
+    fn set(&mut self) -> &mut MetricSet {
+        &mut self.raw.set
     }
 
     fn cpu(&mut self, cpu: Option<CpuStats>) {
         let Some(cpu) = cpu else { return };
-        self.set
+        self.set()
             .set_int(Metric::CpuUsage, cpu.usage_core_nano_seconds);
         if cpu.usage_core_nano_seconds.is_some() {
-            self.times.cpu = cpu.time.map(|t| t.0);
+            self.raw.times.cpu = cpu.time.map(|t| t.0);
         }
     }
 
     fn memory(&mut self, mem: Option<MemoryStats>) {
         let Some(mem) = mem else { return };
-        self.set.set_int(Metric::MemoryUsage, mem.usage_bytes);
-        self.set
-            .set_int(Metric::MemoryWorkingSet, mem.working_set_bytes);
-        self.set.set_int(Metric::MemoryRss, mem.rss_bytes);
-        self.set.set_int(Metric::MemoryPageFaults, mem.page_faults);
-        self.set
-            .set_int(Metric::MemoryMajorPageFaults, mem.major_page_faults);
-        self.times.memory = mem.time.map(|t| t.0);
+        let set = self.set();
+        set.set_int(Metric::MemoryUsage, mem.usage_bytes);
+        set.set_int(Metric::MemoryWorkingSet, mem.working_set_bytes);
+        set.set_int(Metric::MemoryRss, mem.rss_bytes);
+        set.set_int(Metric::MemoryPageFaults, mem.page_faults);
+        set.set_int(Metric::MemoryMajorPageFaults, mem.major_page_faults);
+        self.raw.times.memory = mem.time.map(|t| t.0);
     }
 
     fn network(&mut self, net: Option<NetworkStats>) {
         let Some(net) = net else { return };
-        self.set.set_int(Metric::NetworkRx, net.rx_bytes);
-        self.set.set_int(Metric::NetworkRxErrors, net.rx_errors);
-        self.set.set_int(Metric::NetworkTx, net.tx_bytes);
-        self.set.set_int(Metric::NetworkTxErrors, net.tx_errors);
-        self.times.network = net.time.map(|t| t.0);
+        let set = self.set();
+        set.set_int(Metric::NetworkRx, net.rx_bytes);
+        set.set_int(Metric::NetworkRxErrors, net.rx_errors);
+        set.set_int(Metric::NetworkTx, net.tx_bytes);
+        set.set_int(Metric::NetworkTxErrors, net.tx_errors);
+        self.raw.times.network = net.time.map(|t| t.0);
     }
 
-    fn fs(&mut self, resource_id: &Arc<str>, fs: Option<FsStats>) {
+    fn fs(&mut self, resource_id: &Arc<str>, fs: Option<&FsStats>) {
         let Some(fs) = fs else { return };
         let pairs = [
             (Metric::FilesystemUsage, fs.used_bytes),
@@ -111,9 +129,10 @@ impl Builder {
             (Metric::FilesystemInodes, fs.inodes),
             (Metric::FilesystemInodesFree, fs.inodes_free),
         ];
+        let labeled = &mut self.set().labeled;
         for (metric, v) in pairs {
             if let Some(v) = v {
-                self.set.labeled.push(LabeledValue {
+                labeled.push(LabeledValue {
                     metric,
                     resource_id: Arc::clone(resource_id),
                     value: Value::Int(i64::try_from(v).unwrap_or(i64::MAX)),
@@ -122,40 +141,30 @@ impl Builder {
         }
     }
 
-    /// Room for `filesystems` filesystems' labeled values (five each), allocated once.
-    fn filesystems(mut self, filesystems: usize) -> Builder {
-        self.set.labeled.reserve_exact(5 * filesystems);
-        self
-    }
-
     fn start(&mut self, start: Option<Nanos>) {
-        self.set.create_time = start;
+        self.set().create_time = start;
     }
 
-    fn finish(mut self) -> RawSet {
-        let t = self.times;
+    fn finish(self) {
+        let t = self.raw.times;
+        let set = &mut self.raw.set;
         if let Some(sample) = t.cpu.or(t.memory).or(t.network) {
-            self.set.scrape_time = sample;
+            set.scrape_time = sample;
         }
-        if let Some(start) = self.set.create_time
-            && self.set.scrape_time >= start
+        if let Some(start) = set.create_time
+            && set.scrape_time >= start
         {
-            let ms = (self.set.scrape_time - start) / 1_000_000;
-            self.set.set(Metric::Uptime, Value::Int(ms));
+            let ms = (set.scrape_time - start) / 1_000_000;
+            set.set(Metric::Uptime, Value::Int(ms));
         }
-        let own = self.set.values.mask();
-        RawSet {
-            set: self.set,
-            times: self.times,
-            own,
-        }
+        self.raw.own = set.values.mask();
     }
 
-    fn container(mut self, c: &ContainerStats<'_>) -> RawSet {
+    fn container(mut self, c: &ContainerStats<'_>) {
         self.start(c.start_time.map(|t| t.0));
         self.cpu(c.cpu);
         self.memory(c.memory);
-        self.finish()
+        self.finish();
     }
 }
 
@@ -289,26 +298,27 @@ pub fn decode_summary_with(
     let mut volume_id = String::from("Volume:");
 
     let mut b = Builder::new(
+        &mut sets,
         SetKey::Node {
             node: Arc::clone(node),
         },
         node,
         fallback_time,
-    )
-    .filesystems(usize::from(n.fs.is_some()));
+        usize::from(n.fs.is_some()),
+    );
     b.start(n.start_time.map(|t| t.0));
     b.cpu(n.cpu);
     b.memory(n.memory);
     b.network(n.network);
-    b.fs(&ids.root, n.fs);
-    sets.push(b.finish());
+    b.fs(&ids.root, n.fs.as_ref());
+    b.finish();
 
     for c in &n.system_containers {
         let key = SetKey::SysContainer {
             node: Arc::clone(node),
             container: names.common(sys_container_name(&c.name)),
         };
-        sets.push(Builder::new(key, node, fallback_time).container(c));
+        Builder::new(&mut sets, key, node, fallback_time, 0).container(c);
     }
 
     for pod in &summary.pods {
@@ -318,8 +328,9 @@ pub fn decode_summary_with(
             namespace: Arc::clone(&namespace),
             pod: Arc::clone(&name),
         };
-        let mut b = Builder::new(key, node, fallback_time).filesystems(pod.volume.len());
-        b.set.pod_uid = (!pod.pod_ref.uid.is_empty()).then(|| names.unique(&pod.pod_ref.uid));
+        let pod_uid = (!pod.pod_ref.uid.is_empty()).then(|| names.unique(&pod.pod_ref.uid));
+        let mut b = Builder::new(&mut sets, key, node, fallback_time, pod.volume.len());
+        b.set().pod_uid.clone_from(&pod_uid);
         b.start(pod.start_time.map(|t| t.0));
         b.cpu(pod.cpu);
         b.memory(pod.memory);
@@ -327,13 +338,13 @@ pub fn decode_summary_with(
         for v in &pod.volume {
             volume_id.truncate("Volume:".len());
             volume_id.push_str(&v.name);
-            b.fs(&names.unique(&volume_id), Some(v.fs()));
+            b.fs(&names.unique(&volume_id), Some(&v.fs()));
         }
-        if let Some(eph) = pod.ephemeral_storage {
-            b.set.set_int(Metric::EphemeralStorageUsage, eph.used_bytes);
+        if let Some(eph) = &pod.ephemeral_storage {
+            b.set()
+                .set_int(Metric::EphemeralStorageUsage, eph.used_bytes);
         }
-        let pod_uid = b.set.pod_uid.clone();
-        sets.push(b.finish());
+        b.finish();
 
         for (ci, c) in pod.containers.iter().enumerate() {
             if is_superseded(&pod.containers, ci) {
@@ -345,10 +356,10 @@ pub fn decode_summary_with(
                 container: names.common(&c.name),
             };
             let fs = usize::from(c.rootfs.is_some()) + usize::from(c.logs.is_some());
-            let mut b = Builder::new(key, node, fallback_time).filesystems(fs);
-            b.set.pod_uid = pod_uid.clone();
-            b.fs(&ids.root, c.rootfs);
-            b.fs(&ids.logs, c.logs);
+            let mut b = Builder::new(&mut sets, key, node, fallback_time, fs);
+            b.set().pod_uid.clone_from(&pod_uid);
+            b.fs(&ids.root, c.rootfs.as_ref());
+            b.fs(&ids.logs, c.logs.as_ref());
             let eph = match (
                 c.rootfs.and_then(|f| f.used_bytes),
                 c.logs.and_then(|f| f.used_bytes),
@@ -356,8 +367,8 @@ pub fn decode_summary_with(
                 (None, None) => None,
                 (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
             };
-            b.set.set_int(Metric::EphemeralStorageUsage, eph);
-            sets.push(b.container(c));
+            b.set().set_int(Metric::EphemeralStorageUsage, eph);
+            b.container(c);
         }
     }
     NodeSample {
