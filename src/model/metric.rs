@@ -95,6 +95,17 @@ metrics! {
 }
 
 impl Metric {
+    /// `metrics` as a mask: bit `m` set for each metric `m` (as in [`super::Values::mask`]).
+    pub const fn mask(metrics: &[Metric]) -> u64 {
+        let mut mask = 0;
+        let mut i = 0;
+        while i < metrics.len() {
+            mask |= 1 << metrics[i] as u8;
+            i += 1;
+        }
+        mask
+    }
+
     /// Looks a metric up by its Heapster name.
     pub fn from_name(name: &str) -> Option<Metric> {
         Metric::ALL.iter().copied().find(|m| m.name() == name)

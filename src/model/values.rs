@@ -12,6 +12,14 @@ fn bit(m: Metric) -> u64 {
     1u64 << (m as u8)
 }
 
+fn raw_value(float: bool, raw: u64) -> Value {
+    if float {
+        Value::Float(f64::from_bits(raw))
+    } else {
+        Value::Int(raw as i64)
+    }
+}
+
 /// At most one value per metric, iterated in metric (catalogue) order.
 #[derive(Clone, Default)]
 pub struct Values {
@@ -66,11 +74,7 @@ impl Values {
     }
 
     fn decode(&self, m: Metric, raw: u64) -> Value {
-        if self.floats & bit(m) != 0 {
-            Value::Float(f64::from_bits(raw))
-        } else {
-            Value::Int(raw as i64)
-        }
+        raw_value(self.floats & bit(m) != 0, raw)
     }
 
     pub fn get(&self, m: Metric) -> Option<Value> {
@@ -109,6 +113,80 @@ impl Values {
             None => v,
         };
         self.set(m, sum);
+    }
+
+    /// Adds `other`'s values of the metrics in `metrics` (a mask) to these, as [`Values::add`]
+    /// of each would: summed where both have one, taken where only `other` has.
+    pub fn add_from(&mut self, other: &Values, metrics: u64) {
+        self.merge(other.mask & metrics, |b, own| {
+            let at = (other.mask & (b - 1)).count_ones() as usize;
+            let theirs = raw_value(other.floats & b != 0, other.data[at]);
+            match own {
+                Some(v) => v.plus(theirs),
+                None => theirs,
+            }
+        });
+    }
+
+    /// Values for the metrics in `incoming` (a mask), `value(bit, held)` each. The values above
+    /// the highest incoming metric move up at once by the number of new ones; from there down,
+    /// one pass writes from the end (so that no value is overwritten before it is read) until
+    /// every new one is in; the values left are replaced in place. No insert moving the values
+    /// above it per value (what `add` of each costs), and when nothing is new (a pod's second
+    /// container, a namespace's next pod), no move at all.
+    fn merge(&mut self, incoming: u64, mut value: impl FnMut(u64, Option<Value>) -> Value) {
+        let mut new = incoming & !self.mask;
+        let mut rest = incoming;
+        if new != 0 {
+            let len = self.data.len();
+            let count = new.count_ones() as usize;
+            let top = 63 - incoming.leading_zeros();
+            let above = self.mask.checked_shr(top + 1).unwrap_or(0).count_ones() as usize;
+            let mut mine = len - above;
+            self.data.resize(len + count, 0);
+            self.data.copy_within(mine..len, mine + count);
+            let mut write = mine + count;
+            let mut bits = (self.mask | incoming) & (u64::MAX >> (63 - top));
+            while new != 0 {
+                let b = 1u64 << (63 - bits.leading_zeros());
+                bits &= !b;
+                write -= 1;
+                if self.mask & b != 0 {
+                    // Held (and if incoming too, replaced below, in place): moved up.
+                    mine -= 1;
+                    self.data[write] = self.data[mine];
+                    continue;
+                }
+                new &= !b;
+                rest &= !b;
+                self.mask |= b;
+                let v = value(b, None);
+                self.put(write, b, v);
+            }
+        }
+        // What is left of `incoming` is held: replaced in place.
+        while rest != 0 {
+            let b = rest & rest.wrapping_neg();
+            rest &= rest - 1;
+            let at = (self.mask & (b - 1)).count_ones() as usize;
+            let held = raw_value(self.floats & b != 0, self.data[at]);
+            let v = value(b, Some(held));
+            self.put(at, b, v);
+        }
+    }
+
+    /// Writes `v` at `at`, the place of metric bit `b`.
+    fn put(&mut self, at: usize, b: u64, v: Value) {
+        self.data[at] = match v {
+            Value::Int(i) => {
+                self.floats &= !b;
+                i as u64
+            }
+            Value::Float(f) => {
+                self.floats |= b;
+                f.to_bits()
+            }
+        };
     }
 
     pub fn remove(&mut self, m: Metric) -> Option<Value> {
@@ -234,6 +312,59 @@ mod tests {
         assert_eq!(v.remove(Metric::CpuUsage), None);
         assert_eq!(v.get(Metric::MemoryUsage), Some(Value::Int(15)));
         assert_eq!(v.len(), 3);
+    }
+
+    /// `add_from` gives what `add` of each value does, for random sets, masks and types.
+    #[test]
+    fn add_from_is_add_of_each_value() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let n = Metric::ALL.len();
+        let random = |next: &mut dyn FnMut() -> u64| {
+            let mut v = Values::new();
+            let (mask, floats) = (next(), next());
+            for (i, m) in Metric::ALL.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    let x = (next() % 1000) as i64 - 500;
+                    let val = if floats & (1 << i) != 0 {
+                        Value::Float(x as f64 / 4.0)
+                    } else if x == 0 {
+                        Value::Int(i64::MAX)
+                    } else {
+                        Value::Int(x)
+                    };
+                    v.set(*m, val);
+                }
+            }
+            v
+        };
+        for round in 0..2000 {
+            let mine = random(&mut next);
+            let theirs = random(&mut next);
+            let metrics = match round % 4 {
+                0 => u64::MAX,
+                1 => 0,
+                _ => next() & ((1u64 << n) - 1),
+            };
+            let mut want = mine.clone();
+            for (m, v) in &theirs {
+                if metrics & bit(m) != 0 {
+                    want.add(m, v);
+                }
+            }
+            let mut got = mine.clone();
+            got.add_from(&theirs, metrics);
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "round {round}");
+            assert_eq!(
+                (got.mask, got.floats, got.len()),
+                (want.mask, want.floats, want.len())
+            );
+        }
     }
 
     #[test]

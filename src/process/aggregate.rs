@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::decode::{RawSet, bit};
+use super::decode::RawSet;
 use super::enrich::NODE_FROM_PODS;
-use super::rates::counter_of;
+use super::rates::rates_of;
 use crate::model::{FastMap, Metric, MetricSet, Nanos, SetKey};
 
 /// Summed into namespaces and the cluster (Heapster's list, plus the working set).
@@ -19,10 +19,12 @@ pub const NS_METRICS: [Metric; 7] = [
     Metric::MemoryLimit,
 ];
 
+/// [`NS_METRICS`] and [`NODE_FROM_PODS`] as masks.
+const NS_MASK: u64 = Metric::mask(&NS_METRICS);
+const NODE_MASK: u64 = Metric::mask(&NODE_FROM_PODS);
+
 /// Container values a pod never takes from its containers.
-fn pod_skips(m: Metric) -> bool {
-    matches!(m, Metric::Uptime)
-}
+const POD_SKIPS: u64 = 1 << Metric::Uptime as u8;
 
 /// Fills pods from their containers. Pods that only exist through containers are created.
 ///
@@ -62,21 +64,21 @@ pub fn containers_to_pods(sets: &mut Vec<RawSet>) {
                 }
             }
         };
-        // The container (i) and its pod (pi) are different sets: borrow both.
-        let (container, pod_set) = if i < pi {
-            let (a, b) = sets.split_at_mut(pi);
-            (&a[i], &mut b[0])
-        } else {
-            let (a, b) = sets.split_at_mut(i);
-            (&b[0], &mut a[pi])
-        };
-        for (m, v) in &container.set.values {
-            let own = |m: Metric| pod_set.own & bit(m) != 0;
-            if pod_skips(m) || own(m) || counter_of(m).is_some_and(own) {
-                continue;
-            }
-            pod_set.set.add(m, v);
-        }
+        let (container, pod_set) = pair(sets, i, pi);
+        // What the pod lacks: not its own values, nor the rates of its own counters.
+        let takes = !(POD_SKIPS | pod_set.own | rates_of(pod_set.own));
+        pod_set.set.values.add_from(&container.set.values, takes);
+    }
+}
+
+/// Sets `from` and `to` (different) of `sets`, borrowed together.
+fn pair(sets: &mut [RawSet], from: usize, to: usize) -> (&RawSet, &mut RawSet) {
+    if from < to {
+        let (a, b) = sets.split_at_mut(to);
+        (&a[from], &mut b[0])
+    } else {
+        let (a, b) = sets.split_at_mut(from);
+        (&b[0], &mut a[to])
     }
 }
 
@@ -133,19 +135,15 @@ pub fn pods_to_nodes(sets: &mut [RawSet]) {
         if !matches!(pod.key, SetKey::Pod { .. }) {
             continue;
         }
-        let Some(&(_, node_idx)) = pod
-            .node
-            .as_ref()
-            .and_then(|n| nodes.iter().find(|(name, _)| name == n))
-        else {
+        let Some(&(_, node_idx)) = pod.node.as_ref().and_then(|n| {
+            nodes
+                .iter()
+                .find(|(name, _)| Arc::ptr_eq(name, n) || name == n)
+        }) else {
             continue;
         };
-        let pod_values = NODE_FROM_PODS.map(|m| pod.get(m));
-        for (m, v) in NODE_FROM_PODS.into_iter().zip(pod_values) {
-            if let Some(v) = v {
-                sets[node_idx].set.add(m, v);
-            }
-        }
+        let (pod, node) = pair(sets, i, node_idx);
+        node.set.values.add_from(&pod.set.values, NODE_MASK);
     }
     for &(_, i) in &nodes {
         super::enrich::node_ratios(&mut sets[i].set);
@@ -180,11 +178,7 @@ impl Namespaces {
                     self.sets.len() - 1
                 }
             };
-            for m in NS_METRICS {
-                if let Some(v) = raw.set.get(m) {
-                    self.sets[ni].add(m, v);
-                }
-            }
+            self.sets[ni].values.add_from(&raw.set.values, NS_MASK);
         }
     }
 
@@ -192,11 +186,7 @@ impl Namespaces {
     pub fn finish(self, timestamp: Nanos) -> Vec<MetricSet> {
         let mut cluster = MetricSet::new(SetKey::Cluster, timestamp);
         for ns in &self.sets {
-            for m in NS_METRICS {
-                if let Some(v) = ns.get(m) {
-                    cluster.add(m, v);
-                }
-            }
+            cluster.values.add_from(&ns.values, NS_MASK);
         }
         let mut out = self.sets;
         out.push(cluster);

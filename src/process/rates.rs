@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use super::decode::{RawSet, SampleTimes};
+use super::decode::{RawSet, SampleTimes, bit};
 use crate::model::{FastMap, Metric, MetricSet, Nanos, SetKey, Value};
 
 const NANOS_PER_SEC_F: f64 = 1e9;
@@ -100,12 +100,12 @@ impl Group {
     }
 }
 
-/// The cumulative metric a rate metric is computed from.
-pub fn counter_of(rate: Metric) -> Option<Metric> {
+/// The rate metrics computed from the counters in `counters` (masks of metric bits).
+pub fn rates_of(counters: u64) -> u64 {
     COUNTERS
         .iter()
-        .find(|(_, r, _)| *r == rate)
-        .map(|(c, _, _)| *c)
+        .filter(|(c, _, _)| counters & bit(*c) != 0)
+        .fold(0, |rates, (_, r, _)| rates | bit(*r))
 }
 
 /// The rate of a counter between two samples, if the guards allow one.
