@@ -24,7 +24,7 @@ const NS_MASK: u64 = Metric::mask(&NS_METRICS);
 const NODE_MASK: u64 = Metric::mask(&NODE_FROM_PODS);
 
 /// Container values a pod never takes from its containers.
-const POD_SKIPS: u64 = 1 << Metric::Uptime as u8;
+const POD_SKIPS: u64 = Metric::mask(&[Metric::Uptime]);
 
 /// Fills pods from their containers. Pods that only exist through containers are created.
 ///

@@ -6,14 +6,14 @@
 //! `Ok(t)` with `s == t`. Like serde reading bytes, the parser checks UTF-8 only where serde
 //! does: in the strings it keeps (names, timestamps) and in the keys of structs, not in ignored
 //! values (serde's `IgnoredAny` skips their strings unchecked), so the body is never validated
-//! as a whole (that pass was 3 % of a tick's instructions). Anything unusual returns `None` and the caller falls back to serde,
-//! which also words the errors: escapes in keys or kept strings (serde would own them), control
-//! characters and escapes in any string, duplicate known fields, wrong types (an array where a
-//! struct is expected, which serde would accept, included), `null` names, u64 fields holding
-//! signs, fractions, exponents, leading zeros or more than `u64::MAX`, timestamps that
-//! [`parse_time`] refuses, a missing `node`, nesting deeper than [`MAX_SKIP_DEPTH`] in an
-//! ignored value, trailing bytes, truncation. Ignored values (`psi`, `io`, `swap`, ...) are
-//! validated as serde's `IgnoredAny` does.
+//! as a whole (that pass was 3 % of a tick's instructions). Anything unusual returns `None` and
+//! the caller falls back to serde, which also words the errors: escapes in keys or kept strings
+//! (serde would own them), control characters and escapes in any string, duplicate known
+//! fields, wrong types (an array where a struct is expected, which serde would accept,
+//! included), `null` names, u64 fields holding signs, fractions, exponents, leading zeros or
+//! more than `u64::MAX`, timestamps that [`parse_time`] refuses, a missing `node`, nesting
+//! deeper than [`MAX_SKIP_DEPTH`] in an ignored value, trailing bytes, truncation. Ignored
+//! values (`psi`, `io`, `swap`, ...) are validated as serde's `IgnoredAny` does.
 //!
 //! Doing little per byte:
 //! - strings and digit runs are scanned eight bytes at a time (SWAR on a `u64`), keys are
