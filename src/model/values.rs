@@ -87,23 +87,12 @@ impl Values {
 
     /// Sets a value, replacing any previous value of the same metric.
     pub fn set(&mut self, m: Metric, v: Value) {
-        let raw = match v {
-            Value::Int(i) => {
-                self.floats &= !bit(m);
-                i as u64
-            }
-            Value::Float(f) => {
-                self.floats |= bit(m);
-                f.to_bits()
-            }
-        };
         let i = self.index(m);
-        if self.contains(m) {
-            self.data[i] = raw;
-        } else {
+        if !self.contains(m) {
             self.mask |= bit(m);
-            self.data.insert(i, raw);
+            self.data.insert(i, 0);
         }
+        self.put(i, bit(m), v);
     }
 
     /// Adds to a value (or sets it when absent).
@@ -175,7 +164,7 @@ impl Values {
         }
     }
 
-    /// Writes `v` at `at`, the place of metric bit `b`.
+    /// Writes `v` at `at`, the place of metric bit `b`, and its type in `floats`.
     fn put(&mut self, at: usize, b: u64, v: Value) {
         self.data[at] = match v {
             Value::Int(i) => {
