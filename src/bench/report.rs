@@ -201,6 +201,10 @@ pub struct Marginal {
     pub from_nodes: usize,
     pub to_nodes: usize,
     pub mcpu_per_node: f64,
+    /// The collector's marginal CPU over the simulator's, which does the same work in every
+    /// run (serving each node's Summary per tick): a measure of a build that this shared VM's
+    /// speed, which moves both alike, hardly moves. `None` when the simulator's did not grow.
+    pub mcpu_vs_sim: Option<f64>,
     pub peak_rss_kib_per_node: f64,
     pub steady_rss_kib_per_node: f64,
 }
@@ -210,10 +214,13 @@ pub fn marginals(runs: &[Summary]) -> Vec<Marginal> {
         .filter(|w| w[1].nodes != w[0].nodes && w[1].sink == w[0].sink)
         .map(|w| {
             let dn = w[1].nodes as f64 - w[0].nodes as f64;
+            let collector = w[1].collector.mcpu - w[0].collector.mcpu;
+            let sim = w[1].simulator.mcpu - w[0].simulator.mcpu;
             Marginal {
                 from_nodes: w[0].nodes,
                 to_nodes: w[1].nodes,
-                mcpu_per_node: (w[1].collector.mcpu - w[0].collector.mcpu) / dn,
+                mcpu_per_node: collector / dn,
+                mcpu_vs_sim: (sim > 0.0).then(|| collector / sim),
                 peak_rss_kib_per_node: (w[1].collector.peak_rss_kib as f64
                     - w[0].collector.peak_rss_kib as f64)
                     / dn,
@@ -281,15 +288,16 @@ pub fn table(runs: &[Summary]) -> String {
     if !m.is_empty() {
         let _ = writeln!(
             out,
-            "\n| marginal | mCPU/node | peak RSS KiB/node | steady RSS KiB/node |\n|---|---|---|---|"
+            "\n| marginal | mCPU/node | × sim | peak RSS KiB/node | steady RSS KiB/node |\n|---|---|---|---|---|"
         );
         for m in m {
             let _ = writeln!(
                 out,
-                "| {} → {} nodes | {:.4} | {:.1} | {:.1} |",
+                "| {} → {} nodes | {:.4} | {} | {:.1} | {:.1} |",
                 m.from_nodes,
                 m.to_nodes,
                 m.mcpu_per_node,
+                m.mcpu_vs_sim.map_or("-".into(), |r| format!("{r:.2}")),
                 m.peak_rss_kib_per_node,
                 m.steady_rss_kib_per_node
             );
@@ -345,7 +353,7 @@ mod tests {
 
     #[test]
     fn marginal_between_sizes() {
-        let run = |nodes, mcpu, kib| Summary {
+        let run = |nodes, mcpu, kib, sim_mcpu| Summary {
             nodes,
             sink: "none".into(),
             collector: Resources {
@@ -353,11 +361,28 @@ mod tests {
                 peak_rss_kib: kib,
                 ..Resources::default()
             },
+            simulator: Resources {
+                mcpu: sim_mcpu,
+                ..Resources::default()
+            },
             ..Summary::default()
         };
-        let m = marginals(&[run(100, 10.0, 20_000), run(1100, 30.0, 120_000)]);
-        assert_eq!(m.len(), 1);
+        let m = marginals(&[
+            run(100, 10.0, 20_000, 4.0),
+            run(1100, 30.0, 120_000, 20.0),
+            run(2100, 50.0, 220_000, 20.0),
+        ]);
+        assert_eq!(m.len(), 2);
         assert!((m[0].mcpu_per_node - 0.02).abs() < 1e-12);
         assert!((m[0].peak_rss_kib_per_node - 100.0).abs() < 1e-9);
+        // 20 mCPU more for the collector against 16 more for the simulator.
+        assert!((m[0].mcpu_vs_sim.expect("the simulator's grew") - 1.25).abs() < 1e-12);
+        // The simulator's did not grow: no ratio.
+        assert_eq!(m[1].mcpu_vs_sim, None);
+        let t = table(&[run(100, 10.0, 20_000, 4.0), run(1100, 30.0, 120_000, 20.0)]);
+        assert!(
+            t.contains("| 100 → 1100 nodes | 0.0200 | 1.25 | 100.0 | 0.0 |"),
+            "{t}"
+        );
     }
 }
