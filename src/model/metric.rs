@@ -95,12 +95,17 @@ metrics! {
 }
 
 impl Metric {
-    /// `metrics` as a mask: bit `m` set for each metric `m` (as in [`super::Values::mask`]).
+    /// The metric's bit in a mask of metrics (as in [`super::Values::mask`]).
+    pub const fn bit(self) -> u64 {
+        1 << self as u8
+    }
+
+    /// `metrics` as a mask: each one's [`Metric::bit`].
     pub const fn mask(metrics: &[Metric]) -> u64 {
         let mut mask = 0;
         let mut i = 0;
         while i < metrics.len() {
-            mask |= 1 << metrics[i] as u8;
+            mask |= metrics[i].bit();
             i += 1;
         }
         mask

@@ -8,10 +8,6 @@ use super::metric::Metric;
 
 const _: () = assert!(Metric::ALL.len() <= 64, "the masks hold one bit per metric");
 
-fn bit(m: Metric) -> u64 {
-    1u64 << (m as u8)
-}
-
 fn raw_value(float: bool, raw: u64) -> Value {
     if float {
         Value::Float(f64::from_bits(raw))
@@ -65,16 +61,16 @@ impl Values {
     }
 
     pub fn contains(&self, m: Metric) -> bool {
-        self.mask & bit(m) != 0
+        self.mask & m.bit() != 0
     }
 
     /// Position of metric `m`'s value in `data` (whether or not it is present).
     fn index(&self, m: Metric) -> usize {
-        (self.mask & (bit(m) - 1)).count_ones() as usize
+        (self.mask & (m.bit() - 1)).count_ones() as usize
     }
 
     fn decode(&self, m: Metric, raw: u64) -> Value {
-        raw_value(self.floats & bit(m) != 0, raw)
+        raw_value(self.floats & m.bit() != 0, raw)
     }
 
     pub fn get(&self, m: Metric) -> Option<Value> {
@@ -87,7 +83,7 @@ impl Values {
 
     /// Sets a value, replacing any previous value of the same metric.
     pub fn set(&mut self, m: Metric, v: Value) {
-        let b = bit(m);
+        let b = m.bit();
         if self.mask < b {
             // Above every value held (sets are mostly built in metric order): appended, with
             // no count of the bits below and nothing to move.
@@ -96,11 +92,11 @@ impl Values {
             return self.put(self.data.len() - 1, b, v);
         }
         let i = self.index(m);
-        if !self.contains(m) {
-            self.mask |= bit(m);
+        if self.mask & b == 0 {
+            self.mask |= b;
             self.data.insert(i, 0);
         }
-        self.put(i, bit(m), v);
+        self.put(i, b, v);
     }
 
     /// Adds to a value (or sets it when absent).
@@ -190,8 +186,8 @@ impl Values {
         let old = self.get(m)?;
         let i = self.index(m);
         self.data.remove(i);
-        self.mask &= !bit(m);
-        self.floats &= !bit(m);
+        self.mask &= !m.bit();
+        self.floats &= !m.bit();
         Some(old)
     }
 
@@ -350,7 +346,7 @@ mod tests {
             };
             let mut want = mine.clone();
             for (m, v) in &theirs {
-                if metrics & bit(m) != 0 {
+                if metrics & m.bit() != 0 {
                     want.add(m, v);
                 }
             }

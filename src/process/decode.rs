@@ -44,10 +44,6 @@ pub fn sys_container_name(name: &str) -> &str {
     }
 }
 
-pub(crate) fn bit(m: Metric) -> u64 {
-    1u64 << (m as u8)
-}
-
 /// Fills a set in place, at the end of the node's list (a set is about 300 bytes: built where
 /// it stays instead of moved there through every step).
 struct Builder<'s> {

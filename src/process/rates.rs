@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use super::decode::{RawSet, SampleTimes, bit};
+use super::decode::{RawSet, SampleTimes};
 use crate::model::{FastMap, Metric, MetricSet, Nanos, SetKey, Value};
 
 const NANOS_PER_SEC_F: f64 = 1e9;
@@ -104,8 +104,8 @@ impl Group {
 pub fn rates_of(counters: u64) -> u64 {
     COUNTERS
         .iter()
-        .filter(|(c, _, _)| counters & bit(*c) != 0)
-        .fold(0, |rates, (_, r, _)| rates | bit(*r))
+        .filter(|(c, _, _)| counters & c.bit() != 0)
+        .fold(0, |rates, (_, r, _)| rates | r.bit())
 }
 
 /// The rate of a counter between two samples, if the guards allow one.

@@ -236,7 +236,6 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::decode::bit;
 
     const T: i64 = 1_750_705_768_415;
 
@@ -293,7 +292,7 @@ mod tests {
         assert!(c.set.get(Metric::Uptime).is_some());
         assert_eq!(
             c.own,
-            bit(Metric::CpuUsage) | bit(Metric::MemoryWorkingSet) | bit(Metric::Uptime)
+            Metric::mask(&[Metric::CpuUsage, Metric::MemoryWorkingSet, Metric::Uptime])
         );
         // No pod samples: no pod set here (aggregation creates it from its containers).
         assert_eq!(s.sample.sets.len(), 2);

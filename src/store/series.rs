@@ -562,10 +562,6 @@ pub(crate) struct Series {
     working_set: (Nanos, i64),
 }
 
-fn bit(m: Metric) -> u64 {
-    1u64 << (m as u8)
-}
-
 impl Series {
     pub fn new() -> Series {
         Series {
@@ -727,7 +723,7 @@ impl Series {
         let mut names: Vec<Metric> = Metric::ALL
             .iter()
             .copied()
-            .filter(|m| self.mask & bit(*m) != 0)
+            .filter(|m| self.mask & m.bit() != 0)
             .collect();
         for (m, _) in self.label_shape.iter().flat_map(|s| s.iter()) {
             if !names.contains(m) {
@@ -740,10 +736,10 @@ impl Series {
 
     /// The latest value of an unlabeled metric.
     pub fn latest(&self, metric: Metric) -> Option<Value> {
-        if self.mask & bit(metric) == 0 {
+        if self.mask & metric.bit() == 0 {
             return None;
         }
-        let mut data = self.skip(self.mask & (bit(metric) - 1))?;
+        let mut data = self.skip(self.mask & (metric.bit() - 1))?;
         unpack_value(&mut data, metric)
     }
 
