@@ -722,3 +722,68 @@ fn ignored_values_equal_to_the_learned_one() {
         bails(&with(&values));
     }
 }
+
+/// An ignored value after one of the same shape: every single-byte change, insertion and
+/// deletion of it, with the first one learned. Whatever the fast parser makes of it, serde makes
+/// the same (`testing::fuzz::summary`); and an edit that only changes a number or a value string
+/// to another valid one still decodes fast.
+#[test]
+fn every_edit_of_an_ignored_value_after_a_learned_one() {
+    const LEARNED: &str = r#"{"full":{"total":800,"avg10":0.0,"s":"ab","n":[1,-2.5e3,true,null]},"some":{"x":{}},"e":""}"#;
+    let with = |second: &[u8]| {
+        let mut body = Vec::new();
+        body.extend_from_slice(br#"{"node":{"nodeName":"n"},"pods":["#);
+        for x in [LEARNED.as_bytes(), second, LEARNED.as_bytes()] {
+            body.extend_from_slice(br#"{"podRef":{"name":"p"},"psi":"#);
+            body.extend_from_slice(x);
+            body.extend_from_slice(br#","cpu":{"usageNanoCores":1}},"#);
+        }
+        body.pop();
+        body.extend_from_slice(b"]}");
+        body
+    };
+    let learned = LEARNED.as_bytes();
+    let mut fast_decoded = 0;
+    let mut tried = 0;
+    let mut check = |second: Vec<u8>| {
+        let body = with(&second);
+        crate::testing::fuzz::summary(&body);
+        fast_decoded += usize::from(fast(&body).is_some());
+        tried += 1;
+    };
+    for at in 0..=learned.len() {
+        for &c in b"0159.eE+-\"\\ x}],:{[tn\x01" {
+            if at < learned.len() {
+                let mut changed = learned.to_vec();
+                changed[at] = c;
+                check(changed);
+            }
+            let mut inserted = learned.to_vec();
+            inserted.insert(at, c);
+            check(inserted);
+        }
+        if at < learned.len() {
+            let mut deleted = learned.to_vec();
+            deleted.remove(at);
+            check(deleted);
+        }
+    }
+    assert!(tried > 3_000, "{tried}");
+    // Numbers and strings of other lengths and values, in every span, take the shape.
+    for (from, to) in [
+        ("800", "8"),
+        ("800", "80000000000000000000"),
+        ("800", "-8.5E+7"),
+        ("0.0", "0.01"),
+        ("0.0", "7"),
+        (r#""ab""#, r#""""#),
+        (r#""ab""#, r#""a longer string, with ünïcödé""#),
+        ("-2.5e3", "3"),
+        (r#""e":"""#, r#""e":"xyz""#),
+    ] {
+        let body = with(LEARNED.replacen(from, to, 1).as_bytes());
+        assert!(fast(&body).is_some(), "{from} -> {to}");
+        crate::testing::fuzz::summary(&body);
+    }
+    assert!(fast_decoded > 100, "{fast_decoded}");
+}
