@@ -18,11 +18,11 @@
 //! Doing little per byte:
 //! - strings and digit runs are scanned eight bytes at a time (SWAR on a `u64`), keys are
 //!   compared as a few words ([`Key`]);
-//! - shapes: a payload repeats the same objects (every container's `cpu`, every `psi`) with
+//! - shapes: a payload repeats the same objects (every container's `cpu` and `memory`) with
 //!   other numbers. The parser remembers the bytes between the values of an object it parsed
 //!   member by member (its [`Shape`]); the next object of that kind is parsed by comparing those
-//!   pieces (keys, punctuation, whitespace) up to sixteen bytes at a time and parsing only the values
-//!   between them. Where a shape stops fitting, parsing goes on member by member from there.
+//!   pieces (keys, punctuation, whitespace) up to sixteen bytes at a time and parsing only the
+//!   values between them. Where a shape stops fitting, parsing goes on member by member from there.
 //!   Bytes equal to pieces of a valid object, with valid values between them, are valid JSON
 //!   with the same members, so this validates exactly as the member-by-member path does;
 //! - an ignored value is compared whole with an earlier one under the same key ([`Skipped`]),
