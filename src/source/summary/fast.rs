@@ -22,7 +22,8 @@
 //!   other numbers. The parser remembers the bytes between the values of an object it parsed
 //!   member by member (its [`Shape`]); the next object of that kind is parsed by comparing those
 //!   pieces (keys, punctuation, whitespace) up to sixteen bytes at a time and parsing only the
-//!   values between them. Where a shape stops fitting, parsing goes on member by member from there.
+//!   values between them. Where a shape stops fitting, parsing goes on member by member from
+//!   there.
 //!   Bytes equal to pieces of a valid object, with valid values between them, are valid JSON
 //!   with the same members, so this validates exactly as the member-by-member path does;
 //! - an ignored value is compared whole with an earlier one under the same key ([`Skipped`]),
@@ -572,7 +573,7 @@ struct Span {
     string: bool,
 }
 
-/// How many bytes from `b[i..]` on equal those of `w[j..]`: eight at a time, at most
+/// How many bytes from `b[i..]` on equal those of `w[j..]`: sixteen at a time, at most
 /// `w.len() - j` and no more than `b` has.
 #[inline(always)]
 fn common_prefix(b: &[u8], i: usize, w: &[u8], j: usize) -> usize {
@@ -617,12 +618,12 @@ fn common_prefix(b: &[u8], i: usize, w: &[u8], j: usize) -> usize {
 
 /// The end of the ignored value at `i` if it has `shape`: the bytes from `i` on equal the value
 /// the shape was learned from, but for numbers and value strings in the same places, which are
-/// validated where they differ. Those are compared eight bytes at a time; only a number or string
-/// where they differ is parsed, from its start. A difference anywhere else (a key, punctuation,
-/// whitespace, a literal) and the shape does not fit. Equal bytes up to a difference are valid as
-/// far as the learned value is, and a number that is followed by more of one in the input differs
-/// at its end, so it is parsed again: the bytes taken are exactly those that the learned pieces
-/// with valid numbers and strings between them would take.
+/// validated where they differ. The bytes are compared sixteen at a time; only a number or
+/// string where they differ is parsed, from its start. A difference anywhere else (a key,
+/// punctuation, whitespace, a literal) and the shape does not fit. Equal bytes up to a
+/// difference are valid as far as the learned value is, and a number that is followed by more
+/// of one in the input differs at its end, so it is parsed again: the bytes taken are exactly
+/// those that the learned pieces with valid numbers and strings between them would take.
 #[inline]
 fn skip_by_shape(b: &[u8], mut i: usize, shape: &Skipped<'_>) -> Option<usize> {
     let w = shape.whole;
