@@ -1,4 +1,4 @@
-//! Schema unit tests: the exact lines each set type becomes.
+//! Unit tests: the exact lines each set type becomes (the schema), and the "buffer full" warnings.
 
 use std::sync::Arc;
 
@@ -268,4 +268,27 @@ fn an_unfinished_tick_is_closed_by_the_next_one_or_by_finish() {
     out.clear();
     enc.finish(&mut out);
     assert!(out.is_empty(), "nothing left to close");
+}
+
+/// "Buffer full" warnings: the first drop at once, then at most one per interval with every
+/// point dropped since, none when nothing was dropped.
+#[test]
+fn buffer_full_warnings_are_limited_and_lose_no_count() {
+    use std::time::{Duration, Instant};
+
+    use super::DropWarnings;
+
+    let mut w = DropWarnings::default();
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    assert_eq!(w.add(0, at(0)), None);
+    assert_eq!(w.add(5_000, at(0)), Some(5_000));
+    assert_eq!(w.add(5_000, at(1)), None);
+    assert_eq!(w.add(5_000, at(9)), None);
+    assert_eq!(w.add(0, at(10)), Some(10_000));
+    assert_eq!(w.add(0, at(25)), None);
+    assert_eq!(w.add(7, at(25)), Some(7));
+    // A clock that goes back does not stop the warnings for ever.
+    assert_eq!(w.add(1, at(3)), None);
+    assert_eq!(w.add(1, at(35)), Some(2));
 }
