@@ -31,6 +31,9 @@ use super::kubelet::ScrapeError;
 const MAX_HEAD: usize = 64 * 1024;
 /// Bytes asked of the socket at least per read.
 const READ_CHUNK: usize = 16 * 1024;
+/// The response buffer's size until the answer's first bytes are in: the buffer for the whole
+/// answer is taken only then (see [`Http1Client::exchange`]).
+const FIRST_READ: usize = 4 * 1024;
 /// An idle connection unused this long is closed (Go's `IdleConnTimeout`).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -302,9 +305,14 @@ impl Http1Client {
         if stream.write_all(request).await.is_err() {
             return Err(Exchange::Stale);
         }
-        // Room for the head, chunk framing and some growth of the body.
+        // While the kubelet prepares its answer, the buffer is small: up to
+        // `--max_concurrent_scrapes` requests wait at once (all of them, when kubelets are slow),
+        // and a body's worth each would be held for nothing. Once the first bytes are in, room
+        // for the head, chunk framing and some growth of the body is taken in one step (the
+        // first bytes copied once).
         let hint = hint.min(self.max_body);
-        let mut buf = BytesMut::with_capacity(hint + hint / 16 + 1024);
+        let whole = hint + hint / 16 + 1024;
+        let mut buf = BytesMut::with_capacity(FIRST_READ.min(whole));
         // The head.
         let head = loop {
             match read_more(stream, &mut buf).await {
@@ -316,6 +324,9 @@ impl Http1Client {
                 }
                 Err(e) => return Err(Exchange::Failed(ScrapeError::Body(e.to_string()))),
                 Ok(_) => {}
+            }
+            if buf.capacity() < whole {
+                buf.reserve(whole - buf.len());
             }
             if let Some(head) = parse_head(&buf).map_err(Exchange::Failed)? {
                 break head;
@@ -657,7 +668,30 @@ mod tests {
         answer.extend_from_slice(b"0\r\n\r\n");
         let (url, _) = server(answer, 10).await;
         let c = client(true, 1 << 20);
-        assert_eq!(&c.get(&url, None).await.expect("get")[..], &body[..]);
+        // The second answer's buffer is sized by the first body, once its first bytes are in.
+        for _ in 0..2 {
+            assert_eq!(&c.get(&url, None).await.expect("get")[..], &body[..]);
+        }
+    }
+
+    #[tokio::test]
+    async fn large_heads_and_bodies_past_the_first_read() {
+        let body: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut answer = b"HTTP/1.1 200 OK\r\n".to_vec();
+        // A head longer than the first read.
+        for i in 0..40 {
+            let pad = "0123456789abcdef".repeat(8);
+            answer.extend_from_slice(format!("X-Padding-{i}: {pad}\r\n").as_bytes());
+        }
+        assert!(answer.len() > FIRST_READ);
+        answer.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+        answer.extend_from_slice(&body);
+        let (url, accepted) = server(answer, 10).await;
+        let c = client(true, 1 << 20);
+        for _ in 0..3 {
+            assert_eq!(&c.get(&url, None).await.expect("get")[..], &body[..]);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
