@@ -97,3 +97,54 @@ bind-address = "127.0.0.1:{rpc}"
         })
     }
 }
+
+/// A private VictoriaMetrics on loopback: it takes InfluxDB's line protocol on `/write` (the
+/// sink's 1.x API; `db` becomes a label) and keeps up with far more points a second than
+/// `influxd` 1.6 on the same cores, so the sink can be measured writing every point.
+pub struct VictoriaMetrics {
+    pub process: Guarded,
+    pub port: u16,
+}
+
+impl VictoriaMetrics {
+    /// Starts `victoria-metrics` with data under `dir`; waits for `/health`.
+    pub fn start(dir: &Path) -> Result<VictoriaMetrics, BenchError> {
+        let port = free_port()?;
+        let data: PathBuf = dir.join("victoria-metrics");
+        std::fs::create_dir_all(&data).map_err(BenchError::Io)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("victoria-metrics.log"))
+            .map_err(BenchError::Io)?;
+        let log2 = log.try_clone().map_err(BenchError::Io)?;
+        let mut process = Guarded::spawn(
+            "victoria-metrics",
+            Command::new("victoria-metrics")
+                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                .arg(format!("-storageDataPath={}", data.join("data").display()))
+                .arg("-retentionPeriod=100y")
+                .arg("-loggerLevel=WARN")
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log2),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some((200, _)) = http_get(port, "/health", Duration::from_millis(500)) {
+                return Ok(VictoriaMetrics { process, port });
+            }
+            if !process.running() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(BenchError::NotReady {
+            what: "victoria-metrics".into(),
+            detail: format!(
+                "no /health answer on port {port}; log in {}",
+                data.display()
+            ),
+        })
+    }
+}

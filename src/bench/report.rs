@@ -46,7 +46,12 @@ pub struct Summary {
     pub kubelet_requests: Vec<(String, f64)>,
     pub points_per_cycle: f64,
     pub influxdb_points_written_per_cycle: f64,
+    /// Points the sink dropped over the whole run (`heapster_influxdb_dropped_points_total`).
     pub influxdb_dropped_points: f64,
+    /// Points the sink dropped in the measured window, per cycle.
+    pub influxdb_dropped_per_cycle: f64,
+    /// Points in the sink's buffer at the end of the window, not yet written.
+    pub influxdb_buffered_at_end: f64,
     pub collector: Resources,
     /// Steady-state resident set after the warm-up: lowest, highest, last sampled (KiB).
     pub rss_steady_min_kib: u64,
@@ -177,6 +182,8 @@ pub fn summarize(s: &Scenario, m: &Measured) -> Summary {
         influxdb_dropped_points: m
             .metrics_after
             .sum("heapster_influxdb_dropped_points_total"),
+        influxdb_dropped_per_cycle: delta("heapster_influxdb_dropped_points_total") / cycles,
+        influxdb_buffered_at_end: m.metrics_after.sum("heapster_influxdb_buffered_points"),
         collector: resources("heapster-rs", m, 0, res_s, s.nodes),
         rss_steady_min_kib: steady.iter().copied().min().unwrap_or(0),
         rss_steady_max_kib: steady.iter().copied().max().unwrap_or(0),
@@ -303,6 +310,38 @@ pub fn table(runs: &[Summary]) -> String {
             );
         }
     }
+    let sinks: Vec<_> = runs.iter().filter(|r| r.sink != "none").collect();
+    if !sinks.is_empty() {
+        // Without this table a sink that cannot keep up looks cheap: its CPU figure covers only
+        // the points it wrote.
+        let _ = writeln!(
+            out,
+            "\n| nodes | sink | points/cycle | written/cycle | dropped/cycle | buffered at end |\n\
+             |---|---|---|---|---|---|"
+        );
+        for r in &sinks {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                r.nodes,
+                r.sink,
+                r.points_per_cycle,
+                r.influxdb_points_written_per_cycle,
+                r.influxdb_dropped_per_cycle,
+                r.influxdb_buffered_at_end
+            );
+        }
+        for r in sinks.iter().filter(|r| r.influxdb_dropped_per_cycle > 0.0) {
+            let _ = writeln!(
+                out,
+                "\n! {} nodes: the sink dropped {:.0} points a cycle ({:.1} % of them): the \
+                 database did not keep up, and the CPU figures leave out writing those points",
+                r.nodes,
+                r.influxdb_dropped_per_cycle,
+                100.0 * r.influxdb_dropped_per_cycle / r.points_per_cycle.max(1.0)
+            );
+        }
+    }
     let peers: Vec<_> = runs.iter().filter(|r| !r.peers.is_empty()).collect();
     if !peers.is_empty() {
         let _ = writeln!(
@@ -379,9 +418,34 @@ mod tests {
         assert!((m[0].mcpu_vs_sim.expect("the simulator's grew") - 1.25).abs() < 1e-12);
         // The simulator's did not grow: no ratio.
         assert_eq!(m[1].mcpu_vs_sim, None);
+        assert!(!table(&[run(100, 10.0, 20_000, 4.0)]).contains("dropped"));
         let t = table(&[run(100, 10.0, 20_000, 4.0), run(1100, 30.0, 120_000, 20.0)]);
         assert!(
             t.contains("| 100 → 1100 nodes | 0.0200 | 1.25 | 100.0 | 0.0 |"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn a_sink_that_drops_points_is_reported() {
+        let run = |written, dropped| Summary {
+            nodes: 1000,
+            sink: "influxdb".into(),
+            points_per_cycle: 2_000_000.0,
+            influxdb_points_written_per_cycle: written,
+            influxdb_dropped_per_cycle: dropped,
+            influxdb_buffered_at_end: 5000.0,
+            ..Summary::default()
+        };
+        let t = table(&[run(2_000_000.0, 0.0)]);
+        assert!(
+            t.contains("| 1000 | influxdb | 2000000 | 2000000 | 0 | 5000 |"),
+            "{t}"
+        );
+        assert!(!t.contains("! 1000 nodes"), "{t}");
+        let t = table(&[run(500_000.0, 1_500_000.0)]);
+        assert!(
+            t.contains("! 1000 nodes: the sink dropped 1500000 points a cycle (75.0 % of them)"),
             "{t}"
         );
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use heapster_rs::bench::influxd::Influxd;
+use heapster_rs::bench::influxd::{Influxd, VictoriaMetrics};
 use heapster_rs::bench::report::{self, Summary};
 use heapster_rs::bench::run::{self, Paths, Scenario};
 use heapster_rs::bench::soak;
@@ -47,6 +47,10 @@ struct Args {
     /// Start a private InfluxDB (`influxd`) and write to it.
     #[arg(long, conflicts_with = "influxdb_url")]
     influxdb: bool,
+    /// Start a private VictoriaMetrics and write to it through InfluxDB's 1.x write API: a
+    /// database that keeps up with every point of large clusters on the same cores.
+    #[arg(long, conflicts_with_all = ["influxdb", "influxdb_url", "soak_minutes"])]
+    victoria_metrics: bool,
     /// Write to this InfluxDB sink URL (as in `--sink=influxdb:URL`).
     #[arg(long)]
     influxdb_url: Option<String>,
@@ -117,10 +121,19 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    let vm = if args.victoria_metrics {
+        Some(VictoriaMetrics::start(&work_dir).context("starting victoria-metrics")?)
+    } else {
+        None
+    };
     let mut runs: Vec<Summary> = Vec::new();
     for &nodes in &args.nodes {
-        let influxdb_url = match (&influxd, &args.influxdb_url) {
-            (Some(i), _) => Some(format!("http://127.0.0.1:{}?db=k8s_{nodes}", i.port)),
+        let port = influxd
+            .as_ref()
+            .map(|i| i.port)
+            .or(vm.as_ref().map(|v| v.port));
+        let influxdb_url = match (port, &args.influxdb_url) {
+            (Some(port), _) => Some(format!("http://127.0.0.1:{port}?db=k8s_{nodes}")),
             (None, url) => url.clone(),
         };
         let scenario = Scenario {
@@ -165,6 +178,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     drop(influxd);
+    drop(vm);
     if args.json {
         let marginals = report::marginals(&runs);
         println!(
