@@ -33,12 +33,13 @@ fn batches(n: i64) -> Vec<Batch> {
     (0..n).map(|i| sample_batch(recent(n + 5 - i))).collect()
 }
 
-/// Exports every batch; each export must return at once whatever InfluxDB does.
+/// Exports every batch; each export must return within the wait for room (`fast()`: 5 s)
+/// whatever InfluxDB does.
 async fn export_all(sink: &mut InfluxSink, batches: &[Batch]) {
     for b in batches {
         tokio::time::timeout(Duration::from_secs(10), sink.export(Arc::new(b.clone())))
             .await
-            .expect("export never waits on InfluxDB");
+            .expect("export waits on InfluxDB at most the wait for room");
     }
 }
 
@@ -114,6 +115,79 @@ async fn a_slow_influxdb_times_out_is_retried_and_nothing_is_lost() {
     assert_eq!(stats.points_written, total, "{stats:?}");
     assert_eq!(stats.dropped_buffer_full, 0);
     all_written(&server, "slow", &batches).await;
+}
+
+/// A burst of six ticks, more than a buffer of `buffer_ticks` ticks holds, to an InfluxDB that
+/// takes every write, `delay` late. Returns (server, points a tick, ticks, sink) once every
+/// point was written or dropped; None (test skipped) without `influxd`.
+async fn burst(
+    db: &str,
+    delay: Duration,
+    room_wait: Duration,
+    buffer_ticks: f64,
+) -> Option<(Influxd, usize, Vec<Batch>, InfluxSink)> {
+    let (server, proxy) = proxied().await?;
+    proxy.set(Fault::Delay(delay));
+    let batches = batches(6);
+    let per_batch = batches[0].point_count();
+    let mut cfg = config(proxy.url(), db);
+    cfg.batch_size = 25;
+    cfg.buffer_points = (per_batch as f64 * buffer_ticks) as usize;
+    cfg.concurrency = 2;
+    let tuning = DeliveryTuning {
+        room_wait,
+        ..fast()
+    };
+    let mut sink = InfluxSink::with_tuning(&cfg, &mut Registry::default(), tuning).expect("sink");
+    export_all(&mut sink, &batches).await;
+    let total = (6 * per_batch) as u64;
+    eventually(60, "every point written or dropped", async || {
+        let stats = sink.stats();
+        stats.buffered_points == 0 && stats.points_written + stats.dropped_buffer_full == total
+    })
+    .await;
+    // The proxy goes with this function; the sink has nothing left to send.
+    drop(proxy);
+    Some((server, per_batch, batches, sink))
+}
+
+#[tokio::test]
+async fn a_burst_larger_than_the_buffer_waits_for_room_and_loses_nothing() {
+    // Each tick holds twice the buffer: exported at once, half of it would be dropped.
+    // InfluxDB takes each write 20 ms late, so the writer makes room well within the wait.
+    let delay = Duration::from_millis(20);
+    let Some((server, per_batch, batches, sink)) =
+        burst("burst", delay, Duration::from_secs(5), 0.5).await
+    else {
+        return;
+    };
+    let stats = sink.stats();
+    assert_eq!(stats.dropped_buffer_full, 0, "{stats:?}");
+    assert_eq!(stats.points_written, (6 * per_batch) as u64, "{stats:?}");
+    assert!(stats.buffer_wait_ms > 0, "{stats:?}");
+    all_written(&server, "burst", &batches).await;
+}
+
+#[tokio::test]
+async fn an_influxdb_too_slow_for_the_wait_loses_the_oldest_points_only() {
+    // 200 ms a write of 25 lines, two at a time: the six ticks take about three seconds, and
+    // a tick's points wait 100 ms at most for room in a buffer of two ticks; then the oldest
+    // go.
+    let delay = Duration::from_millis(200);
+    let Some((server, per_batch, batches, sink)) =
+        burst("too-slow", delay, Duration::from_millis(100), 2.0).await
+    else {
+        return;
+    };
+    let stats = sink.stats();
+    assert!(stats.dropped_buffer_full > 0, "{stats:?}");
+    let mut counts = Vec::new();
+    for b in &batches {
+        counts.push(count_at(&server, "too-slow", b.timestamp).await);
+    }
+    assert_eq!(counts.iter().sum::<u64>(), stats.points_written);
+    // The newest tick is whole.
+    assert_eq!(counts[5], per_batch as u64, "{counts:?}");
 }
 
 #[tokio::test]

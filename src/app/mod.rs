@@ -17,7 +17,7 @@ use crate::api::{self, ApiState, health::Health};
 use crate::config::{Config, SinkConfig, SourceConfig};
 use crate::model::cluster::ClusterState;
 use crate::model::labels::LabelPolicy;
-use crate::sink::influxdb::InfluxSink;
+use crate::sink::influxdb::{DeliveryTuning, InfluxSink};
 use crate::sink::{FanOut, FanOutMetrics, log::LogSink};
 use crate::source::apiserver;
 use crate::source::kubelet::{KubeletClient, KubeletClientOptions};
@@ -156,7 +156,12 @@ impl App {
                 }
                 SinkConfig::Log => fanout.add(LogSink::default(), 4),
                 SinkConfig::InfluxDb(influx) => {
-                    let sink = InfluxSink::new(influx, &mut registry)
+                    // A tick's points may wait up to a resolution for room in the buffer.
+                    let tuning = DeliveryTuning {
+                        room_wait: cfg.metric_resolution,
+                        ..DeliveryTuning::default()
+                    };
+                    let sink = InfluxSink::with_tuning(influx, &mut registry, tuning)
                         .map_err(|e| anyhow::anyhow!("influxdb sink: {e}"))?;
                     fanout.add(sink, 4);
                 }

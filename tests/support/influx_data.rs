@@ -49,6 +49,7 @@ pub fn fast() -> DeliveryTuning {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
         request_timeout: Duration::from_secs(10),
+        room_wait: Duration::from_secs(5),
     }
 }
 

@@ -84,6 +84,11 @@ impl Buffer {
         self.buffered + self.in_flight
     }
 
+    /// Whether `points` more fit without dropping any (an empty buffer takes anything).
+    pub fn has_room(&self, points: usize) -> bool {
+        self.buffered == 0 || self.buffered + points <= self.cap
+    }
+
     pub fn has_chunks(&self) -> bool {
         !self.chunks.is_empty()
     }

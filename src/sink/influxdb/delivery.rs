@@ -24,6 +24,9 @@ pub struct DeliveryTuning {
     pub max_backoff: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// How long a tick's points may wait for room in a full buffer while InfluxDB is taking
+    /// writes (see [`super::InfluxSink`]); the collector sets its resolution.
+    pub room_wait: Duration,
 }
 
 impl Default for DeliveryTuning {
@@ -32,6 +35,7 @@ impl Default for DeliveryTuning {
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
+            room_wait: Duration::from_secs(15),
         }
     }
 }
@@ -46,6 +50,9 @@ pub struct Shared {
     /// Flush started: stop backing off.
     pub hurry: Notify,
     pub flushing: AtomicBool,
+    /// InfluxDB is unreachable or failing writes (set with the outage warning, cleared when a
+    /// write succeeds again): new points do not wait for room then, the oldest go.
+    pub down: AtomicBool,
     pub metrics: Metrics,
 }
 
@@ -57,6 +64,7 @@ impl Shared {
             progress: Notify::new(),
             hurry: Notify::new(),
             flushing: AtomicBool::new(false),
+            down: AtomicBool::new(false),
             metrics,
         }
     }
@@ -153,6 +161,7 @@ impl Delivery {
             if failed.is_empty() {
                 backoff.reset();
                 if let Some(since) = logged.outage.take() {
+                    self.shared.down.store(false, Ordering::Release);
                     tracing::info!(down_for = ?since.elapsed(), "InfluxDB is reachable again");
                 }
             } else {
@@ -212,6 +221,7 @@ impl Delivery {
     fn outage(&self, logged: &mut Logged, err: &dyn std::fmt::Display) {
         if logged.outage.is_none() {
             logged.outage = Some(Instant::now());
+            self.shared.down.store(true, Ordering::Release);
             let pending = self.shared.buffer().pending_points();
             tracing::warn!(url = %self.client.base(), error = %err, pending, "InfluxDB is unavailable; buffering points and retrying");
         }

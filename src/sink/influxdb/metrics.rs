@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
@@ -44,6 +45,7 @@ pub struct Metrics {
     pub buffered_points: Gauge,
     pub dropped_points: Family<ReasonLabel, Counter>,
     pub write_duration: Histogram,
+    pub buffer_wait: Counter<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -56,6 +58,7 @@ impl Metrics {
             buffered_points: Gauge::default(),
             dropped_points: Family::default(),
             write_duration: Histogram::new(exponential_buckets(0.001, 2.5, 12)),
+            buffer_wait: Counter::default(),
         };
         registry.register(
             "influxdb_points_written",
@@ -92,6 +95,11 @@ impl Metrics {
             "Duration of write requests",
             m.write_duration.clone(),
         );
+        registry.register(
+            "influxdb_buffer_wait_seconds",
+            "Time new points waited for room in the full buffer while InfluxDB was taking writes",
+            m.buffer_wait.clone(),
+        );
         m
     }
 
@@ -120,6 +128,8 @@ pub struct Stats {
     pub dropped_partial_write: u64,
     pub dropped_rejected: u64,
     pub dropped_shutdown: u64,
+    /// Milliseconds new points waited for room in the buffer.
+    pub buffer_wait_ms: u64,
 }
 
 impl Metrics {
@@ -139,6 +149,7 @@ impl Metrics {
             dropped_partial_write: d(reason::PARTIAL_WRITE),
             dropped_rejected: d(reason::REJECTED),
             dropped_shutdown: d(reason::SHUTDOWN),
+            buffer_wait_ms: (self.buffer_wait.get() * 1000.0) as u64,
         }
     }
 }

@@ -4,6 +4,12 @@
 //! a bounded buffer ([`buffer`]); a background task ([`delivery`]) drains the buffer through one
 //! HTTP client ([`client`]), retrying transient failures with backoff ([`retry`]). So an
 //! InfluxDB outage costs nothing until the buffer fills, and then only the oldest points.
+//!
+//! A tick can hold more points than the buffer (2.7 M at 1,000 nodes of 30 pods, against the
+//! default `buffer_points` of 1 M), and it is encoded faster than any InfluxDB takes it. So
+//! while InfluxDB is taking writes, new points wait for room instead of pushing the oldest out,
+//! up to a resolution per tick (the batches wait in the sink's queue meanwhile); only when
+//! InfluxDB is down, or too slow to take a tick within a resolution, do the oldest points go.
 
 pub mod buffer;
 pub mod client;
@@ -42,6 +48,10 @@ pub struct InfluxSink {
     pending: Option<Delivery>,
     task: Option<JoinHandle<()>>,
     drop_warnings: DropWarnings,
+    /// How long a tick's points may wait for room ([`DeliveryTuning::room_wait`]).
+    room_wait: Duration,
+    /// Until when the current tick's pieces may wait for room (`None`: between ticks).
+    tick_deadline: Option<tokio::time::Instant>,
 }
 
 /// The "buffer full" warnings: the first at once, then at most one every [`DropWarnings::EVERY`]
@@ -110,6 +120,8 @@ impl InfluxSink {
             shared,
             drop_warnings: DropWarnings::default(),
             task: None,
+            room_wait: tuning.room_wait,
+            tick_deadline: None,
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             sink.start();
@@ -178,7 +190,12 @@ impl Sink for InfluxSink {
         self.start();
         self.chunks.clear();
         let stats = self.encoder.encode(&batch, &mut self.chunks);
-        self.buffer_chunks(stats.non_finite);
+        let now = tokio::time::Instant::now();
+        let deadline = *self.tick_deadline.get_or_insert(now + self.room_wait);
+        if !batch.more {
+            self.tick_deadline = None;
+        }
+        self.buffer_chunks(stats.non_finite, Some(deadline)).await;
     }
 
     async fn flush(&mut self, budget: Duration) {
@@ -186,30 +203,65 @@ impl Sink for InfluxSink {
         // The chunk a piece of a tick left open.
         self.chunks.clear();
         let stats = self.encoder.finish(&mut self.chunks);
-        self.buffer_chunks(stats.non_finite);
+        self.buffer_chunks(stats.non_finite, None).await;
         self.drain(budget).await;
     }
 }
 
 impl InfluxSink {
-    /// Moves the chunks just encoded into the outage buffer and wakes the writer.
-    fn buffer_chunks(&mut self, non_finite: usize) {
-        if self.chunks.is_empty() && non_finite == 0 {
-            return;
-        }
-        let m = &self.shared.metrics;
-        m.dropped(metrics::reason::NON_FINITE, non_finite);
-        let dropped: usize = {
+    /// Moves the chunks just encoded into the outage buffer, a chunk at a time, and wakes the
+    /// writer. With a `deadline`, a chunk that does not fit waits for room first
+    /// ([`InfluxSink::wait_for_room`]).
+    async fn buffer_chunks(&mut self, non_finite: usize, deadline: Option<tokio::time::Instant>) {
+        self.shared
+            .metrics
+            .dropped(metrics::reason::NON_FINITE, non_finite);
+        let mut chunks = std::mem::take(&mut self.chunks);
+        let mut dropped = 0;
+        for chunk in chunks.drain(..) {
+            if let Some(deadline) = deadline {
+                self.wait_for_room(chunk.points, deadline).await;
+            }
             let mut buf = self.shared.buffer();
-            let d = self.chunks.drain(..).map(|c| buf.push(c)).sum();
+            dropped += buf.push(chunk);
             self.shared.publish(&buf);
-            d
-        };
+            drop(buf);
+            self.shared.wake.notify_one();
+        }
+        // The vector's room is kept for the next batch.
+        self.chunks = chunks;
         if dropped > 0 {
-            m.dropped(metrics::reason::BUFFER_FULL, dropped);
+            self.shared
+                .metrics
+                .dropped(metrics::reason::BUFFER_FULL, dropped);
             self.warn_dropped(dropped);
         }
-        self.shared.wake.notify_one();
+    }
+
+    /// Waits until `points` more fit in the buffer, as long as InfluxDB is taking writes and
+    /// until `deadline`.
+    async fn wait_for_room(&self, points: usize, deadline: tokio::time::Instant) {
+        let fits =
+            || self.shared.down.load(Ordering::Acquire) || self.shared.buffer().has_room(points);
+        if fits() {
+            return;
+        }
+        let started = tokio::time::Instant::now();
+        loop {
+            // Registered before the check, so a round finishing in between is not missed.
+            let progress = self.shared.progress.notified();
+            if fits() {
+                break;
+            }
+            self.shared.wake.notify_one();
+            if tokio::time::timeout_at(deadline, progress).await.is_err() {
+                break;
+            }
+        }
+        self.shared
+            .metrics
+            .buffer_wait
+            .inc_by(started.elapsed().as_secs_f64());
     }
 
     /// Warns that the buffer dropped points, at most every [`DropWarnings::EVERY`].
