@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use heapster_rs::model::Batch;
-use heapster_rs::sink::Sink;
 use heapster_rs::sink::influxdb::{DeliveryTuning, InfluxSink};
+use heapster_rs::sink::{FanOut, FanOutMetrics, Sink};
 use prometheus_client::registry::Registry;
 use support::heapster::Heapster;
 use support::influx_data::{config, count_at, eventually, fast, init, recent, sample_batch, sink};
@@ -154,10 +154,11 @@ async fn burst(
 #[tokio::test]
 async fn a_burst_larger_than_the_buffer_waits_for_room_and_loses_nothing() {
     // Each tick holds twice the buffer: exported at once, half of it would be dropped.
-    // InfluxDB takes each write 20 ms late, so the writer makes room well within the wait.
+    // InfluxDB takes each write 20 ms late, so the writer makes room well within the wait
+    // (counted from the ticks' times, minutes ago).
     let delay = Duration::from_millis(20);
     let Some((server, per_batch, batches, sink)) =
-        burst("burst", delay, Duration::from_secs(5), 0.5).await
+        burst("burst", delay, Duration::from_secs(3600), 0.5).await
     else {
         return;
     };
@@ -169,13 +170,13 @@ async fn a_burst_larger_than_the_buffer_waits_for_room_and_loses_nothing() {
 }
 
 #[tokio::test]
-async fn an_influxdb_too_slow_for_the_wait_loses_the_oldest_points_only() {
+async fn a_sink_behind_by_more_than_the_wait_loses_the_oldest_points_only() {
     // 200 ms a write of 25 lines, two at a time: the six ticks take about three seconds, and
-    // a tick's points wait 100 ms at most for room in a buffer of two ticks; then the oldest
-    // go.
+    // the ticks, minutes old, are past their wait for room in a buffer of two ticks: the
+    // oldest go.
     let delay = Duration::from_millis(200);
     let Some((server, per_batch, batches, sink)) =
-        burst("too-slow", delay, Duration::from_millis(100), 2.0).await
+        burst("too-slow", delay, Duration::from_secs(1), 2.0).await
     else {
         return;
     };
@@ -188,6 +189,49 @@ async fn an_influxdb_too_slow_for_the_wait_loses_the_oldest_points_only() {
     assert_eq!(counts.iter().sum::<u64>(), stats.points_written);
     // The newest tick is whole.
     assert_eq!(counts[5], per_batch as u64, "{counts:?}");
+}
+
+#[tokio::test]
+async fn shutdown_cuts_a_wait_for_room_short_and_the_flush_reports_the_rest() {
+    let Some((_server, proxy)) = proxied().await else {
+        return;
+    };
+    // Every write takes half a second, the buffer holds half a tick, and a tick may wait an
+    // hour for room: the sink is still waiting when shutdown starts.
+    proxy.set(Fault::Delay(Duration::from_millis(500)));
+    let batches = batches(6);
+    let per_batch = batches[0].point_count();
+    let mut cfg = config(proxy.url(), "shutdown");
+    cfg.batch_size = 25;
+    cfg.buffer_points = per_batch / 2;
+    cfg.concurrency = 1;
+    let tuning = DeliveryTuning {
+        room_wait: Duration::from_secs(3600),
+        ..fast()
+    };
+    let mut registry = Registry::default();
+    let sink = InfluxSink::with_tuning(&cfg, &mut registry, tuning).expect("sink");
+    let mut fanout = FanOut::new(FanOutMetrics::default());
+    fanout.add(sink, 8);
+    for b in &batches {
+        fanout.send(&Arc::new(b.clone()));
+    }
+    eventually(10, "a write under way", async || proxy.writes().0 >= 1).await;
+    fanout.shutdown(Duration::from_secs(1)).await;
+    // The flush ran within the budget and reported what it could not deliver; every point
+    // is written or counted.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    let sample = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    let shutdown = sample("influxdb_dropped_points_total{reason=\"shutdown\"}");
+    let full = sample("influxdb_dropped_points_total{reason=\"buffer_full\"}");
+    let written = sample("influxdb_points_written_total");
+    assert!(shutdown > 0, "{text}");
+    assert_eq!(written + full + shutdown, (6 * per_batch) as u64, "{text}");
 }
 
 #[tokio::test]

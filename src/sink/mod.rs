@@ -17,6 +17,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::model::Batch;
 use queue::DropOldest;
@@ -33,6 +34,11 @@ pub trait Sink: Send + 'static {
     fn flush(&mut self, _budget: Duration) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// Hands the sink a token cancelled when shutdown starts, before [`Sink::flush`]: an
+    /// `export` that waits (on room in a buffer) stops waiting then, so the flush keeps its
+    /// budget.
+    fn on_shutdown(&mut self, _closing: CancellationToken) {}
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -100,6 +106,7 @@ impl FanOut {
     pub fn add<S: Sink>(&mut self, mut sink: S, capacity: usize) {
         let name = sink.name();
         let queue = Arc::new(DropOldest::new(capacity));
+        sink.on_shutdown(queue.closing());
         let q = Arc::clone(&queue);
         let task = tokio::spawn(async move {
             while let Some(batch) = q.pop().await {

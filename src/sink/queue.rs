@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 struct Inner<T> {
     /// Items, each marked when it ends its unit.
@@ -24,6 +25,8 @@ pub struct DropOldest<T> {
     inner: Mutex<Inner<T>>,
     capacity: usize,
     notify: Notify,
+    /// Cancelled by [`DropOldest::close`].
+    closing: CancellationToken,
 }
 
 impl<T> DropOldest<T> {
@@ -37,6 +40,7 @@ impl<T> DropOldest<T> {
             }),
             capacity: capacity.max(1),
             notify: Notify::new(),
+            closing: CancellationToken::new(),
         }
     }
 
@@ -102,7 +106,13 @@ impl<T> DropOldest<T> {
             inner.closed = true;
             inner.flush_budget = flush_budget;
         }
+        self.closing.cancel();
         self.notify.notify_one();
+    }
+
+    /// Cancelled when the queue is closed: a consumer busy with an item can cut a wait short.
+    pub fn closing(&self) -> CancellationToken {
+        self.closing.clone()
     }
 
     /// The time budget given at close.

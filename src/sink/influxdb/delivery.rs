@@ -24,8 +24,9 @@ pub struct DeliveryTuning {
     pub max_backoff: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
-    /// How long a tick's points may wait for room in a full buffer while InfluxDB is taking
-    /// writes (see [`super::InfluxSink`]); the collector sets its resolution.
+    /// How long after its window end a tick's points may wait for room in a full buffer while
+    /// InfluxDB is taking writes (see [`super::InfluxSink`]); the collector sets its
+    /// resolution, so a tick waits at most until the next one is due.
     pub room_wait: Duration,
 }
 

@@ -8,7 +8,7 @@
 //! A tick can hold more points than the buffer (2.7 M at 1,000 nodes of 30 pods, against the
 //! default `buffer_points` of 1 M), and it is encoded faster than any InfluxDB takes it. So
 //! while InfluxDB is taking writes, new points wait for room instead of pushing the oldest out,
-//! up to a resolution per tick (the batches wait in the sink's queue meanwhile); only when
+//! until the next tick is due (the batches wait in the sink's queue meanwhile); only when
 //! InfluxDB is down, or too slow to take a tick within a resolution, do the oldest points go.
 
 pub mod buffer;
@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::Sink;
 use crate::config::InfluxConfig;
@@ -52,6 +53,8 @@ pub struct InfluxSink {
     room_wait: Duration,
     /// Until when the current tick's pieces may wait for room (`None`: between ticks).
     tick_deadline: Option<tokio::time::Instant>,
+    /// Cancelled when shutdown starts: no more waiting for room ([`Sink::on_shutdown`]).
+    closing: CancellationToken,
 }
 
 /// The "buffer full" warnings: the first at once, then at most one every [`DropWarnings::EVERY`]
@@ -122,6 +125,7 @@ impl InfluxSink {
             task: None,
             room_wait: tuning.room_wait,
             tick_deadline: None,
+            closing: CancellationToken::new(),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             sink.start();
@@ -190,12 +194,23 @@ impl Sink for InfluxSink {
         self.start();
         self.chunks.clear();
         let stats = self.encoder.encode(&batch, &mut self.chunks);
-        let now = tokio::time::Instant::now();
-        let deadline = *self.tick_deadline.get_or_insert(now + self.room_wait);
+        let room_wait = self.room_wait;
+        let deadline = *self.tick_deadline.get_or_insert_with(|| {
+            // Until the tick's window end plus the wait (with the resolution: until the next
+            // tick is due), so a sink that fell behind does not wait again but catches up.
+            let due = i128::from(batch.timestamp) + room_wait.as_nanos() as i128;
+            let left = (due - i128::from(crate::model::time::now())).max(0);
+            let left = Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX));
+            tokio::time::Instant::now() + left.min(room_wait)
+        });
         if !batch.more {
             self.tick_deadline = None;
         }
         self.buffer_chunks(stats.non_finite, Some(deadline)).await;
+    }
+
+    fn on_shutdown(&mut self, closing: CancellationToken) {
+        self.closing = closing;
     }
 
     async fn flush(&mut self, budget: Duration) {
@@ -241,8 +256,11 @@ impl InfluxSink {
     /// Waits until `points` more fit in the buffer, as long as InfluxDB is taking writes and
     /// until `deadline`.
     async fn wait_for_room(&self, points: usize, deadline: tokio::time::Instant) {
-        let fits =
-            || self.shared.down.load(Ordering::Acquire) || self.shared.buffer().has_room(points);
+        let fits = || {
+            self.closing.is_cancelled()
+                || self.shared.down.load(Ordering::Acquire)
+                || self.shared.buffer().has_room(points)
+        };
         if fits() {
             return;
         }
@@ -254,8 +272,10 @@ impl InfluxSink {
                 break;
             }
             self.shared.wake.notify_one();
-            if tokio::time::timeout_at(deadline, progress).await.is_err() {
-                break;
+            tokio::select! {
+                () = progress => {}
+                () = tokio::time::sleep_until(deadline) => break,
+                () = self.closing.cancelled() => break,
             }
         }
         self.shared
