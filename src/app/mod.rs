@@ -156,7 +156,7 @@ impl App {
                 }
                 SinkConfig::Log => fanout.add(LogSink::default(), 4),
                 SinkConfig::InfluxDb(influx) => {
-                    // A tick's points may wait up to a resolution for room in the buffer.
+                    // A tick's points may wait for room in the buffer until the next is due.
                     let tuning = DeliveryTuning {
                         room_wait: cfg.metric_resolution,
                         ..DeliveryTuning::default()

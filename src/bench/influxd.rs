@@ -59,43 +59,49 @@ bind-address = "127.0.0.1:{rpc}"
         );
         let config_path = data.join("influxdb.conf");
         std::fs::write(&config_path, config).map_err(BenchError::Io)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.join("influxd.log"))
-            .map_err(BenchError::Io)?;
-        let log2 = log.try_clone().map_err(BenchError::Io)?;
-        let mut process = Guarded::spawn(
-            "influxd",
-            Command::new("influxd")
-                .arg("run")
-                .arg("-config")
-                .arg(&config_path)
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log2),
-        )?;
+        let mut cmd = Command::new("influxd");
+        cmd.arg("run").arg("-config").arg(&config_path);
         // Reopening a database of millions of series (the soak's restarts at 1,000 nodes)
         // takes minutes.
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while Instant::now() < deadline {
-            if let Some((204, _)) = http_get(port, "/ping", Duration::from_millis(500)) {
-                return Ok(Influxd {
-                    process,
-                    port,
-                    dir: dir.to_path_buf(),
-                });
-            }
-            if !process.running() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err(BenchError::NotReady {
-            what: "influxd".into(),
-            detail: format!("no /ping answer on port {port}; log in {}", data.display()),
+        let ready = (port, "/ping", 204, Duration::from_secs(300));
+        let process = start_logged("influxd", &mut cmd, &data.join("influxd.log"), ready)?;
+        Ok(Influxd {
+            process,
+            port,
+            dir: dir.to_path_buf(),
         })
     }
+}
+
+/// Starts `name` with its output appended to `log`, and waits until `GET path` on `port`
+/// answers `status` (at most `within`).
+fn start_logged(
+    name: &str,
+    cmd: &mut Command,
+    log: &Path,
+    (port, path, status, within): (u16, &str, u16, Duration),
+) -> Result<Guarded, BenchError> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(BenchError::Io)?;
+    let err = out.try_clone().map_err(BenchError::Io)?;
+    let mut process = Guarded::spawn(name, cmd.stdin(Stdio::null()).stdout(out).stderr(err))?;
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if http_get(port, path, Duration::from_millis(500)).is_some_and(|(s, _)| s == status) {
+            return Ok(process);
+        }
+        if !process.running() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(BenchError::NotReady {
+        what: name.into(),
+        detail: format!("no {path} answer on port {port}; log in {}", log.display()),
+    })
 }
 
 /// A private VictoriaMetrics on loopback: it takes InfluxDB's line protocol on `/write` (the
@@ -112,39 +118,14 @@ impl VictoriaMetrics {
         let port = free_port()?;
         let data: PathBuf = dir.join("victoria-metrics");
         std::fs::create_dir_all(&data).map_err(BenchError::Io)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.join("victoria-metrics.log"))
-            .map_err(BenchError::Io)?;
-        let log2 = log.try_clone().map_err(BenchError::Io)?;
-        let mut process = Guarded::spawn(
-            "victoria-metrics",
-            Command::new("victoria-metrics")
-                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                .arg(format!("-storageDataPath={}", data.join("data").display()))
-                .arg("-retentionPeriod=100y")
-                .arg("-loggerLevel=WARN")
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(log2),
-        )?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Some((200, _)) = http_get(port, "/health", Duration::from_millis(500)) {
-                return Ok(VictoriaMetrics { process, port });
-            }
-            if !process.running() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err(BenchError::NotReady {
-            what: "victoria-metrics".into(),
-            detail: format!(
-                "no /health answer on port {port}; log in {}",
-                data.display()
-            ),
-        })
+        let mut cmd = Command::new("victoria-metrics");
+        cmd.arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", data.join("data").display()))
+            .arg("-retentionPeriod=100y")
+            .arg("-loggerLevel=WARN");
+        let log = data.join("victoria-metrics.log");
+        let ready = (port, "/health", 200, Duration::from_secs(60));
+        let process = start_logged("victoria-metrics", &mut cmd, &log, ready)?;
+        Ok(VictoriaMetrics { process, port })
     }
 }

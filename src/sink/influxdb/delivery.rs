@@ -223,6 +223,9 @@ impl Delivery {
         if logged.outage.is_none() {
             logged.outage = Some(Instant::now());
             self.shared.down.store(true, Ordering::Release);
+            // Points waiting for room stop waiting (also when no write round ends, as while
+            // InfluxDB cannot be reached at all).
+            self.shared.progress.notify_waiters();
             let pending = self.shared.buffer().pending_points();
             tracing::warn!(url = %self.client.base(), error = %err, pending, "InfluxDB is unavailable; buffering points and retrying");
         }
