@@ -16,7 +16,6 @@ struct Inner<T> {
     items: VecDeque<(T, bool)>,
     /// Items queued that end a unit.
     ends: usize,
-    closed: bool,
     flush_budget: Duration,
 }
 
@@ -25,7 +24,7 @@ pub struct DropOldest<T> {
     inner: Mutex<Inner<T>>,
     capacity: usize,
     notify: Notify,
-    /// Cancelled by [`DropOldest::close`].
+    /// Cancelled by [`DropOldest::close`]: the queue takes its last items.
     closing: CancellationToken,
 }
 
@@ -35,7 +34,6 @@ impl<T> DropOldest<T> {
             inner: Mutex::new(Inner {
                 items: VecDeque::with_capacity(capacity.min(64)),
                 ends: 0,
-                closed: false,
                 flush_budget: Duration::ZERO,
             }),
             capacity: capacity.max(1),
@@ -91,7 +89,7 @@ impl<T> DropOldest<T> {
                     inner.ends -= usize::from(end);
                     return Some(item);
                 }
-                if inner.closed {
+                if self.closing.is_cancelled() {
                     return None;
                 }
             }
@@ -103,9 +101,9 @@ impl<T> DropOldest<T> {
     pub fn close(&self, flush_budget: Duration) {
         {
             let mut inner = self.lock();
-            inner.closed = true;
             inner.flush_budget = flush_budget;
         }
+        // After the budget is set: a consumer that sees the queue closed reads it next.
         self.closing.cancel();
         self.notify.notify_one();
     }
