@@ -59,8 +59,8 @@ pub struct InfluxSink {
 
 /// The "buffer full" warnings: the first at once, then at most one every [`DropWarnings::EVERY`]
 /// with the points dropped since. Against an InfluxDB that cannot keep up, points are dropped a
-/// chunk at a time, which was a warning per chunk (about 170 a second at 5,000 nodes); every
-/// dropped point is still counted in `heapster_influxdb_dropped_points_total`.
+/// chunk at a time, and a warning per chunk would flood the log at scale; every dropped point
+/// is still counted in `heapster_influxdb_dropped_points_total`.
 #[derive(Default)]
 struct DropWarnings {
     last: Option<Instant>,
