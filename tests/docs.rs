@@ -138,30 +138,31 @@ fn development_reference_after(previous_line: &str, line: &str) -> Option<&'stat
         }
     }
     let mut words = words(line);
-    if let Some(last) = self::words(previous_line).pop() {
-        words.insert(0, last);
-    }
-    for (i, word) in words.iter().enumerate() {
+    // The previous line's last word is context only: its own line reports it.
+    let first = match self::words(previous_line).pop() {
+        Some(last) => {
+            words.insert(0, last);
+            1
+        }
+        None => 0,
+    };
+    for i in first..words.len() {
         let prev = i.checked_sub(1).map(|p| words[p].as_str()).unwrap_or("");
         let next = words.get(i + 1).map(String::as_str).unwrap_or("");
-        match word.as_str() {
-            "session" | "sessions" => {
-                if is_ordinal(prev) {
-                    return Some("a numbered work session");
-                }
-                if PERIOD_WORDS.contains(&prev) && !PROTOCOL_TERMS.contains(&next) {
-                    return Some("a work session");
-                }
+        let numbered_issue = match words[i].as_str() {
+            "issue" | "issues" => is_number(next),
+            w => w.strip_prefix("issue-").is_some_and(is_number),
+        };
+        if numbered_issue && !UPSTREAM.contains(&prev) && !is_repository(prev) {
+            return Some("the project's own issue by number");
+        }
+        if matches!(words[i].as_str(), "session" | "sessions") {
+            if is_ordinal(prev) {
+                return Some("a numbered work session");
             }
-            "issue" | "issues" if is_number(next) => {
-                if !UPSTREAM.contains(&prev) && !is_repository(prev) {
-                    return Some("the project's own issue by number");
-                }
+            if PERIOD_WORDS.contains(&prev) && !PROTOCOL_TERMS.contains(&next) {
+                return Some("a work session");
             }
-            w if w.strip_prefix("issue-").is_some_and(is_number) => {
-                return Some("the project's own issue by number");
-            }
-            _ => {}
         }
     }
     None
