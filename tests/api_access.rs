@@ -46,7 +46,12 @@ async fn without_plain_apis_only_the_secure_port_answers_them_to_authorized_read
     cluster.add_user("team-token", "alice", &["team-a-devs"]);
     cluster.add_user("nobody-token", "mallory", &[]);
     let reader = SimSubject::User("grafana".into());
-    cluster.allow(SimRule::resources(reader, metrics, &["pods", "nodes"], &["get", "list"]));
+    cluster.allow(SimRule::resources(
+        reader,
+        metrics,
+        &["pods", "nodes"],
+        &["get", "list"],
+    ));
     let team = SimSubject::Group("team-a-devs".into());
     cluster.allow(
         SimRule::resources(team, metrics, &["pods"], &["get", "list"]).in_namespace("team-a"),
@@ -66,7 +71,10 @@ async fn without_plain_apis_only_the_secure_port_answers_them_to_authorized_read
     common::batches(&app, 1, |b| common::node_names(b).len() == 2).await;
 
     // The plain port: health and self-metrics only.
-    let plain = reqwest::Client::builder().no_proxy().build().expect("client");
+    let plain = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let p = |path: &str| format!("http://{}{path}", app.addr);
     assert_eq!(get(&plain, &p("/healthz"), None).await.0, 200);
     let (code, page) = get(&plain, &p("/metrics"), None).await;
@@ -100,7 +108,9 @@ async fn without_plain_apis_only_the_secure_port_answers_them_to_authorized_read
         .map(|p| sim::pod_name(0, p))
         .expect("a team-a pod");
     let model_nodes = s("/api/v1/model/nodes");
-    let node_cpu = s(&format!("/api/v1/model/nodes/{node}/metrics/cpu/usage_rate"));
+    let node_cpu = s(&format!(
+        "/api/v1/model/nodes/{node}/metrics/cpu/usage_rate"
+    ));
     let team_pods = s("/api/v1/model/namespaces/team-a/pods");
     let team_pod_cpu = s(&format!(
         "/api/v1/model/namespaces/team-a/pods/{team_pod}/metrics/cpu/usage_rate"
@@ -134,7 +144,13 @@ async fn without_plain_apis_only_the_secure_port_answers_them_to_authorized_read
     assert!(body.contains(&team_pod), "{body}");
     assert_eq!(get(&secure, &team_pod_cpu, Some("team-token")).await.0, 200);
     assert_eq!(get(&secure, &top_team, Some("team-token")).await.0, 200);
-    for url in [&system_pods, &all_namespaces, &model_nodes, &node_cpu, &top_nodes] {
+    for url in [
+        &system_pods,
+        &all_namespaces,
+        &model_nodes,
+        &node_cpu,
+        &top_nodes,
+    ] {
         let (code, body) = get(&secure, url, Some("team-token")).await;
         assert_eq!(code, 403, "{url}: {body}");
     }
@@ -208,7 +224,10 @@ fn logs(f: impl FnOnce()) -> String {
 #[test]
 fn the_default_serves_the_apis_and_warns_once_when_they_are_reachable_from_outside() {
     let cfg = common::config(&["heapster".into(), "--source=kubernetes:".into()]);
-    assert!(cfg.plain_port_apis, "Heapster's clients keep working by default");
+    assert!(
+        cfg.plain_port_apis,
+        "Heapster's clients keep working by default"
+    );
     assert_eq!(cfg.listen_ip.to_string(), "0.0.0.0");
     let cfg = common::config(&["heapster".into(), "--plain-port-apis=false".into()]);
     assert!(!cfg.plain_port_apis);
@@ -232,8 +251,11 @@ fn the_default_serves_the_apis_and_warns_once_when_they_are_reachable_from_outsi
     assert!(out.contains("--plain_port_apis=false"), "{out}");
     let out = logs(|| assert!(warn("[::]:8082".parse().expect("addr"), true)));
     assert!(out.contains("WARN"), "{out}");
-    for (addr, apis) in [("127.0.0.1:8082", true), ("[::1]:8082", true), ("0.0.0.0:8082", false)]
-    {
+    for (addr, apis) in [
+        ("127.0.0.1:8082", true),
+        ("[::1]:8082", true),
+        ("0.0.0.0:8082", false),
+    ] {
         let out = logs(|| assert!(!warn(addr.parse().expect("addr"), apis)));
         assert!(out.is_empty(), "{addr} {apis}: {out}");
     }

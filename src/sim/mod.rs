@@ -73,8 +73,8 @@ mod watch;
 
 pub use cluster::SimCluster;
 pub use events::SimEvent;
-pub use review::{SimRule, SimSubject};
 pub use formulas::*;
+pub use review::{SimRule, SimSubject};
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};

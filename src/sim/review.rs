@@ -123,10 +123,13 @@ impl SimRule {
             let path = n.path.as_deref().unwrap_or("");
             self.namespace.is_none()
                 && any(&self.verbs, n.verb.as_deref().unwrap_or(""))
-                && self.non_resource_urls.iter().any(|u| match u.strip_suffix('*') {
-                    Some(prefix) => path.starts_with(prefix),
-                    None => u == path,
-                })
+                && self
+                    .non_resource_urls
+                    .iter()
+                    .any(|u| match u.strip_suffix('*') {
+                        Some(prefix) => path.starts_with(prefix),
+                        None => u == path,
+                    })
         } else {
             false
         }
@@ -160,7 +163,11 @@ fn created<T: Serialize>(value: &T) -> Response {
 }
 
 fn bad_body(e: serde_json::Error) -> Response {
-    status(StatusCode::BAD_REQUEST, "BadRequest", &format!("bad body: {e}"))
+    status(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        &format!("bad body: {e}"),
+    )
 }
 
 pub(crate) async fn token_review(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
@@ -170,7 +177,10 @@ pub(crate) async fn token_review(State(shared): State<Arc<Shared>>, body: Bytes)
     };
     let token = review.spec.token.take().unwrap_or_default();
     let access = read(&shared.access);
-    let user = access.users.iter().find(|u| !token.is_empty() && u.token == token);
+    let user = access
+        .users
+        .iter()
+        .find(|u| !token.is_empty() && u.token == token);
     review.status = Some(match user {
         Some(u) => TokenReviewStatus {
             authenticated: Some(true),
@@ -200,9 +210,15 @@ pub(crate) async fn access_review(State(shared): State<Arc<Shared>>, body: Bytes
     let user = spec.user.clone().unwrap_or_default();
     let groups = spec.groups.clone().unwrap_or_default();
     let invalid = match (&spec.resource_attributes, &spec.non_resource_attributes) {
-        (Some(_), Some(_)) => Some("nonResourceAttributes: cannot be specified in combination with resourceAttributes"),
-        (None, None) => Some("exactly one of nonResourceAttributes or resourceAttributes must be specified"),
-        _ if user.is_empty() && groups.is_empty() => Some("at least one of user or group must be specified"),
+        (Some(_), Some(_)) => Some(
+            "nonResourceAttributes: cannot be specified in combination with resourceAttributes",
+        ),
+        (None, None) => {
+            Some("exactly one of nonResourceAttributes or resourceAttributes must be specified")
+        }
+        _ if user.is_empty() && groups.is_empty() => {
+            Some("at least one of user or group must be specified")
+        }
         _ => None,
     };
     if let Some(why) = invalid {
@@ -253,7 +269,10 @@ mod tests {
             .in_namespace("team-a");
         assert!(team.allows(&pods("team-a", "list")));
         assert!(!team.allows(&pods("team-b", "list")));
-        assert!(!team.allows(&pods("", "list")), "a RoleBinding grants no cluster scope");
+        assert!(
+            !team.allows(&pods("", "list")),
+            "a RoleBinding grants no cluster scope"
+        );
         assert!(!team.allows(&pods("team-a", "delete")));
         let cluster = SimRule::resources(user.clone(), "*", &["pods"], &["*"]);
         assert!(cluster.allows(&pods("", "list")) && cluster.allows(&pods("x", "watch")));

@@ -112,7 +112,8 @@ impl Attributes {
         let pods = |ns: Option<&str>, name: Option<&str>| {
             resource(METRICS_GROUP, MODEL_VERSION, "pods", ns, name)
         };
-        let nodes = |name: Option<&str>| resource(METRICS_GROUP, MODEL_VERSION, "nodes", None, name);
+        let nodes =
+            |name: Option<&str>| resource(METRICS_GROUP, MODEL_VERSION, "nodes", None, name);
         Some(match segs.as_slice() {
             ["namespaces", ns, "pods", p, ..] => pods(Some(ns), Some(p)),
             ["namespaces", ns, ..] => pods(Some(ns), None),
@@ -174,30 +175,90 @@ mod tests {
     fn paths_map_to_what_they_reveal() {
         let m = "metrics.k8s.io";
         let table = [
-            ("/apis/metrics.k8s.io/v1beta1/namespaces/ns/pods/p", format!("get {m}/pods ns=ns name=p")),
-            ("/apis/metrics.k8s.io/v1beta1/nodes", format!("list {m}/nodes ns=- name=-")),
-            ("/apis/metrics.k8s.io/v1beta1/nodes/n1", format!("get {m}/nodes ns=- name=n1")),
-            ("/apis/metrics/v1alpha1/pods", format!("list {m}/pods ns=- name=-")),
-            ("/apis/metrics.k8s.io/v1beta1", "get /apis/metrics.k8s.io/v1beta1".into()),
-            ("/api/v1/model/namespaces/team-a/pods/web/metrics/cpu/usage_rate", format!("get {m}/pods ns=team-a name=web")),
-            ("/api/v1/model/namespaces/team-a/pods/web/containers/app/metrics/x", format!("get {m}/pods ns=team-a name=web")),
-            ("/api/v1/model/namespaces/team-a/pod-list/a,b/metrics/cpu-usage", format!("list {m}/pods ns=team-a name=-")),
-            ("/api/v1/model/namespaces/team-a/metrics/memory/usage", format!("list {m}/pods ns=team-a name=-")),
-            ("/api/v1/model/namespaces/team-a/pods/", format!("list {m}/pods ns=team-a name=-")),
-            ("/api/v1/model/namespaces/", format!("list {m}/pods ns=- name=-")),
-            ("/api/v1/model/nodes/n1/pods", format!("list {m}/pods ns=- name=-")),
-            ("/api/v1/model/debug/allkeys", format!("list {m}/pods ns=- name=-")),
-            ("/api/v1/model/nodes/n1/freecontainers/kubelet/metrics/x", format!("get {m}/nodes ns=- name=n1")),
-            ("/api/v1/model/nodes/n1/metrics/cpu/usage_rate", format!("get {m}/nodes ns=- name=n1")),
+            (
+                "/apis/metrics.k8s.io/v1beta1/namespaces/ns/pods/p",
+                format!("get {m}/pods ns=ns name=p"),
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1/nodes",
+                format!("list {m}/nodes ns=- name=-"),
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1/nodes/n1",
+                format!("get {m}/nodes ns=- name=n1"),
+            ),
+            (
+                "/apis/metrics/v1alpha1/pods",
+                format!("list {m}/pods ns=- name=-"),
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1",
+                "get /apis/metrics.k8s.io/v1beta1".into(),
+            ),
+            (
+                "/api/v1/model/namespaces/team-a/pods/web/metrics/cpu/usage_rate",
+                format!("get {m}/pods ns=team-a name=web"),
+            ),
+            (
+                "/api/v1/model/namespaces/team-a/pods/web/containers/app/metrics/x",
+                format!("get {m}/pods ns=team-a name=web"),
+            ),
+            (
+                "/api/v1/model/namespaces/team-a/pod-list/a,b/metrics/cpu-usage",
+                format!("list {m}/pods ns=team-a name=-"),
+            ),
+            (
+                "/api/v1/model/namespaces/team-a/metrics/memory/usage",
+                format!("list {m}/pods ns=team-a name=-"),
+            ),
+            (
+                "/api/v1/model/namespaces/team-a/pods/",
+                format!("list {m}/pods ns=team-a name=-"),
+            ),
+            (
+                "/api/v1/model/namespaces/",
+                format!("list {m}/pods ns=- name=-"),
+            ),
+            (
+                "/api/v1/model/nodes/n1/pods",
+                format!("list {m}/pods ns=- name=-"),
+            ),
+            (
+                "/api/v1/model/debug/allkeys",
+                format!("list {m}/pods ns=- name=-"),
+            ),
+            (
+                "/api/v1/model/nodes/n1/freecontainers/kubelet/metrics/x",
+                format!("get {m}/nodes ns=- name=n1"),
+            ),
+            (
+                "/api/v1/model/nodes/n1/metrics/cpu/usage_rate",
+                format!("get {m}/nodes ns=- name=n1"),
+            ),
             ("/api/v1/model/nodes", format!("list {m}/nodes ns=- name=-")),
-            ("/api/v1/model/cluster/metrics/cpu/usage_rate", format!("list {m}/nodes ns=- name=-")),
-            ("/api/v1/model/metrics/", format!("list {m}/nodes ns=- name=-")),
+            (
+                "/api/v1/model/cluster/metrics/cpu/usage_rate",
+                format!("list {m}/nodes ns=- name=-"),
+            ),
+            (
+                "/api/v1/model/metrics/",
+                format!("list {m}/nodes ns=- name=-"),
+            ),
             ("/api/v1/model", "get /api/v1/model".into()),
             ("/api/v1/model/bogus", "get /api/v1/model/bogus".into()),
             // Decoded as the routers decode: the review names the namespace the handler reads.
-            ("/api/v1/model/namespace%73/kube-system/pods", format!("list {m}/pods ns=kube-system name=-")),
-            ("/api/v1/model/namespaces/team-a%2Fpods%2Fweb/metrics/x", format!("get {m}/pods ns=team-a name=web")),
-            ("/apis/metrics.k8s.io/v1beta1/namespaces/kube%2Dsystem/pods", format!("list {m}/pods ns=kube-system name=-")),
+            (
+                "/api/v1/model/namespace%73/kube-system/pods",
+                format!("list {m}/pods ns=kube-system name=-"),
+            ),
+            (
+                "/api/v1/model/namespaces/team-a%2Fpods%2Fweb/metrics/x",
+                format!("get {m}/pods ns=team-a name=web"),
+            ),
+            (
+                "/apis/metrics.k8s.io/v1beta1/namespaces/kube%2Dsystem/pods",
+                format!("list {m}/pods ns=kube-system name=-"),
+            ),
         ];
         for (path, want) in table {
             assert_eq!(short(&Attributes::of(path)), want, "{path}");

@@ -12,8 +12,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 
-use crate::api::error::StatusError;
 pub use super::attributes::Attributes;
+use crate::api::error::StatusError;
 
 /// Paths served without authentication (probes).
 const ALWAYS_ALLOW: [&str; 3] = ["/healthz", "/livez", "/readyz"];
