@@ -260,3 +260,80 @@ fn the_default_serves_the_apis_and_warns_once_when_they_are_reachable_from_outsi
         assert!(out.is_empty(), "{addr} {apis}: {out}");
     }
 }
+
+#[tokio::test]
+async fn simulator_reviews_answer_as_the_apiserver_does() {
+    common::init();
+    let cluster = SimCluster::start(SimOptions::default())
+        .await
+        .expect("simulator");
+    cluster.add_user("t1", "alice", &["devs"]);
+    let devs = SimSubject::Group("devs".into());
+    cluster
+        .allow(SimRule::resources(devs, "metrics.k8s.io", &["pods"], &["list"]).in_namespace("a"));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let post = |path: &'static str, body: serde_json::Value| {
+        let url = format!("{}{path}", cluster.api_url().as_str().trim_end_matches('/'));
+        let req = client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        async move {
+            let res = req.send().await.expect("sent");
+            let code = res.status().as_u16();
+            let bytes = res.bytes().await.expect("body");
+            let json: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+            (code, json)
+        }
+    };
+    let tr = "/apis/authentication.k8s.io/v1/tokenreviews";
+    let review = |token: &str| serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}});
+    let (code, body) = post(tr, review("t1")).await;
+    assert_eq!(code, 201);
+    assert_eq!(body["status"]["authenticated"], true);
+    assert_eq!(body["status"]["user"]["username"], "alice");
+    assert_eq!(body["status"]["user"]["groups"][0], "devs");
+    let (code, body) = post(tr, review("t2")).await;
+    assert_eq!(
+        (code, &body["status"]["authenticated"]),
+        (201, &serde_json::json!(false))
+    );
+
+    let sar = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+    let access = |spec: serde_json::Value| serde_json::json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec});
+    let pods = |ns: &str| serde_json::json!({"verb": "list", "group": "metrics.k8s.io", "resource": "pods", "namespace": ns});
+    let (code, body) = post(sar, access(serde_json::json!({"user": "alice", "groups": ["devs"], "resourceAttributes": pods("a")}))).await;
+    assert_eq!(
+        (code, &body["status"]["allowed"]),
+        (201, &serde_json::json!(true)),
+        "{body}"
+    );
+    let (code, body) = post(sar, access(serde_json::json!({"user": "alice", "groups": ["devs"], "resourceAttributes": pods("b")}))).await;
+    assert_eq!(
+        (code, &body["status"]["allowed"]),
+        (201, &serde_json::json!(false)),
+        "{body}"
+    );
+    let (code, body) = post(sar, access(serde_json::json!({"user": "root", "groups": ["system:masters"], "nonResourceAttributes": {"path": "/x", "verb": "get"}}))).await;
+    assert_eq!(
+        (code, &body["status"]["allowed"]),
+        (201, &serde_json::json!(true)),
+        "{body}"
+    );
+    for spec in [
+        serde_json::json!({"resourceAttributes": pods("a")}),
+        serde_json::json!({"user": "alice"}),
+        serde_json::json!({"user": "alice", "resourceAttributes": pods("a"), "nonResourceAttributes": {"path": "/x", "verb": "get"}}),
+    ] {
+        let (code, body) = post(sar, access(spec)).await;
+        assert_eq!(
+            (code, &body["reason"]),
+            (422, &serde_json::json!("Invalid")),
+            "{body}"
+        );
+    }
+    cluster.shutdown().await;
+}

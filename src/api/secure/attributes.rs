@@ -68,10 +68,11 @@ impl Attributes {
     /// `/apis/<group>/<version>/nodes[/n]`, `.../pods`, `.../namespaces/<ns>/pods[/p]`, the
     /// model API ([`Attributes::of_model`]); anything else is a non-resource path.
     pub fn of(path: &str) -> Attributes {
-        if let Some(rest) = path.strip_prefix("/api/v1/model") {
-            if let Some(attrs) = Attributes::of_model(rest) {
-                return attrs;
-            }
+        if let Some(attrs) = path
+            .strip_prefix("/api/v1/model")
+            .and_then(Attributes::of_model)
+        {
+            return attrs;
         }
         let segs: Vec<Cow<'_, str>> = path.trim_matches('/').split('/').map(decode).collect();
         let segs: Vec<&str> = segs.iter().map(|s| s.as_ref()).collect();
