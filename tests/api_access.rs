@@ -57,15 +57,7 @@ async fn without_plain_apis_only_the_secure_port_answers_them_to_authorized_read
         SimRule::resources(team, metrics, &["pods"], &["get", "list"]).in_namespace("team-a"),
     );
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    cluster
-        .write_service_account_dir(dir.path())
-        .expect("sa dir");
-    let source = format!(
-        "kubernetes:{}?serviceAccountDir={}",
-        cluster.api_url(),
-        dir.path().display()
-    );
+    let (_dir, source) = common::in_cluster_source(&cluster);
     let secure_port = format!("--secure_port={}", free_port());
     let app = common::start(&source, &[&secure_port, "--plain_port_apis=false"]).await;
     common::batches(&app, 1, |b| common::node_names(b).len() == 2).await;

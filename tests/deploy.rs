@@ -316,6 +316,17 @@ fn check_namespaces(objs: &Objects) {
     }
 }
 
+/// The Deployments whose pod labels match `selector`.
+fn selected<'a>(objs: &'a Objects, selector: &BTreeMap<String, String>) -> Vec<&'a Deployment> {
+    objs.deployments
+        .iter()
+        .filter(|d| {
+            let l = pod_labels(d);
+            selector.iter().all(|(k, v)| l.get(k) == Some(v))
+        })
+        .collect()
+}
+
 /// Selectors, services, probes, security contexts and resources of every workload.
 fn check_workloads(objs: &Objects) {
     for d in &objs.deployments {
@@ -400,15 +411,7 @@ fn check_workloads(objs: &Objects) {
     for s in &objs.services {
         let sname = name_of(&s.metadata);
         let spec = s.spec.as_ref().expect("service spec");
-        let selector = spec.selector.clone().unwrap_or_default();
-        let backends: Vec<_> = objs
-            .deployments
-            .iter()
-            .filter(|d| {
-                let l = pod_labels(d);
-                selector.iter().all(|(k, v)| l.get(k) == Some(v))
-            })
-            .collect();
+        let backends = selected(objs, &spec.selector.clone().unwrap_or_default());
         assert_eq!(
             backends.len(),
             1,
@@ -442,14 +445,7 @@ fn check_network_policies(objs: &Objects) {
             !selector.is_empty(),
             "NetworkPolicy {name}: selects every pod"
         );
-        let backends: Vec<_> = objs
-            .deployments
-            .iter()
-            .filter(|d| {
-                let l = pod_labels(d);
-                selector.iter().all(|(k, v)| l.get(k) == Some(v))
-            })
-            .collect();
+        let backends = selected(objs, &selector);
         assert_eq!(backends.len(), 1, "NetworkPolicy {name}: one Deployment");
         let c = &pod_spec(backends[0]).containers[0];
         for rule in spec.ingress.as_deref().unwrap_or_default() {
@@ -669,30 +665,35 @@ fn manifest_flags_parse_with_the_real_config_parser() {
     if !available("kubectl", &["version", "--client"]) {
         return;
     }
-    let objs = base();
-    let c = container(deployment(&objs, "heapster"), "heapster");
+    let cfg = heapster_config(&base());
+    assert_eq!(cfg.metric_resolution.as_secs(), 15);
+    assert_eq!(cfg.heapster_port, 8082);
+    let influx = cfg.sinks.iter().find_map(|s| match s {
+        config::SinkConfig::InfluxDb(i) => Some(i),
+        _ => None,
+    });
+    let influx = influx.expect("an influxdb sink");
+    assert_eq!(influx.db, "k8s");
+    assert_eq!(
+        influx.url.host_str(),
+        Some("monitoring-influxdb.kube-system.svc")
+    );
+    assert_eq!(influx.url.port(), Some(8086));
+}
+
+/// The heapster container's args through the real flag parser, with only the container's own
+/// environment (an unset $VAR in --sink fails the parse).
+fn heapster_config(objs: &Objects) -> config::Config {
+    let c = container(deployment(objs, "heapster"), "heapster");
     let names = env_names(c);
-    // Only the container's own environment: an unset $VAR in --sink fails the parse.
     let env = move |k: &str| names.iter().any(|n| n == k).then(|| "x0".to_string());
     let mut argv = vec!["heapster".to_string()];
     argv.extend(c.args.iter().flatten().cloned());
     match config::parse(argv, &env) {
-        Parsed::Run(cfg) => {
-            assert_eq!(cfg.metric_resolution.as_secs(), 15);
-            assert_eq!(cfg.heapster_port, 8082);
-            let influx = cfg.sinks.iter().find_map(|s| match s {
-                config::SinkConfig::InfluxDb(i) => Some(i),
-                _ => None,
-            });
-            let influx = influx.expect("an influxdb sink");
-            assert_eq!(influx.db, "k8s");
-            assert_eq!(
-                influx.url.host_str(),
-                Some("monitoring-influxdb.kube-system.svc")
-            );
-            assert_eq!(influx.url.port(), Some(8086));
+        Parsed::Run(cfg) => cfg,
+        Parsed::Exit { message, .. } => {
+            panic!("heapster rejects its args in {}:\n{message}", objs.name)
         }
-        Parsed::Exit { message, .. } => panic!("heapster rejects its manifest args:\n{message}"),
     }
 }
 
@@ -935,15 +936,9 @@ fn the_plain_port_is_reachable_only_from_outside_the_pod_network_and_monitoring(
             assert!(covered.insert(port), "port {port} in two rules");
         }
     }
-    let http: i32 = flag(c, "--heapster-port")
-        .expect("port")
-        .parse()
-        .expect("port");
-    let https: i32 = flag(c, "--secure-port")
-        .expect("port")
-        .parse()
-        .expect("port");
-    assert_eq!(covered, BTreeSet::from([http, https]));
+    let cfg = heapster_config(&objs);
+    let ports = [cfg.heapster_port, cfg.secure.port].map(i32::from);
+    assert_eq!(covered, BTreeSet::from(ports));
 }
 
 #[test]
@@ -951,22 +946,11 @@ fn secure_only_component_turns_the_plain_apis_off() {
     if !available("kubectl", &["version", "--client"]) {
         return;
     }
-    let parse = |objs: &Objects| {
-        let c = container(deployment(objs, "heapster"), "heapster");
-        let names = env_names(c);
-        let env = move |k: &str| names.iter().any(|n| n == k).then(|| "x0".to_string());
-        let mut argv = vec!["heapster".to_string()];
-        argv.extend(c.args.iter().flatten().cloned());
-        match config::parse(argv, &env) {
-            Parsed::Run(cfg) => cfg,
-            Parsed::Exit { message, .. } => panic!("{}: {message}", objs.name),
-        }
-    };
-    let on = parse(&base());
+    let on = heapster_config(&base());
     assert!(on.plain_port_apis, "Heapster's clients work by default");
     assert_ne!(on.secure.port, 0);
     let secure = render_with_component(&repo().join("deploy/kube-config/components/secure-only"));
-    let off = parse(&secure);
+    let off = heapster_config(&secure);
     assert!(!off.plain_port_apis);
     assert_eq!(
         off.secure.port, on.secure.port,

@@ -211,7 +211,16 @@ impl App {
         if cfg.plain_port_apis {
             tracing::info!(%addr, "serving /healthz, /metrics, the model API and metrics.k8s.io");
         } else {
-            tracing::info!(%addr, "serving /healthz and /metrics (--plain_port_apis=false)");
+            let apis = if cfg.secure.port == 0 {
+                "served nowhere: set --secure_port to serve them with authentication"
+            } else {
+                "on the secure port only"
+            };
+            tracing::info!(
+                %addr,
+                "serving /healthz and /metrics (--plain_port_apis=false); the model API and \
+                 metrics.k8s.io {apis}"
+            );
         }
         api::warn_if_plain_apis_exposed(addr, cfg.plain_port_apis);
 
