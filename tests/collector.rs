@@ -34,17 +34,9 @@ fn all_nodes(n: usize) -> impl Fn(&heapster_rs::model::Batch) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_cluster_mode_sends_the_apiserver_token_to_kubelets() {
     let cluster = sim(https(SimAuth::Token("in-cluster-token-1".into()))).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    cluster
-        .write_service_account_dir(dir.path())
-        .expect("sa dir");
     // Seed line 1, `kubernetes:https://kubernetes.default`, with the simulator's address and
     // the service-account directory it wrote.
-    let source = format!(
-        "kubernetes:{}?serviceAccountDir={}",
-        cluster.api_url(),
-        dir.path().display()
-    );
+    let (_dir, source) = common::in_cluster_source(&cluster);
     let app = start(&source, &[]).await;
     let got = batches(&app, 1, all_nodes(3)).await;
     assert_eq!(
@@ -390,15 +382,7 @@ async fn kubelet_insecure_accepts_serving_certs_without_ip_sans() {
     let mut opts = https(SimAuth::Token("san-token-4".into()));
     opts.kubelet_cert_ip_san = false;
     let cluster = sim(opts).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    cluster
-        .write_service_account_dir(dir.path())
-        .expect("sa dir");
-    let base = format!(
-        "kubernetes:{}?serviceAccountDir={}",
-        cluster.api_url(),
-        dir.path().display()
-    );
+    let (_dir, base) = common::in_cluster_source(&cluster);
     let app = start(&base, &[]).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while sample(

@@ -30,15 +30,7 @@ async fn in_cluster(
     })
     .await
     .expect("simulator starts");
-    let sa = tempfile::tempdir().expect("tempdir");
-    cluster
-        .write_service_account_dir(sa.path())
-        .expect("sa dir");
-    let source = format!(
-        "kubernetes:{}?serviceAccountDir={}",
-        cluster.api_url(),
-        sa.path().display()
-    );
+    let (sa, source) = common::in_cluster_source(&cluster);
     (cluster, sa, source)
 }
 

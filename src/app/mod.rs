@@ -199,7 +199,7 @@ impl App {
             ),
             None => None,
         };
-        let router = api::router(api_state);
+        let router = api::plain_router(api_state, cfg.plain_port_apis);
         let server_stop = shutdown.clone();
         let server = tokio::spawn(async move {
             let serve =
@@ -208,7 +208,21 @@ impl App {
                 tracing::error!(error = %e, "http server failed");
             }
         });
-        tracing::info!(%addr, "serving /healthz, /metrics and the APIs");
+        if cfg.plain_port_apis {
+            tracing::info!(%addr, "serving /healthz, /metrics, the model API and metrics.k8s.io");
+        } else {
+            let apis = if cfg.secure.port == 0 {
+                "served nowhere: set --secure_port to serve them with authentication"
+            } else {
+                "on the secure port only"
+            };
+            tracing::info!(
+                %addr,
+                "serving /healthz and /metrics (--plain_port_apis=false); the model API and \
+                 metrics.k8s.io {apis}"
+            );
+        }
+        api::warn_if_plain_apis_exposed(addr, cfg.plain_port_apis);
 
         let looper = tick::TickLoop {
             resolution: cfg.metric_resolution,

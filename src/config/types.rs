@@ -235,6 +235,9 @@ pub struct Config {
     pub max_response_bytes: usize,
     pub heapster_port: u16,
     pub listen_ip: std::net::IpAddr,
+    /// Whether `--heapster-port` also serves the model API and `metrics.k8s.io`, with no
+    /// authentication (`--plain_port_apis`, default true for Heapster's clients).
+    pub plain_port_apis: bool,
     pub label_separator: String,
     pub ignore_labels: Vec<String>,
     pub store_labels: Vec<String>,

@@ -222,6 +222,22 @@ impl SimCluster {
         *state::write(&self.shared.token) = Some(new.to_owned());
     }
 
+    /// Registers a user that TokenReview authenticates by `token`.
+    pub fn add_user(&self, token: &str, name: &str, groups: &[&str]) {
+        state::write(&self.shared.access)
+            .users
+            .push(super::review::SimUser {
+                token: token.to_owned(),
+                name: name.to_owned(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+            });
+    }
+
+    /// Grants a permission that SubjectAccessReview honours.
+    pub fn allow(&self, rule: super::SimRule) {
+        state::write(&self.shared.access).rules.push(rule);
+    }
+
     fn client_pki(&self) -> Option<&Pki> {
         self.pki
             .as_ref()

@@ -47,6 +47,8 @@
 //! ([`KubeletStats`]). With https and [`SimAuth::Token`] the apiserver (all but `/healthz`,
 //! `/livez`, `/readyz`) and kubelets answer 401 without the current bearer token; with
 //! [`SimAuth::ClientCert`] the TLS handshake requires a certificate signed by the simulator's CA.
+//! TokenReview and SubjectAccessReview answer for the users and RBAC rules a test registers
+//! ([`SimCluster::add_user`], [`SimCluster::allow`]).
 //! Servers speak HTTP/1.1 only (ALPN `http/1.1`).
 
 mod apiserver;
@@ -61,6 +63,7 @@ mod list;
 mod objects;
 mod payload;
 mod resource;
+mod review;
 mod selector;
 mod serve;
 mod state;
@@ -71,6 +74,7 @@ mod watch;
 pub use cluster::SimCluster;
 pub use events::SimEvent;
 pub use formulas::*;
+pub use review::{SimRule, SimSubject};
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -20,6 +20,21 @@ pub fn config(args: &[String]) -> heapster_rs::config::Config {
     }
 }
 
+/// `--source` of the in-cluster mode against `cluster`: its token and CA written into a
+/// service-account directory, which lives as long as the returned guard.
+pub fn in_cluster_source(cluster: &heapster_rs::sim::SimCluster) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    cluster
+        .write_service_account_dir(dir.path())
+        .expect("sa dir");
+    let source = format!(
+        "kubernetes:{}?serviceAccountDir={}",
+        cluster.api_url(),
+        dir.path().display()
+    );
+    (dir, source)
+}
+
 /// Starts the collector with `--source=SOURCE` and the test defaults (5 s resolution, 2 s
 /// timeout, an ephemeral port on 127.0.0.1) plus `extra` flags.
 pub async fn start(source: &str, extra: &[&str]) -> App {
