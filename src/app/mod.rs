@@ -75,7 +75,7 @@ impl App {
                 keep_alive: source.kubelet_keep_alive,
             },
         )
-        .map_err(|e| anyhow::anyhow!("kubelet client: {e}"))?;
+        .map_err(|e| anyhow::Error::new(e).context("kubelet client"))?;
         let endpoint = if source.node_proxy {
             Endpoint::Proxy {
                 client: clients.client.clone(),
