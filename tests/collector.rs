@@ -299,7 +299,7 @@ async fn clients(source: &str) -> (kube::Client, KubeletClient) {
         KubeletClientOptions {
             timeout: std::time::Duration::from_secs(10),
             max_response_bytes: 1 << 20,
-            insecure: src.kubelet_insecure,
+            insecure: src.kubelet_insecure(),
             keep_alive: src.kubelet_keep_alive,
         },
     )
