@@ -121,7 +121,7 @@ impl CertProblem {
                 format!("expired at {} (now {})", at(not_after), at(now))
             }
             CertProblem::NotYetValid { now, not_before } => format!(
-                "is not valid before {} (now {}: is a clock wrong?)",
+                "is not valid before {} (now {})",
                 at(not_before),
                 at(now)
             ),
