@@ -38,7 +38,10 @@ impl CertProblem {
                 return CertProblem::from_rustls(tls);
             }
             // An io::Error's `source()` skips the error it carries: look at that one itself.
-            if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(inner) = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
                 return CertProblem::find(inner);
             }
             next = e.source();
@@ -64,12 +67,13 @@ impl CertProblem {
                 tried: String::new(),
                 names: Vec::new(),
             },
-            CertificateError::NotValidForNameContext { expected, presented } => {
-                CertProblem::WrongName {
-                    tried: expected.to_str().into_owned(),
-                    names: presented.iter().map(|n| san(n)).collect(),
-                }
-            }
+            CertificateError::NotValidForNameContext {
+                expected,
+                presented,
+            } => CertProblem::WrongName {
+                tried: expected.to_str().into_owned(),
+                names: presented.iter().map(|n| san(n)).collect(),
+            },
             CertificateError::Expired => CertProblem::Expired {
                 now: None,
                 not_after: None,
@@ -82,12 +86,10 @@ impl CertProblem {
                 now: None,
                 not_before: None,
             },
-            CertificateError::NotValidYetContext { time, not_before } => {
-                CertProblem::NotYetValid {
-                    now: Some(time.as_secs()),
-                    not_before: Some(not_before.as_secs()),
-                }
-            }
+            CertificateError::NotValidYetContext { time, not_before } => CertProblem::NotYetValid {
+                now: Some(time.as_secs()),
+                not_before: Some(not_before.as_secs()),
+            },
             _ => return None,
         })
     }
@@ -120,11 +122,9 @@ impl CertProblem {
             CertProblem::Expired { now, not_after } => {
                 format!("expired at {} (now {})", at(not_after), at(now))
             }
-            CertProblem::NotYetValid { now, not_before } => format!(
-                "is not valid before {} (now {})",
-                at(not_before),
-                at(now)
-            ),
+            CertProblem::NotYetValid { now, not_before } => {
+                format!("is not valid before {} (now {})", at(not_before), at(now))
+            }
             _ => String::new(),
         }
     }

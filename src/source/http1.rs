@@ -282,8 +282,9 @@ impl Http1Client {
         let name = match host {
             Host::Ipv4(ip) => ServerName::IpAddress(IpAddr::V4(ip).into()),
             Host::Ipv6(ip) => ServerName::IpAddress(IpAddr::V6(ip).into()),
-            Host::Domain(d) => ServerName::try_from(d.to_string())
-                .map_err(ScrapeError::ServerName)?,
+            Host::Domain(d) => {
+                ServerName::try_from(d.to_string()).map_err(ScrapeError::ServerName)?
+            }
         };
         let tls = tokio::time::timeout(self.connect_timeout, self.tls.connect(name, tcp))
             .await
@@ -752,13 +753,19 @@ mod tests {
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         let (url, _) = server(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n".to_vec(), 10).await;
-        assert!(matches!(c.get(&url, None).await, Err(ScrapeError::Malformed(_))));
+        assert!(matches!(
+            c.get(&url, None).await,
+            Err(ScrapeError::Malformed(_))
+        ));
         let (url, _) = server(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
             10,
         )
         .await;
-        assert!(matches!(c.get(&url, None).await, Err(ScrapeError::Malformed(_))));
+        assert!(matches!(
+            c.get(&url, None).await,
+            Err(ScrapeError::Malformed(_))
+        ));
     }
 
     #[test]

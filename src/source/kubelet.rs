@@ -11,8 +11,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use url::Url;
 
 use super::credentials::KubeletCredentials;
-use crate::certificate::CertProblem;
 use super::http1::Http1Client;
+use crate::certificate::CertProblem;
 
 /// Why a scrape failed. Messages never include credentials; a variant with a `#[source]` leaves
 /// the cause's words to it (log with [`Chain`](crate::certificate::Chain)).

@@ -276,8 +276,7 @@ impl Scraper {
                 }
                 Ok(Some(Err(join_err))) => {
                     if let Some(name) = pending.remove(&join_err.id()) {
-                        let result: Result<(), _> =
-                            Err(ScrapeError::Task(join_err));
+                        let result: Result<(), _> = Err(ScrapeError::Task(join_err));
                         self.record(&name, &result);
                         if let Err(e) = result {
                             failed.push((name, e));
@@ -367,8 +366,8 @@ impl Scraper {
 
     async fn scrape_resource(&self, node: &NodeInfo) -> Result<NodeSample, ScrapeError> {
         let body = self.fetch(node, Api::Resource).await?;
-        let decoded = resource::decode(&body, &node.name, time::now())
-            .map_err(ScrapeError::Resource)?;
+        let decoded =
+            resource::decode(&body, &node.name, time::now()).map_err(ScrapeError::Resource)?;
         let mut errors = lock(&self.resource_errors);
         if decoded.scrape_error {
             self.metrics.resource_errors.inc();
@@ -395,10 +394,7 @@ impl Scraper {
             .body(kube::client::Body::empty())
             .map_err(ScrapeError::ProxyRequest)?;
         let fetch = async {
-            let resp = client
-                .send(req)
-                .await
-                .map_err(ScrapeError::Proxy)?;
+            let resp = client.send(req).await.map_err(ScrapeError::Proxy)?;
             if !resp.status().is_success() {
                 return Err(ScrapeError::UnexpectedStatus {
                     status: resp.status().as_u16(),

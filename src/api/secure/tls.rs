@@ -160,9 +160,10 @@ impl LoggedClientCerts {
 /// The subject of a refused client certificate and why it was refused, in words.
 fn refusal(cert: &CertificateDer<'_>, err: &rustls::Error) -> (String, String) {
     let parsed = x509_parser::parse_x509_certificate(cert.as_ref()).ok();
-    let subject = parsed
-        .as_ref()
-        .map_or_else(|| "(unparsable)".to_string(), |(_, c)| c.subject().to_string());
+    let subject = parsed.as_ref().map_or_else(
+        || "(unparsable)".to_string(),
+        |(_, c)| c.subject().to_string(),
+    );
     let v1 = parsed
         .as_ref()
         .is_some_and(|(_, c)| c.version() == x509_parser::x509::X509Version::V1);
@@ -330,6 +331,9 @@ mod tests {
             .verify_client_cert(other.cert.der(), &[], UnixTime::now())
             .expect_err("refused");
         let (_, reason) = refusal(other.cert.der(), &err);
-        assert!(reason.contains("--requestheader_client_ca_file"), "{reason}");
+        assert!(
+            reason.contains("--requestheader_client_ca_file"),
+            "{reason}"
+        );
     }
 }

@@ -381,7 +381,10 @@ mod tests {
     async fn a_refused_certificate_names_insecuressl() {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let url = self_signed_server().await;
-        let args = ["heapster".to_string(), format!("--sink=influxdb:{url}?user=u&pw=s3cret-pw")];
+        let args = [
+            "heapster".to_string(),
+            format!("--sink=influxdb:{url}?user=u&pw=s3cret-pw"),
+        ];
         let crate::config::Parsed::Run(config) = crate::config::parse(args, &|_| None) else {
             panic!("config");
         };
