@@ -396,7 +396,7 @@ mod tests {
                 _ => None,
             })
             .expect("influxdb sink");
-        let client = Client::new(&cfg, Duration::from_secs(5)).expect("client");
+        let client = Client::new(cfg, Duration::from_secs(5)).expect("client");
         let err = client.detect(Some(1)).await.expect_err("refused");
         let message = err.to_string();
         assert!(
