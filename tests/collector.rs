@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{batches, metrics, node_names, sample, start};
+use common::{batches, kubeconfig_without_ca, metrics, node_names, sample, start};
 use heapster_rs::model::{Metric, SetKey, Value};
 use heapster_rs::sim::{self, KubeletFault, SimAuth, SimCluster, SimOptions};
 use heapster_rs::source::kubelet::{KubeletClient, KubeletClientOptions};
@@ -191,19 +191,6 @@ async fn insecure_http_mode_sends_no_credentials_and_rates_match_the_counters() 
     assert!(batch.find(&SetKey::Cluster).is_some());
     app.stop().await;
     cluster.shutdown().await;
-}
-
-/// The simulator's kubeconfig without its CA, written to `dir/without-ca`.
-fn kubeconfig_without_ca(cluster: &SimCluster, dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("without-ca");
-    let yaml: String = cluster
-        .kubeconfig_yaml()
-        .lines()
-        .filter(|l| !l.contains("certificate-authority-data"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&path, yaml).expect("kubeconfig");
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@
 mod common;
 mod support;
 
-use common::sample;
+use common::{kubeconfig_without_ca, sample};
 use heapster_rs::sim::{KubeletFault, SimAuth, SimCluster, SimOptions};
 use support::heapster::Heapster;
 
@@ -25,20 +25,6 @@ async fn cluster(faults: Vec<(usize, KubeletFault)>, nodes: usize) -> SimCluster
     })
     .await
     .expect("simulator starts")
-}
-
-/// The cluster's kubeconfig (token user) without the CA, as a new user's often is, written to
-/// `dir`; returns its path.
-fn kubeconfig_without_ca(cluster: &SimCluster, dir: &std::path::Path) -> std::path::PathBuf {
-    let yaml: String = cluster
-        .kubeconfig_yaml()
-        .lines()
-        .filter(|l| !l.contains("certificate-authority"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let path = dir.join("config");
-    std::fs::write(&path, yaml).expect("kubeconfig");
-    path
 }
 
 /// `--source` of the seed article: kubeconfig, `insecure=true`, plus `extra` options.
