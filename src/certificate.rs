@@ -64,7 +64,7 @@ impl CertProblem {
                 CertProblem::Untrusted { self_signed: true }
             }
             CertificateError::NotValidForName => CertProblem::WrongName {
-                tried: String::new(),
+                tried: "(not reported)".to_string(),
                 names: Vec::new(),
             },
             CertificateError::NotValidForNameContext {
@@ -107,7 +107,7 @@ impl CertProblem {
     /// "the names X, Y" of a [`CertProblem::WrongName`] certificate.
     pub fn names(names: &[String]) -> String {
         match names {
-            [] => "no name that matches".to_string(),
+            [] => "no name reported".to_string(),
             names => names.join(", "),
         }
     }
