@@ -66,16 +66,23 @@ impl App {
             }
         };
         let clients = apiserver::connect(&source, &*env).await?;
+        if source.kubelet_insecure_implied() {
+            tracing::warn!(
+                "insecure=true: kubelet serving certificates are not verified either (as in \
+                 Heapster); add kubeletInsecure=false to --source to verify them against the \
+                 cluster CA"
+            );
+        }
         let kubelet = KubeletClient::new(
             Arc::clone(&clients.kubelet),
             KubeletClientOptions {
                 timeout: cfg.scrape_timeout,
                 max_response_bytes: cfg.max_response_bytes,
-                insecure: source.kubelet_insecure,
+                insecure: source.kubelet_insecure(),
                 keep_alive: source.kubelet_keep_alive,
             },
         )
-        .map_err(|e| anyhow::anyhow!("kubelet client: {e}"))?;
+        .map_err(|e| anyhow::Error::new(e).context("kubelet client"))?;
         let endpoint = if source.node_proxy {
             Endpoint::Proxy {
                 client: clients.client.clone(),

@@ -193,13 +193,23 @@ pub enum KubeletFault {
     /// Serves (https only) a certificate for another host name, without the node's IP SAN:
     /// verification fails.
     WrongHostCert,
+    /// Serves (https only) a self-signed certificate marked as a CA, as kubelets make for
+    /// themselves unless serving-certificate bootstrap is on.
+    SelfSignedCert,
+    /// Serves (https only) a certificate signed by a CA the collector is not told about.
+    UnknownCaCert,
+    /// Serves (https only) a cluster-CA certificate that expired in 2021.
+    ExpiredCert,
+    /// Serves (https only) a cluster-CA certificate valid only from 2090.
+    NotYetValidCert,
 }
 
 impl std::str::FromStr for KubeletFault {
     type Err = String;
 
     /// `hang`, `500`, `garbage`, `truncated`, `huge:<bytes>`, `slow`, `refuse`, `summary403`,
-    /// `hugechunked:<bytes>`, `gzipbomb:<inflated bytes>`, `wronghost`.
+    /// `hugechunked:<bytes>`, `gzipbomb:<inflated bytes>`, `wronghost`, `selfsigned`, `unknownca`,
+    /// `expired`, `notyetvalid`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "hang" => KubeletFault::Hang,
@@ -210,6 +220,10 @@ impl std::str::FromStr for KubeletFault {
             "refuse" => KubeletFault::RefuseConnections,
             "summary403" => KubeletFault::SummaryForbidden,
             "wronghost" => KubeletFault::WrongHostCert,
+            "selfsigned" => KubeletFault::SelfSignedCert,
+            "unknownca" => KubeletFault::UnknownCaCert,
+            "expired" => KubeletFault::ExpiredCert,
+            "notyetvalid" => KubeletFault::NotYetValidCert,
             other => {
                 let size = |prefix: &str| other.strip_prefix(prefix).and_then(|n| n.parse().ok());
                 if let Some(n) = size("huge:") {

@@ -112,3 +112,19 @@ pub fn node_names(batch: &Batch) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The simulator's kubeconfig without its CA, written to `dir/without-ca`.
+pub fn kubeconfig_without_ca(
+    cluster: &heapster_rs::sim::SimCluster,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let path = dir.join("without-ca");
+    let yaml: String = cluster
+        .kubeconfig_yaml()
+        .lines()
+        .filter(|l| !l.contains("certificate-authority-data"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, yaml).expect("kubeconfig");
+    path
+}
