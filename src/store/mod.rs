@@ -43,18 +43,20 @@ const CHUNK: usize = 4096;
 
 /// Default `--store_memory_bytes`: 1 GiB. A node with 30 pods of two containers has 95 series
 /// (node, 4 system containers, pods, containers); at 15 s resolution with the default history
-/// (15 minutes, two metrics) a series is estimated at [`series_bytes`], so the default holds
-/// every series of a cluster of well over 10,000 such nodes.
+/// (15 minutes, two metrics) a series is estimated at 704 bytes ([`series_bytes`]), so the
+/// default holds 1.5 million series: every series of a cluster of 16,000 such nodes.
 pub const DEFAULT_STORE_MEMORY_BYTES: u64 = 1 << 30;
 
-/// The estimated heap bytes of a series whose history is full, beside its history: the series
-/// itself, its packed latest values (a pod's or container's dozens of values and filesystems),
-/// its place in the series table and its share of the label shapes. Measured on full stores
-/// (`Store::approx_bytes` over `Store::series_count`, benches/store.rs and the simulator).
-const SERIES_FIXED_BYTES: usize = 300;
+/// The estimated heap bytes of a series beside its history: the series itself, its packed
+/// latest values (a container's dozens of values and filesystems), its place in the series
+/// table and its share of the label shapes. Measured as `heapster_store_bytes` over
+/// `heapster_store_series` with the simulator's payloads (shaped like 1.35 kubelets) and
+/// `--history_metrics=` (no history): about 450.
+const SERIES_FIXED_BYTES: usize = 460;
 
 /// Bytes of one history value as most series keep it (the `Tiny` layout: an offset in
-/// millicores or 4 KiB pages); values that do not fit widen a series' history to 4 or 8 bytes.
+/// millicores or 4 KiB pages; measured as above with a history: 2.0 a value); values that do not
+/// fit widen a series' history to 4 or 8 bytes.
 const HISTORY_VALUE_BYTES: usize = 2;
 
 /// The estimated heap bytes of a series with a full history of `max_points` slots of
@@ -333,7 +335,8 @@ impl Store {
 
     /// Opens the tick of `batch`: expires the series unseen for the history (making room),
     /// collects the eviction candidates when the store is near its cap, sizes the table and
-    /// takes a history slot. The one pass over every series a tick takes.
+    /// takes a history slot. One of the two passes over every series a tick takes (the other
+    /// totals them when the tick ends).
     fn start_tick(&self, ingest: &mut Ingest, batch: &Batch) -> OpenTick {
         let (ts, keep) = (batch.timestamp, self.opts.history);
         let mut inner = self.write();
