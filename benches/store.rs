@@ -138,7 +138,9 @@ fn new_store(resolution_s: i64) -> Store {
         StoreOptions {
             history: 900 * SEC,
             resolution: resolution_s * SEC,
-            max_series: heapster_rs::store::DEFAULT_MAX_SERIES,
+            limit: heapster_rs::store::SeriesLimit::Bytes(
+                heapster_rs::store::DEFAULT_STORE_MEMORY_BYTES,
+            ),
             history_metrics: heapster_rs::store::HistoryMetrics::default(),
         },
         &mut Registry::default(),

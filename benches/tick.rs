@@ -132,7 +132,7 @@ fn store() -> Store {
         StoreOptions {
             history: 15 * 60 * NANOS_PER_SEC,
             resolution: 15 * NANOS_PER_SEC,
-            max_series: 1_000_000,
+            limit: heapster_rs::store::SeriesLimit::Series(1_000_000),
             history_metrics: heapster_rs::store::HistoryMetrics::default(),
         },
         &mut prometheus_client::registry::Registry::default(),

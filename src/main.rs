@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let app = match App::start(cfg, app::process_env()).await {
             Ok(app) => app,
             Err(e) => {
@@ -40,5 +40,9 @@ fn main() -> ExitCode {
         process::cancel_on_signal(app.shutdown_token());
         app.wait().await;
         ExitCode::SUCCESS
-    })
+    });
+    // Anything still running once the app stopped (a sink's work on a blocking thread past the
+    // shutdown budget) is abandoned rather than waited for: dropping the runtime would wait.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }

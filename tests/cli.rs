@@ -7,6 +7,7 @@ use std::time::Duration;
 use heapster_rs::config::{
     ApiAuth, Config, LogFormat, Parsed, SimulatedSource, SinkConfig, SourceConfig, parse,
 };
+use heapster_rs::store::SeriesLimit;
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -34,6 +35,14 @@ fn exit(args: &[&str]) -> (i32, String) {
         Parsed::Exit { code, message } => (code, message),
         Parsed::Run(config) => panic!("{args:?} should not run: {config:?}"),
     }
+}
+
+#[test]
+fn max_series_overrides_the_memory_budget() {
+    let c = run(&["--store_memory_bytes=3Gi", "--max_series=1000"]);
+    assert_eq!(c.series_limit, SeriesLimit::Series(1000));
+    let c = run(&["--max_series=2000000"]);
+    assert_eq!(c.series_limit, SeriesLimit::Series(2_000_000));
 }
 
 fn secs(n: u64) -> Duration {
@@ -72,6 +81,7 @@ fn defaults() {
         (",", "info")
     );
     assert_eq!(c.log_format, LogFormat::Text);
+    assert_eq!(c.series_limit, SeriesLimit::Bytes(1 << 30));
     assert!(c.ignore_labels.is_empty() && c.store_labels.is_empty() && !c.disable_metric_sink);
 }
 
@@ -129,7 +139,9 @@ fn every_flag() {
         "--max_response_bytes=1024",
         "--metric_history=1h",
         "--shutdown_timeout=0",
+        "--store_memory_bytes=3Gi",
     ]);
+    assert_eq!(c.series_limit, SeriesLimit::Bytes(3 << 30));
     assert!(matches!(
         c.source,
         SourceConfig::Simulated(SimulatedSource { nodes: 3, .. })
@@ -277,6 +289,18 @@ fn every_error_names_its_flag() {
         (
             "--history_metrics=cpu/usage_rate,memory/rss",
             "error: --history_metrics: \"memory/rss\" is not one of cpu/usage_rate, memory/usage, memory/working_set",
+        ),
+        (
+            "--store_memory_bytes=2GB",
+            "error: --store_memory_bytes: \"2GB\" is not a byte count of at least 1Mi (e.g. 2Gi, 1500Mi)",
+        ),
+        (
+            "--store_memory_bytes=1000",
+            "error: --store_memory_bytes: \"1000\" is not a byte count of at least 1Mi",
+        ),
+        (
+            "--max_series=0",
+            "error: --max_series: \"0\" is not a whole number of at least 1",
         ),
         (
             "--shutdown_timeout=soon",

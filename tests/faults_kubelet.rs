@@ -217,3 +217,49 @@ async fn a_replaced_token_file_is_used_without_a_restart_and_a_401_recovers() {
     app.stop().await;
     cluster.shutdown().await;
 }
+
+/// A cluster larger than the store's cap: series are refused every tick (one warning), and
+/// SIGTERM still stops the collector within the shutdown budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_store_is_at_its_cap_exits_within_the_shutdown_budget() {
+    common::init();
+    let mut heapster = Heapster::start(&[
+        "--source=simulated:?nodes=100&podsPerNode=30".into(),
+        "--metric_resolution=5s".into(),
+        "--max_series=2000".into(),
+        "--shutdown_timeout=2s".into(),
+    ]);
+    // Two ticks with refusals: the cap was met, then met again by a steady cluster.
+    let refused = |page: &str| {
+        page.lines()
+            .find_map(|l| {
+                l.strip_prefix("heapster_store_series_evicted_total{reason=\"refused\"} ")
+            })
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let page = heapster
+        .metrics_until(120, "series refused in two ticks", |p| {
+            refused(p) >= 2 * (100 * 95 - 2000)
+        })
+        .await;
+    assert!(page.contains("heapster_store_series 2000\n"), "{page}");
+    assert!(
+        !page.contains("heapster_store_series_evicted_total{reason=\"capacity\"}"),
+        "no series evicted for capacity in a steady cluster:\n{page}"
+    );
+    heapster.terminate();
+    let started = std::time::Instant::now();
+    let status = heapster.wait_exit(std::time::Duration::from_secs(10));
+    let took = started.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "not stopped within 10 s of SIGTERM ({status:?}):\n{}",
+        heapster.log()
+    );
+    // The budget, plus the second the sink fan-out allows for scheduling.
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    let log = heapster.log();
+    assert_eq!(log.matches("store full").count(), 1, "{log}");
+    assert!(log.contains("raise --max_series=9506"), "{log}");
+}

@@ -154,7 +154,7 @@ impl App {
                     let opts = StoreOptions {
                         history: i64::try_from(cfg.metric_history.as_nanos()).unwrap_or(i64::MAX),
                         resolution: resolution_ns,
-                        max_series: cfg.max_series,
+                        limit: cfg.series_limit,
                         history_metrics: cfg.history_metrics,
                     };
                     let s = Arc::new(Store::new(opts, &mut registry));

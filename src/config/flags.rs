@@ -78,9 +78,15 @@ pub struct RawFlags {
     /// Time allowed to flush sinks at shutdown [default: 10s]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     shutdown_timeout: Option<String>,
-    /// Most series (entities) held in memory for the APIs [default: 500000]
+    /// Most series (entities) held in memory for the APIs; overrides --store_memory_bytes
+    /// [default: as many as --store_memory_bytes holds]
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     max_series: Option<String>,
+    /// Memory for the in-memory store's series, in bytes (suffixes Ki, Mi, Gi accepted): the
+    /// series cap is this over the estimated bytes of a series with a full history
+    /// [default: 1Gi]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
+    store_memory_bytes: Option<String>,
     /// HTTPS port serving metrics.k8s.io as an aggregated API; 0 = off [default: 0]
     #[arg(long, value_name = "PORT", allow_hyphen_values = true)]
     secure_port: Option<String>,
@@ -320,12 +326,22 @@ pub fn validate(
         64 << 20,
     );
 
-    let max_series = p.number(
-        "--max_series",
-        raw.max_series.as_deref(),
-        1,
-        crate::store::DEFAULT_MAX_SERIES,
-    );
+    let store_memory_bytes = match raw.store_memory_bytes.as_deref().map(parse_bytes) {
+        None => crate::store::DEFAULT_STORE_MEMORY_BYTES,
+        Some(Ok(b)) if b >= MIN_STORE_BYTES => b,
+        Some(_) => {
+            let given = raw.store_memory_bytes.as_deref().unwrap_or_default();
+            p.add(
+                "--store_memory_bytes",
+                format!("{given:?} is not a byte count of at least 1Mi (e.g. 2Gi, 1500Mi)"),
+            );
+            crate::store::DEFAULT_STORE_MEMORY_BYTES
+        }
+    };
+    let series_limit = match raw.max_series.as_deref() {
+        None => crate::store::SeriesLimit::Bytes(store_memory_bytes),
+        given => crate::store::SeriesLimit::Series(p.number("--max_series", given, 1, 1)),
+    };
 
     let history_metrics = match raw.history_metrics.as_deref() {
         None => crate::store::HistoryMetrics::default(),
@@ -357,10 +373,27 @@ pub fn validate(
         log_level,
         metric_history,
         shutdown_timeout,
-        max_series,
+        series_limit,
         history_metrics,
         secure,
     })
+}
+
+/// The least `--store_memory_bytes`: 1 MiB.
+const MIN_STORE_BYTES: u64 = 1 << 20;
+
+/// A byte count: digits, optionally followed by `Ki`, `Mi` or `Gi` (powers of 1024, as in
+/// Kubernetes quantities).
+fn parse_bytes(text: &str) -> Result<u64, ()> {
+    let text = text.trim();
+    let (digits, shift) = match text.len().checked_sub(2).map(|i| text.split_at(i)) {
+        Some((d, "Ki")) => (d, 10),
+        Some((d, "Mi")) => (d, 20),
+        Some((d, "Gi")) => (d, 30),
+        _ => (text, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| ())?;
+    n.checked_mul(1 << shift).ok_or(())
 }
 
 /// `--secure_port` and the files it uses.
@@ -395,6 +428,23 @@ fn split_labels(values: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        for (text, want) in [
+            ("1048576", Ok(1 << 20)),
+            ("2Gi", Ok(2 << 30)),
+            (" 1500Mi", Ok(1500 << 20)),
+            ("64Ki", Ok(64 << 10)),
+            ("1.5Gi", Err(())),
+            ("2GB", Err(())),
+            ("Gi", Err(())),
+            ("-1", Err(())),
+            ("18446744073709551615Ki", Err(())),
+        ] {
+            assert_eq!(parse_bytes(text), want, "{text}");
+        }
+    }
 
     #[test]
     fn labels_split_on_commas() {

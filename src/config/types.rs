@@ -261,8 +261,9 @@ pub struct Config {
     pub metric_history: Duration,
     /// Budget to flush sinks at shutdown (`--shutdown_timeout`, default 10s).
     pub shutdown_timeout: Duration,
-    /// Most series (entities) the in-memory store holds (`--max_series`).
-    pub max_series: usize,
+    /// What bounds the series (entities) the in-memory store holds: `--max_series` when
+    /// given, `--store_memory_bytes` otherwise.
+    pub series_limit: crate::store::SeriesLimit,
     /// The metrics the in-memory store keeps a history of (`--history_metrics`).
     pub history_metrics: crate::store::HistoryMetrics,
     /// The secure port serving `metrics.k8s.io` as an aggregated API.

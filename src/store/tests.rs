@@ -24,7 +24,7 @@ fn store(history_s: i64, max_series: usize) -> Store {
         StoreOptions {
             history: history_s * SEC,
             resolution: 10 * SEC,
-            max_series,
+            limit: SeriesLimit::Series(max_series),
             history_metrics: crate::store::HistoryMetrics::ALL,
         },
         &mut Registry::default(),
@@ -91,31 +91,196 @@ fn vanished_series_expire() {
 }
 
 #[test]
-fn cap_evicts_stale_then_refuses() {
+fn cap_evicts_only_series_that_missed_a_whole_tick() {
     let s = store(600, 2);
     s.push(&batch(
         0,
         vec![set(node("a"), 0, 1, 1), set(node("b"), 0, 1, 1)],
     ));
-    s.push(&batch(
-        10 * SEC,
-        vec![
-            set(node("b"), 10 * SEC, 1, 1),
-            set(node("c"), 10 * SEC, 1, 1),
-        ],
-    ));
-    assert_eq!(s.nodes().len(), 2);
-    assert!(!s.contains(&node("a")), "the stale series made room");
-    s.push(&batch(
-        20 * SEC,
-        vec![
-            set(node("b"), 20 * SEC, 1, 1),
-            set(node("c"), 20 * SEC, 1, 1),
-            set(node("d"), 20 * SEC, 1, 1),
-        ],
-    ));
+    let tick = |t: Nanos, names: &[&str]| {
+        let sets = names.iter().map(|n| set(node(n), t, 1, 1)).collect();
+        s.push(&batch(t, sets));
+    };
+    tick(10 * SEC, &["b", "c"]);
+    assert!(s.contains(&node("a")), "a was in the last tick: it stays");
+    assert!(!s.contains(&node("c")), "refused");
+    tick(20 * SEC, &["b", "c"]);
+    assert!(
+        !s.contains(&node("a")),
+        "a missed a whole tick: it made room"
+    );
+    assert!(s.contains(&node("c")));
+    tick(30 * SEC, &["d", "b", "c"]);
     assert!(!s.contains(&node("d")), "refused: every series is current");
     assert_eq!(s.series_count(), 2);
+}
+
+/// Counters of the store's metrics, by their text exposition line.
+fn counter(registry: &Registry, line: &str) -> u64 {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).expect("encode");
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("logs")).into_owned()
+    }
+}
+
+/// A steady cluster larger than the cap, a piece per node, the nodes in a different order every
+/// tick: the series taken in the first tick are kept, the others refused, none evicted.
+#[test]
+fn a_steady_cluster_above_the_cap_keeps_the_same_series_without_churn() {
+    let mut registry = Registry::default();
+    let s = Store::new(
+        StoreOptions {
+            history: 600 * SEC,
+            resolution: 10 * SEC,
+            limit: SeriesLimit::Series(10),
+            history_metrics: crate::store::HistoryMetrics::default(),
+        },
+        &mut registry,
+    );
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // 4 nodes with 3 pods each (16 series), then the namespace and the cluster: 18 series.
+    let node_sets = |n: usize, t: Nanos| {
+        let name = format!("n{n}");
+        let mut sets = vec![set(node(&name), t, 1, 1)];
+        for p in 0..3 {
+            sets.push(set(pod("ns", &format!("{name}-p{p}")), t, 1, 1));
+        }
+        sets
+    };
+    let tick = |i: i64, order: &[usize]| {
+        let t = i * 10 * SEC;
+        for n in order {
+            s.push(&Batch::piece(t, node_sets(*n, t)));
+        }
+        s.push(&batch(
+            t,
+            vec![
+                set(
+                    SetKey::Namespace {
+                        namespace: "ns".into(),
+                    },
+                    t,
+                    1,
+                    1,
+                ),
+                set(SetKey::Cluster, t, 1, 1),
+            ],
+        ));
+    };
+    let held = || {
+        let mut keys: Vec<String> = s.read().series.keys().map(|k| k.to_string()).collect();
+        keys.sort();
+        keys
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        tick(0, &[0, 1, 2, 3]);
+        let first = held();
+        assert_eq!(first.len(), 10);
+        assert_eq!(
+            counter(&registry, "store_series_evicted_total{reason=\"refused\"}"),
+            8
+        );
+        let orders: [&[usize]; 3] = [&[3, 2, 1, 0], &[2, 3, 0, 1], &[0, 1, 2, 3]];
+        for i in 1..=6 {
+            tick(i, orders[i as usize % 3]);
+            assert_eq!(held(), first, "tick {i}: the same series");
+            assert_eq!(s.latest_timestamp(), Some(i * 10 * SEC));
+        }
+        // Every held series was updated every tick.
+        let last = 60 * SEC;
+        assert!(s.read().series.values().all(|x| x.last_seen == last));
+    });
+    let capacity = "store_series_evicted_total{reason=\"capacity\"}";
+    assert_eq!(counter(&registry, capacity), 0, "no eviction for capacity");
+    assert_eq!(
+        counter(&registry, "store_series_evicted_total{reason=\"refused\"}"),
+        7 * 8
+    );
+    let text = logs.text();
+    assert_eq!(
+        text.matches("store full").count(),
+        1,
+        "one warning:\n{text}"
+    );
+    assert!(
+        text.contains("8 new series refused this tick")
+            && text.contains("to hold all 18 series, raise --max_series=18"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_full_warning_repeats_every_five_minutes_and_names_the_memory_flag() {
+    let s = Store::new(
+        StoreOptions {
+            history: 900 * SEC,
+            resolution: 15 * SEC,
+            limit: SeriesLimit::Bytes(1 << 20),
+            history_metrics: crate::store::HistoryMetrics::default(),
+        },
+        &mut Registry::default(),
+    );
+    let per = s.series_bytes();
+    assert_eq!(s.max_series(), (1 << 20) / per);
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .finish();
+    let wanted = s.max_series() + 5;
+    let sets = |t: Nanos| {
+        (0..wanted)
+            .map(|i| set(pod("ns", &format!("p{i}")), t, 1, 1))
+            .collect::<Vec<_>>()
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        // 15 s ticks for 10 minutes: warnings at 0, 5 and 10 minutes.
+        for i in 0..=40 {
+            let t = i * 15 * SEC;
+            s.push(&batch(t, sets(t)));
+        }
+    });
+    let text = logs.text();
+    assert_eq!(text.matches("store full").count(), 3, "{text}");
+    let mib = (wanted * per).div_ceil(1 << 20);
+    assert!(
+        text.contains(&format!("raise --store_memory_bytes={mib}Mi")),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_default_memory_holds_a_10000_node_cluster_at_15_s() {
+    // 95 series a node with 30 pods of two containers, 15 minutes of two metrics every 15 s.
+    let per = series_bytes(HistoryMetrics::default(), max_points(900 * SEC, 15 * SEC));
+    let held = DEFAULT_STORE_MEMORY_BYTES as usize / per;
+    assert!(held >= 10_000 * 95 + 1_000, "{held} series of {per} bytes");
 }
 
 #[test]

@@ -169,7 +169,7 @@ pub fn state(batches: &[Nanos]) -> ApiState {
         StoreOptions {
             history: 900 * SEC,
             resolution: 10 * SEC,
-            max_series: 10_000,
+            limit: heapster_rs::store::SeriesLimit::Series(10_000),
             history_metrics: heapster_rs::store::HistoryMetrics::default(),
         },
         &mut registry,
