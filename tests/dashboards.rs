@@ -499,6 +499,13 @@ fn types_of(m: Metric) -> &'static [&'static str] {
         EphemeralStorageUsage => &["node", "pod", "pod_container"],
         EphemeralStorageRequest | EphemeralStorageLimit => &["node", "pod", "pod_container"],
         RestartCount => &["pod", "pod_container"],
+        CpuPressureSome | CpuPressureFull | MemoryPressureSome | MemoryPressureFull
+        | IoPressureSome | IoPressureFull | MemorySwapAvailable => {
+            &["node", "sys_container", "pod", "pod_container"]
+        }
+        MemorySwapUsage => &TYPES,
+        ProcessCount => &["node", "pod", "ns", "cluster"],
+        ProcessLimit => &["node"],
     }
 }
 
@@ -613,6 +620,9 @@ fn check_query(schema: &str, q: &Query, what: &str) -> Vec<Metric> {
     for m in &metrics {
         if m.is_labeled() {
             allowed.insert("resource_id");
+            if types.is_empty() || types.contains(&"pod") {
+                allowed.insert("pvc_name");
+            }
         }
         for t in &types {
             assert!(types_of(*m).contains(t), "{what}: {m} has no type {t}");
@@ -635,6 +645,7 @@ fn unit_of(m: Metric) -> &'static str {
         "bytes" => "bytes",
         "bytes/s" => "binBps",
         "fraction" => "percentunit",
+        "percent" => "percent",
         "ms" => "ms",
         "count" | "count/s" => "short",
         other => panic!("no unit for {other}"),

@@ -13,7 +13,7 @@
 //! included), `null` names, u64 fields holding signs, fractions, exponents, leading zeros or
 //! more than `u64::MAX`, timestamps that [`parse_time`] refuses, a missing `node`, nesting
 //! deeper than [`MAX_SKIP_DEPTH`] in an ignored value, trailing bytes, truncation. Ignored
-//! values (`psi`, `io`, `swap`, ...) are validated as serde's `IgnoredAny` does.
+//! values (`interfaces`, PSI's averages, ...) are validated as serde's `IgnoredAny` does.
 //!
 //! Doing little per byte:
 //! - strings and digit runs are scanned eight bytes at a time (SWAR on a `u64`), keys are
@@ -28,7 +28,7 @@
 //!   with the same members, so this validates exactly as the member-by-member path does;
 //! - an ignored value is compared whole with an earlier one under the same key ([`Skipped`]),
 //!   sixteen bytes at a time; only the numbers and value strings where they differ are parsed
-//!   (in the simulator's payloads, a third of the bytes are ignored values: `psi`, `io`, `swap`);
+//!   (in the simulator's payloads, PSI's averages and the network's `interfaces`);
 //! - the few timestamps a payload repeats are parsed once.
 //!
 //! Every read is a checked `get`: no input can panic or read out of bounds.
@@ -36,8 +36,9 @@
 use std::borrow::Cow;
 
 use super::{
-    ContainerStats, CpuStats, FsStats, MemoryStats, NetworkStats, NodeStats, PodReference,
-    PodStats, RuntimeStats, Summary, Time, VolumeStats, parse_time,
+    ContainerStats, CpuStats, FsStats, IoStats, MemoryStats, NetworkStats, NodeStats,
+    PodReference, PodStats, ProcessStats, PsiData, PsiStats, PvcReference, RlimitStats,
+    RuntimeStats, SwapStats, Summary, Time, VolumeStats, parse_time,
 };
 
 /// How deep the skipper follows arrays and objects inside an ignored value. serde_json itself has
@@ -354,7 +355,11 @@ keys! {
     PAGE_FAULTS = b"pageFaults", MAJOR_PAGE_FAULTS = b"majorPageFaults", RX_BYTES = b"rxBytes",
     RX_ERRORS = b"rxErrors", TX_BYTES = b"txBytes", TX_ERRORS = b"txErrors",
     CAPACITY_BYTES = b"capacityBytes", USED_BYTES = b"usedBytes", INODES_FREE = b"inodesFree",
-    INODES = b"inodes", INODES_USED = b"inodesUsed",
+    INODES = b"inodes", INODES_USED = b"inodesUsed", IO = b"io", SWAP = b"swap",
+    RLIMIT = b"rlimit", PSI = b"psi", SOME = b"some", FULL = b"full", TOTAL = b"total",
+    SWAP_AVAILABLE_BYTES = b"swapAvailableBytes", SWAP_USAGE_BYTES = b"swapUsageBytes",
+    MAXPID = b"maxpid", CURPROC = b"curproc", PROCESS_STATS = b"process_stats",
+    PROCESS_COUNT = b"process_count", PVC_REF = b"pvcRef",
 }
 
 /// A struct the parser fills: which members are its fields, and how each one's value parses.
@@ -368,7 +373,7 @@ trait Struct<'a>: Default {
 }
 
 /// The number of struct kinds (of [`Struct::KIND`]).
-const KINDS: usize = 11;
+const KINDS: usize = 18;
 
 /// [`Struct::field`] and [`Struct::parse`] from one list of `bit KEY => field: parser`.
 macro_rules! fields {
@@ -433,6 +438,9 @@ impl<'a> Struct<'a> for NodeStats<'a> {
         5 NETWORK => network: Parser::opt_struct,
         6 FS => fs: Parser::opt_struct,
         7 RUNTIME => runtime: Parser::opt_struct,
+        8 IO => io: Parser::opt_struct,
+        9 SWAP => swap: Parser::opt_struct,
+        10 RLIMIT => rlimit: Parser::opt_struct,
     }
 }
 
@@ -455,6 +463,9 @@ impl<'a> Struct<'a> for PodStats<'a> {
         5 NETWORK => network: Parser::opt_struct,
         6 VOLUME => volume: Parser::structs,
         7 EPHEMERAL_STORAGE => ephemeral_storage: Parser::opt_struct,
+        8 IO => io: Parser::opt_struct,
+        9 SWAP => swap: Parser::opt_struct,
+        10 PROCESS_STATS => process_stats: Parser::opt_struct,
     }
 }
 
@@ -476,6 +487,8 @@ impl<'a> Struct<'a> for ContainerStats<'a> {
         3 MEMORY => memory: Parser::opt_struct,
         4 ROOTFS => rootfs: Parser::opt_struct,
         5 LOGS => logs: Parser::opt_struct,
+        6 IO => io: Parser::opt_struct,
+        7 SWAP => swap: Parser::opt_struct,
     }
 }
 
@@ -485,6 +498,7 @@ impl<'a> Struct<'a> for CpuStats {
         0 TIME => time: Parser::time,
         1 USAGE_NANO_CORES => usage_nano_cores: Parser::counter,
         2 USAGE_CORE_NANO_SECONDS => usage_core_nano_seconds: Parser::counter,
+        3 PSI => psi: Parser::opt_struct,
     }
 }
 
@@ -498,6 +512,7 @@ impl<'a> Struct<'a> for MemoryStats {
         4 RSS_BYTES => rss_bytes: Parser::counter,
         5 PAGE_FAULTS => page_faults: Parser::counter,
         6 MAJOR_PAGE_FAULTS => major_page_faults: Parser::counter,
+        7 PSI => psi: Parser::opt_struct,
     }
 }
 
@@ -519,7 +534,66 @@ impl<'a> Struct<'a> for FsStats {
 
 impl<'a> Struct<'a> for VolumeStats<'a> {
     const KIND: usize = 10;
-    fs_fields!(7 NAME => name: Parser::name);
+    fs_fields!(
+        7 NAME => name: Parser::name,
+        8 PVC_REF => pvc_ref: Parser::opt_struct,
+    );
+}
+
+impl<'a> Struct<'a> for PsiStats {
+    const KIND: usize = 11;
+    fields! {
+        0 FULL => full: Parser::opt_struct,
+        1 SOME => some: Parser::opt_struct,
+    }
+}
+
+impl<'a> Struct<'a> for PsiData {
+    const KIND: usize = 12;
+    fields! {
+        0 TOTAL => total: Parser::counter,
+    }
+}
+
+impl<'a> Struct<'a> for IoStats {
+    const KIND: usize = 13;
+    fields! {
+        0 TIME => time: Parser::time,
+        1 PSI => psi: Parser::opt_struct,
+    }
+}
+
+impl<'a> Struct<'a> for SwapStats {
+    const KIND: usize = 14;
+    fields! {
+        0 TIME => time: Parser::time,
+        1 SWAP_AVAILABLE_BYTES => swap_available_bytes: Parser::counter,
+        2 SWAP_USAGE_BYTES => swap_usage_bytes: Parser::counter,
+    }
+}
+
+impl<'a> Struct<'a> for RlimitStats {
+    const KIND: usize = 15;
+    fields! {
+        0 TIME => time: Parser::time,
+        1 MAXPID => maxpid: Parser::counter,
+        2 CURPROC => curproc: Parser::counter,
+    }
+}
+
+impl<'a> Struct<'a> for ProcessStats {
+    const KIND: usize = 16;
+    fields! {
+        0 PROCESS_COUNT => process_count: Parser::counter,
+    }
+}
+
+impl<'a> Struct<'a> for PvcReference<'a> {
+    const KIND: usize = 17;
+    fields! {
+        0 NAME => name: Parser::name,
+        1 NAMESPACE => namespace: Parser::name,
+    }
 }
 
 /// What stands between two pieces of a [`Shape`]: the value of a field (its bit), or an ignored
