@@ -36,6 +36,8 @@ pub mod fuzz {
     use std::sync::Arc;
 
     use crate::config::{Parsed, SinkConfig, parse};
+    use crate::model::cluster::ClusterState;
+    use crate::process::Processor;
     use crate::process::decode::{ResourceIds, decode_summary};
     use crate::source::{resource, summary};
 
@@ -99,13 +101,31 @@ pub mod fuzz {
         }
         if let Ok(s) = decoded {
             let node: Arc<str> = Arc::from("n1");
-            let sample = decode_summary(
-                &s,
-                &node,
-                1_750_000_000_000_000_000,
-                &ResourceIds::default(),
-            );
-            std::hint::black_box(sample);
+            let now = 1_750_000_000_000_000_000;
+            let sample = decode_summary(&s, &node, now, &ResourceIds::default());
+            // The same answer again with its sample times 10 s later: rates, pressure and
+            // aggregation on whatever the body holds. Pressure is never outside 0..=100.
+            let mut later = sample.clone();
+            for raw in &mut later.sets {
+                let t = &mut raw.times;
+                for time in [&mut t.cpu, &mut t.memory, &mut t.network, &mut t.io] {
+                    *time = time.and_then(|t| t.checked_add(10_000_000_000));
+                }
+            }
+            let mut p = Processor::new();
+            let cluster = ClusterState::default();
+            for (i, sample) in [sample, later].into_iter().enumerate() {
+                let at = now + i as i64 * 10_000_000_000;
+                let batch = p.process(vec![sample], &cluster, at, 60_000_000_000);
+                for set in &batch.sets {
+                    for (m, v) in set.values.iter() {
+                        if m.units() == "percent" {
+                            let v = v.as_f64();
+                            assert!((0.0..=100.0).contains(&v), "{m} = {v}");
+                        }
+                    }
+                }
+            }
         }
     }
 
