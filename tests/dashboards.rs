@@ -995,16 +995,21 @@ fn fixture_lines(schema: &str, t: i64) -> String {
                 heapster_rs::model::ValueType::Float => format!("{v}.5"),
             }
         };
-        for rid in ["/", "logs"] {
+        for rid in ["/", "logs", "Volume:data"] {
             let labeled: Vec<_> = metrics.iter().filter(|m| m.is_labeled()).collect();
-            if labeled.is_empty() || (rid == "logs" && *typ != "pod_container") {
+            if labeled.is_empty()
+                || (rid == "logs" && *typ != "pod_container")
+                || (rid == "Volume:data" && *typ != "pod")
+            {
                 continue;
             }
+            // A pod's volume of a claim carries the claim's name.
+            let claim = if rid.starts_with("Volume:") { ",pvc_name=data-claim" } else { "" };
             push_points(
                 &mut out,
                 with_fields,
                 &labeled,
-                &format!("{tags},resource_id={rid}"),
+                &format!("{tags},resource_id={rid}{claim}"),
                 t,
                 &value,
             );
