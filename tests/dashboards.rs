@@ -1004,7 +1004,11 @@ fn fixture_lines(schema: &str, t: i64) -> String {
                 continue;
             }
             // A pod's volume of a claim carries the claim's name.
-            let claim = if rid.starts_with("Volume:") { ",pvc_name=data-claim" } else { "" };
+            let claim = if rid.starts_with("Volume:") {
+                ",pvc_name=data-claim"
+            } else {
+                ""
+            };
             push_points(
                 &mut out,
                 with_fields,

@@ -382,7 +382,11 @@ fn restarts_and_decreasing_counters_give_no_rate() {
 /// the pods' and their containers' `cpu`, `memory` and `io`.
 fn each_entity(doc: &mut Json, f: &mut dyn FnMut(&mut Json)) {
     f(&mut doc["node"]);
-    for c in doc["node"]["systemContainers"].as_array_mut().into_iter().flatten() {
+    for c in doc["node"]["systemContainers"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
         f(c);
     }
     for pod in doc["pods"].as_array_mut().into_iter().flatten() {
@@ -425,8 +429,9 @@ const PRESSURE: [Metric; 6] = [
 #[test]
 fn pressure_is_the_rate_of_the_stall_totals_of_1_34_and_1_35() {
     for version in ["1_34", "1_35"] {
-        let Some(body) = fixture(&format!("kubelet/nri-kubernetes-{version}-kubelet-stats-summary.json"))
-        else {
+        let Some(body) = fixture(&format!(
+            "kubelet/nri-kubernetes-{version}-kubelet-stats-summary.json"
+        )) else {
             return;
         };
         let first: Json = serde_json::from_slice(&body).expect("json");
@@ -445,7 +450,11 @@ fn pressure_is_the_rate_of_the_stall_totals_of_1_34_and_1_35() {
                 match set.get(*m) {
                     Some(Value::Float(v)) => {
                         assert!(has_psi, "{version} {}: {m}", set.key);
-                        assert!((v - w).abs() < 1e-9, "{version} {}: {m} = {v}, not {w}", set.key);
+                        assert!(
+                            (v - w).abs() < 1e-9,
+                            "{version} {}: {m} = {v}, not {w}",
+                            set.key
+                        );
                         seen += 1;
                     }
                     None => assert!(!has_psi, "{version} {}: no {m}", set.key),
@@ -464,7 +473,10 @@ fn pressure_is_the_rate_of_the_stall_totals_of_1_34_and_1_35() {
         let int = |v: &Json| v.as_u64().map(|v| Value::Int(v as i64));
         assert_eq!(node.get(Metric::ProcessCount), int(&n["rlimit"]["curproc"]));
         assert_eq!(node.get(Metric::ProcessLimit), int(&n["rlimit"]["maxpid"]));
-        assert_eq!(node.get(Metric::MemorySwapUsage), int(&n["swap"]["swapUsageBytes"]));
+        assert_eq!(
+            node.get(Metric::MemorySwapUsage),
+            int(&n["swap"]["swapUsageBytes"])
+        );
         assert_eq!(
             node.get(Metric::MemorySwapAvailable),
             int(&n["swap"]["swapAvailableBytes"])
@@ -478,8 +490,14 @@ fn pressure_is_the_rate_of_the_stall_totals_of_1_34_and_1_35() {
             let set = batch.find(&key).expect("pod");
             let count = p["process_stats"]["process_count"].as_u64().expect("count");
             processes += count as i64;
-            assert_eq!(set.get(Metric::ProcessCount), Some(Value::Int(count as i64)));
-            assert_eq!(set.get(Metric::MemorySwapUsage), int(&p["swap"]["swapUsageBytes"]));
+            assert_eq!(
+                set.get(Metric::ProcessCount),
+                Some(Value::Int(count as i64))
+            );
+            assert_eq!(
+                set.get(Metric::MemorySwapUsage),
+                int(&p["swap"]["swapUsageBytes"])
+            );
             for c in p["containers"].as_array().expect("containers") {
                 let key = SetKey::PodContainer {
                     namespace: Arc::clone(key.namespace().expect("ns")),
@@ -487,16 +505,26 @@ fn pressure_is_the_rate_of_the_stall_totals_of_1_34_and_1_35() {
                     container: Arc::from(c["name"].as_str().expect("name")),
                 };
                 let set = batch.find(&key).expect("container");
-                assert_eq!(set.get(Metric::MemorySwapUsage), int(&c["swap"]["swapUsageBytes"]));
+                assert_eq!(
+                    set.get(Metric::MemorySwapUsage),
+                    int(&c["swap"]["swapUsageBytes"])
+                );
                 assert_eq!(
                     set.get(Metric::MemorySwapAvailable),
                     int(&c["swap"]["swapAvailableBytes"])
                 );
-                assert_eq!(set.get(Metric::ProcessCount), None, "containers report none");
+                assert_eq!(
+                    set.get(Metric::ProcessCount),
+                    None,
+                    "containers report none"
+                );
             }
         }
         let cluster = batch.find(&SetKey::Cluster).expect("cluster");
-        assert_eq!(cluster.get(Metric::ProcessCount), Some(Value::Int(processes)));
+        assert_eq!(
+            cluster.get(Metric::ProcessCount),
+            Some(Value::Int(processes))
+        );
     }
 }
 
@@ -509,14 +537,22 @@ fn pressure_is_a_gap_after_a_reset_and_at_most_100() {
     // More stall than time (whole-second timestamps): 100 at most.
     let over = advance_psi(first.clone(), [10_500_000; 3], [0; 3]);
     let batch = process_two(&first, &over);
-    let node = batch.find(&SetKey::Node { node: Arc::from("datagen-1-35") }).expect("node");
+    let node = batch
+        .find(&SetKey::Node {
+            node: Arc::from("datagen-1-35"),
+        })
+        .expect("node");
     assert_eq!(node.get(Metric::CpuPressureSome), Some(Value::Float(100.0)));
     assert_eq!(node.get(Metric::CpuPressureFull), Some(Value::Float(0.0)));
     // A total that went back (a cgroup recreated): no value, never a negative one.
     let mut reset = advance_psi(first.clone(), [0; 3], [0; 3]);
     reset["node"]["cpu"]["psi"]["some"]["total"] = json!(5);
     let batch = process_two(&first, &reset);
-    let node = batch.find(&SetKey::Node { node: Arc::from("datagen-1-35") }).expect("node");
+    let node = batch
+        .find(&SetKey::Node {
+            node: Arc::from("datagen-1-35"),
+        })
+        .expect("node");
     assert_eq!(node.get(Metric::CpuPressureSome), None);
     assert_eq!(node.get(Metric::CpuPressureFull), Some(Value::Float(0.0)));
 }

@@ -25,14 +25,26 @@ const PODS: usize = 4;
 const CONTAINERS: usize = 2;
 
 /// The last value of `field` in `measurement` where `filter` holds, or `None`.
-async fn last(influx: &Influxd, db: &str, measurement: &str, field: &str, filter: &str) -> Option<f64> {
+async fn last(
+    influx: &Influxd,
+    db: &str,
+    measurement: &str,
+    field: &str,
+    filter: &str,
+) -> Option<f64> {
     let q = format!(r#"SELECT last("{field}") FROM "{measurement}" WHERE {filter}"#);
     let answer = influx.query(db, &q).await;
     answer["results"][0]["series"][0]["values"][0][1].as_f64()
 }
 
 /// Waits until `last` has a value.
-async fn wait_last(influx: &Influxd, db: &str, measurement: &str, field: &str, filter: &str) -> f64 {
+async fn wait_last(
+    influx: &Influxd,
+    db: &str,
+    measurement: &str,
+    field: &str,
+    filter: &str,
+) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(v) = last(influx, db, measurement, field, filter).await {
@@ -96,8 +108,9 @@ async fn pressure_swap_processes_and_claims_reach_influxdb_as_the_simulator_serv
     let ns = sim::pod_namespace(p);
     let node = sim::node_name(n);
     let pod_filter = format!(r#""type" = 'pod' AND "pod_name" = '{pod}'"#);
-    let container_filter =
-        format!(r#""type" = 'pod_container' AND "pod_name" = '{pod}' AND "container_name" = 'app'"#);
+    let container_filter = format!(
+        r#""type" = 'pod_container' AND "pod_name" = '{pod}' AND "container_name" = 'app'"#
+    );
     let node_filter = format!(r#""type" = 'node' AND "nodename" = '{node}'"#);
     let ns_filter = format!(r#""type" = 'ns' AND "namespace_name" = '{ns}'"#);
     let percent = |us_per_sec: u64| us_per_sec as f64 / 10_000.0;
@@ -106,10 +119,18 @@ async fn pressure_swap_processes_and_claims_reach_influxdb_as_the_simulator_serv
         // Pressure: the simulator's stall rates, `full` half of `some`.
         let (m, f) = at("cpu/pressure_some");
         let got = wait_last(&influx, db, &m, &f, &pod_filter).await;
-        close(got, percent(sim::pod_cpu_stall_us_per_sec(n, p)), "pod cpu/pressure_some");
+        close(
+            got,
+            percent(sim::pod_cpu_stall_us_per_sec(n, p)),
+            "pod cpu/pressure_some",
+        );
         let (m, f) = at("cpu/pressure_full");
         let got = wait_last(&influx, db, &m, &f, &pod_filter).await;
-        close(got, percent(sim::pod_cpu_stall_us_per_sec(n, p) / 2), "pod cpu/pressure_full");
+        close(
+            got,
+            percent(sim::pod_cpu_stall_us_per_sec(n, p) / 2),
+            "pod cpu/pressure_full",
+        );
         let (m, f) = at("cpu/pressure_some");
         let got = wait_last(&influx, db, &m, &f, &container_filter).await;
         close(
@@ -119,10 +140,18 @@ async fn pressure_swap_processes_and_claims_reach_influxdb_as_the_simulator_serv
         );
         let (m, f) = at("io/pressure_some");
         let got = wait_last(&influx, db, &m, &f, &node_filter).await;
-        close(got, percent(sim::NODE_STALL_US_PER_SEC[2]), "node io/pressure_some");
+        close(
+            got,
+            percent(sim::NODE_STALL_US_PER_SEC[2]),
+            "node io/pressure_some",
+        );
         let (m, f) = at("memory/pressure_some");
         let got = wait_last(&influx, db, &m, &f, &node_filter).await;
-        close(got, percent(sim::NODE_STALL_US_PER_SEC[1]), "node memory/pressure_some");
+        close(
+            got,
+            percent(sim::NODE_STALL_US_PER_SEC[1]),
+            "node memory/pressure_some",
+        );
         // Namespaces and the cluster get none.
         for t in ["ns", "cluster"] {
             let (m, f) = at("cpu/pressure_some");
@@ -134,7 +163,10 @@ async fn pressure_swap_processes_and_claims_reach_influxdb_as_the_simulator_serv
             .map(|c| sim::container_swap_usage_bytes(n, p, c))
             .sum();
         let (m, f) = at("memory/swap_usage");
-        assert_eq!(wait_last(&influx, db, &m, &f, &pod_filter).await, swap as f64);
+        assert_eq!(
+            wait_last(&influx, db, &m, &f, &pod_filter).await,
+            swap as f64
+        );
         let (m, f) = at("memory/swap_available");
         assert_eq!(
             wait_last(&influx, db, &m, &f, &container_filter).await,
@@ -142,7 +174,10 @@ async fn pressure_swap_processes_and_claims_reach_influxdb_as_the_simulator_serv
         );
         let node_swap = sim::node_swap_usage_bytes(n, PODS, CONTAINERS);
         let (m, f) = at("memory/swap_usage");
-        assert_eq!(wait_last(&influx, db, &m, &f, &node_filter).await, node_swap as f64);
+        assert_eq!(
+            wait_last(&influx, db, &m, &f, &node_filter).await,
+            node_swap as f64
+        );
         let (m, f) = at("memory/swap_available");
         assert_eq!(
             wait_last(&influx, db, &m, &f, &node_filter).await,
@@ -162,7 +197,10 @@ async fn pressure_swap_processes_and_claims_reach_influxdb_as_the_simulator_serv
             .filter(|&(_, q)| sim::pod_namespace(q) == ns)
             .map(|(_, q)| sim::pod_process_count(q, CONTAINERS))
             .sum();
-        assert_eq!(wait_last(&influx, db, &m, &f, &ns_filter).await, in_ns as f64);
+        assert_eq!(
+            wait_last(&influx, db, &m, &f, &ns_filter).await,
+            in_ns as f64
+        );
         let (m, f) = at("process/limit");
         assert_eq!(
             wait_last(&influx, db, &m, &f, &node_filter).await,
@@ -196,14 +234,25 @@ async fn pressure_swap_processes_and_claims_reach_influxdb_as_the_simulator_serv
     );
     let body: Json = get_json(&url).await;
     assert_eq!(
-        body["metrics"].as_array().and_then(|m| m.last()).map(|p| &p["value"]),
+        body["metrics"]
+            .as_array()
+            .and_then(|m| m.last())
+            .map(|p| &p["value"]),
         Some(&json!(sim::pod_process_count(p, CONTAINERS))),
         "{body}"
     );
     let url = format!("http://{}/api/v1/model/nodes/{node}/metrics", app.addr);
     let list: Json = get_json(&url).await;
-    for m in ["cpu/pressure_some", "io/pressure_full", "memory/swap_usage", "process/limit"] {
-        assert!(list.as_array().is_some_and(|l| l.contains(&json!(m))), "{m}: {list}");
+    for m in [
+        "cpu/pressure_some",
+        "io/pressure_full",
+        "memory/swap_usage",
+        "process/limit",
+    ] {
+        assert!(
+            list.as_array().is_some_and(|l| l.contains(&json!(m))),
+            "{m}: {list}"
+        );
     }
     app.stop().await;
 }
@@ -264,7 +313,11 @@ async fn payloads_without_psi_write_no_pressure_point() {
             }
         }
         strip(&mut doc["node"]);
-        for c in doc["node"]["systemContainers"].as_array_mut().into_iter().flatten() {
+        for c in doc["node"]["systemContainers"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
             strip(c);
         }
         for pod in doc["pods"].as_array_mut().into_iter().flatten() {
@@ -296,14 +349,21 @@ async fn payloads_without_psi_write_no_pressure_point() {
             assert!(!measurements.is_empty(), "{db}: nothing written");
             if with_fields {
                 assert!(measurements.contains(&"cpu"), "{db}: {measurements:?}");
-                for (m, f) in [("cpu", "pressure_some"), ("memory", "pressure_full"), ("io", "pressure_some")] {
+                for (m, f) in [
+                    ("cpu", "pressure_some"),
+                    ("memory", "pressure_full"),
+                    ("io", "pressure_some"),
+                ] {
                     let q = format!(r#"SELECT count("{f}") FROM "{m}""#);
                     let a = influx.query(&db, &q).await;
                     assert!(a["results"][0]["series"].is_null(), "{db}: {m}.{f}: {a}");
                 }
                 assert!(!measurements.contains(&"io"), "{db}: {measurements:?}");
             } else {
-                assert!(measurements.contains(&"cpu/usage_rate"), "{db}: {measurements:?}");
+                assert!(
+                    measurements.contains(&"cpu/usage_rate"),
+                    "{db}: {measurements:?}"
+                );
                 for m in &measurements {
                     assert!(!m.contains("pressure"), "{db}: {m}");
                 }

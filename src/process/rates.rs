@@ -231,8 +231,7 @@ impl RateState {
         let mut next = 0;
         for raw in sets.iter_mut() {
             let counters = COUNTERS.map(|(m, _, _)| raw.set.get(m).map(Value::as_i64));
-            if !counters.iter().any(Option::is_some) && !raw.pressure.iter().any(Option::is_some)
-            {
+            if !counters.iter().any(Option::is_some) && !raw.pressure.iter().any(Option::is_some) {
                 continue;
             }
             let key = key_hash(&raw.set.key);

@@ -194,7 +194,9 @@ pub const NODE_MAX_PIDS: u64 = 4_194_304;
 
 /// A node's process count (`rlimit.curproc`): 300 besides its pods' processes.
 pub fn node_process_count(pods: usize, containers: usize) -> u64 {
-    300 + (0..pods).map(|p| pod_process_count(p, containers)).sum::<u64>()
+    300 + (0..pods)
+        .map(|p| pod_process_count(p, containers))
+        .sum::<u64>()
 }
 
 /// Pod CPU rate: the sum over its containers.

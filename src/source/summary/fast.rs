@@ -36,9 +36,9 @@
 use std::borrow::Cow;
 
 use super::{
-    ContainerStats, CpuStats, FsStats, IoStats, MemoryStats, NetworkStats, NodeStats,
-    PodReference, PodStats, ProcessStats, PsiData, PsiStats, PvcReference, RlimitStats,
-    RuntimeStats, SwapStats, Summary, Time, VolumeStats, parse_time,
+    ContainerStats, CpuStats, FsStats, IoStats, MemoryStats, NetworkStats, NodeStats, PodReference,
+    PodStats, ProcessStats, PsiData, PsiStats, PvcReference, RlimitStats, RuntimeStats, Summary,
+    SwapStats, Time, VolumeStats, parse_time,
 };
 
 /// How deep the skipper follows arrays and objects inside an ignored value. serde_json itself has

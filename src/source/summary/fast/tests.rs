@@ -77,7 +77,12 @@ fn base_decodes_every_field() {
     assert_eq!(s.node.memory.and_then(|m| m.major_page_faults), Some(6));
     assert_eq!(s.node.fs.and_then(|f| f.inodes_used), Some(6));
     assert_eq!(s.node.network.and_then(|n| n.tx_errors), Some(4));
-    assert!(s.node.runtime.as_ref().is_some_and(|r| r.container_fs.is_none()));
+    assert!(
+        s.node
+            .runtime
+            .as_ref()
+            .is_some_and(|r| r.container_fs.is_none())
+    );
     assert_eq!(s.pods[0].volume[0].inodes, Some(u64::MAX));
     assert_eq!(
         s.pods[0].ephemeral_storage.and_then(|f| f.used_bytes),
@@ -89,18 +94,33 @@ fn base_decodes_every_field() {
     assert_eq!(n.io.and_then(|io| io.psi?.some?.total), Some(9));
     assert!(n.io.is_some_and(|io| io.psi.is_some_and(|p| p.full.is_none())));
     let swap = n.swap.expect("swap");
-    assert_eq!((swap.swap_available_bytes, swap.swap_usage_bytes), (Some(1024), Some(512)));
+    assert_eq!(
+        (swap.swap_available_bytes, swap.swap_usage_bytes),
+        (Some(1024), Some(512))
+    );
     let rlimit = n.rlimit.expect("rlimit");
-    assert_eq!((rlimit.maxpid, rlimit.curproc), (Some(4_194_304), Some(300)));
+    assert_eq!(
+        (rlimit.maxpid, rlimit.curproc),
+        (Some(4_194_304), Some(300))
+    );
     let p = &s.pods[0];
     assert_eq!(p.process_stats.and_then(|x| x.process_count), Some(2));
     assert_eq!(p.memory.and_then(|m| m.psi?.some?.total), Some(5));
     assert_eq!(p.swap.and_then(|x| x.swap_usage_bytes), Some(8));
     let pvc = p.volume[0].pvc_ref.as_ref().expect("pvcRef");
     assert_eq!((&*pvc.name, &*pvc.namespace), ("c", "ns"));
-    let io = p.containers[0].io.and_then(|io| io.psi).expect("container io psi");
-    assert_eq!((io.some.and_then(|d| d.total), io.full.and_then(|d| d.total)), (Some(4), Some(3)));
-    assert_eq!(p.containers[0].swap.and_then(|x| x.swap_usage_bytes), Some(0));
+    let io = p.containers[0]
+        .io
+        .and_then(|io| io.psi)
+        .expect("container io psi");
+    assert_eq!(
+        (io.some.and_then(|d| d.total), io.full.and_then(|d| d.total)),
+        (Some(4), Some(3))
+    );
+    assert_eq!(
+        p.containers[0].swap.and_then(|x| x.swap_usage_bytes),
+        Some(0)
+    );
     for body in reserialised(BASE.as_bytes()) {
         decodes(as_text(&body));
     }
@@ -129,7 +149,11 @@ fn pressure_swap_and_processes_of_1_34_and_1_35_are_decoded() {
         mem: Option<super::super::MemoryStats>,
         io: Option<super::super::IoStats>,
     ) -> Vec<Option<u64>> {
-        let psi = [cpu.and_then(|c| c.psi), mem.and_then(|m| m.psi), io.and_then(|i| i.psi)];
+        let psi = [
+            cpu.and_then(|c| c.psi),
+            mem.and_then(|m| m.psi),
+            io.and_then(|i| i.psi),
+        ];
         psi.iter()
             .flat_map(|p| [p.and_then(|p| p.some?.total), p.and_then(|p| p.full?.total)])
             .collect()
@@ -145,21 +169,36 @@ fn pressure_swap_and_processes_of_1_34_and_1_35_are_decoded() {
         );
     }
     for version in ["1_34", "1_35"] {
-        let path = dir.join(format!("kubelet/nri-kubernetes-{version}-kubelet-stats-summary.json"));
+        let path = dir.join(format!(
+            "kubelet/nri-kubernetes-{version}-kubelet-stats-summary.json"
+        ));
         let body = std::fs::read(&path).expect("fixture");
         let s = decodes(as_text(&body));
         let j: Json = serde_json::from_slice(&body).expect("json");
         let mut checked = 0;
         let n = &s.node;
-        assert_eq!(decoded(n.cpu, n.memory, n.io), totals(&j["node"]), "{version} node");
+        assert_eq!(
+            decoded(n.cpu, n.memory, n.io),
+            totals(&j["node"]),
+            "{version} node"
+        );
         swap(&j["node"], n.swap);
         let rlimit = n.rlimit.expect("rlimit");
         assert_eq!(rlimit.curproc, j["node"]["rlimit"]["curproc"].as_u64());
         assert_eq!(rlimit.maxpid, j["node"]["rlimit"]["maxpid"].as_u64());
         assert!(rlimit.curproc.is_some() && rlimit.maxpid.is_some());
         let containers = |j: &Json, key: &str| j[key].as_array().cloned().unwrap_or_default();
-        for (c, jc) in n.system_containers.iter().zip(containers(&j["node"], "systemContainers")) {
-            assert_eq!(decoded(c.cpu, c.memory, c.io), totals(&jc), "{version} {}", c.name);
+        for (c, jc) in n
+            .system_containers
+            .iter()
+            .zip(containers(&j["node"], "systemContainers"))
+        {
+            assert_eq!(
+                decoded(c.cpu, c.memory, c.io),
+                totals(&jc),
+                "{version} {}",
+                c.name
+            );
             swap(&jc, c.swap);
             checked += 1;
         }
@@ -174,7 +213,9 @@ fn pressure_swap_and_processes_of_1_34_and_1_35_are_decoded() {
             );
             for (v, jv) in p.volume.iter().zip(containers(&jp, "volume")) {
                 assert_eq!(
-                    v.pvc_ref.as_ref().map(|r| (r.name.to_string(), r.namespace.to_string())),
+                    v.pvc_ref
+                        .as_ref()
+                        .map(|r| (r.name.to_string(), r.namespace.to_string())),
                     jv.get("pvcRef").map(|r| (
                         r["name"].as_str().unwrap_or("").to_owned(),
                         r["namespace"].as_str().unwrap_or("").to_owned()
@@ -182,7 +223,12 @@ fn pressure_swap_and_processes_of_1_34_and_1_35_are_decoded() {
                 );
             }
             for (c, jc) in p.containers.iter().zip(containers(&jp, "containers")) {
-                assert_eq!(decoded(c.cpu, c.memory, c.io), totals(&jc), "{what} {}", c.name);
+                assert_eq!(
+                    decoded(c.cpu, c.memory, c.io),
+                    totals(&jc),
+                    "{what} {}",
+                    c.name
+                );
                 swap(&jc, c.swap);
                 checked += 1;
             }
