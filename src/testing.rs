@@ -30,6 +30,39 @@ pub fn fixture(rel: &str) -> Option<Vec<u8>> {
     Some(std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())))
 }
 
+/// Calls `f` on every entity of a Summary API payload as JSON: the node, its system
+/// containers, the pods and their containers.
+pub fn each_summary_entity(doc: &mut serde_json::Value, f: &mut dyn FnMut(&mut serde_json::Value)) {
+    f(&mut doc["node"]);
+    for c in doc["node"]["systemContainers"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        f(c);
+    }
+    for pod in doc["pods"].as_array_mut().into_iter().flatten() {
+        f(pod);
+        for c in pod["containers"].as_array_mut().into_iter().flatten() {
+            f(c);
+        }
+    }
+}
+
+/// A payload as a Windows node (or a cgroup v1 one) answers: no `psi` and no `io` anywhere.
+pub fn without_psi(doc: &mut serde_json::Value) {
+    each_summary_entity(doc, &mut |e| {
+        if let Some(o) = e.as_object_mut() {
+            o.remove("io");
+        }
+        for r in ["cpu", "memory"] {
+            if let Some(o) = e[r].as_object_mut() {
+                o.remove("psi");
+            }
+        }
+    });
+}
+
 /// The properties the fuzz targets in `fuzz/` check, shared with `tests/fuzz_regressions.rs`
 /// (proptest and regression inputs); each panics when its property fails.
 pub mod fuzz {

@@ -8,7 +8,7 @@ use heapster_rs::model::{Batch, Metric, MetricSet, SetKey, Value, time};
 use heapster_rs::process::Processor;
 use heapster_rs::process::decode::{NodeSample, ResourceIds, decode_summary};
 use heapster_rs::source::summary;
-use heapster_rs::testing::{fixture, fixtures_dir};
+use heapster_rs::testing::{each_summary_entity, fixture, fixtures_dir, without_psi};
 use serde_json::{Value as Json, json};
 
 const S: i64 = 1_000_000_000;
@@ -378,29 +378,10 @@ fn restarts_and_decreasing_counters_give_no_rate() {
     }
 }
 
-/// Every stats object of a payload that has a `time`: the node's, its system containers',
-/// the pods' and their containers' `cpu`, `memory` and `io`.
-fn each_entity(doc: &mut Json, f: &mut dyn FnMut(&mut Json)) {
-    f(&mut doc["node"]);
-    for c in doc["node"]["systemContainers"]
-        .as_array_mut()
-        .into_iter()
-        .flatten()
-    {
-        f(c);
-    }
-    for pod in doc["pods"].as_array_mut().into_iter().flatten() {
-        f(pod);
-        for c in pod["containers"].as_array_mut().into_iter().flatten() {
-            f(c);
-        }
-    }
-}
-
 /// Advances every entity's `cpu`, `memory` and `io` by 10 s, their PSI `some` totals by
 /// `some` µs and `full` totals by `full` µs (cpu, memory, io).
 fn advance_psi(mut doc: Json, some: [u64; 3], full: [u64; 3]) -> Json {
-    each_entity(&mut doc, &mut |e| {
+    each_summary_entity(&mut doc, &mut |e| {
         for (i, r) in ["cpu", "memory", "io"].into_iter().enumerate() {
             let stat = &mut e[r];
             let Some(t) = stat["time"].as_str().and_then(time::parse_rfc3339) else {
@@ -568,16 +549,7 @@ fn payloads_without_psi_give_no_pressure() {
     if let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") {
         // As a Windows node answers: no `psi` and no `io` anywhere.
         let mut doc: Json = serde_json::from_slice(&body).expect("json");
-        each_entity(&mut doc, &mut |e| {
-            for r in ["cpu", "memory"] {
-                if let Some(o) = e[r].as_object_mut() {
-                    o.remove("psi");
-                }
-            }
-            if let Some(o) = e.as_object_mut() {
-                o.remove("io");
-            }
-        });
+        without_psi(&mut doc);
         assert!(!serde_json::to_string(&doc).expect("json").contains("psi"));
         payloads.push(doc);
     }

@@ -15,7 +15,7 @@ use heapster_rs::process::decode::{ResourceIds, decode_summary};
 use heapster_rs::sim;
 use heapster_rs::sink::Sink;
 use heapster_rs::source::summary;
-use heapster_rs::testing::fixture;
+use heapster_rs::testing::{each_summary_entity, fixture, without_psi};
 use serde_json::{Value as Json, json};
 use support::influx_data::{self, config, sink};
 use support::influxd::Influxd;
@@ -260,20 +260,13 @@ async fn pressure_swap_processes_and_claims_reach_influxdb_as_the_simulator_serv
 /// Two ticks 10 s apart from one payload (its cpu and memory sample times moved on).
 fn two_ticks(doc: &Json) -> Batch {
     let mut later = doc.clone();
-    let bump = |e: &mut Json| {
+    each_summary_entity(&mut later, &mut |e| {
         for r in ["cpu", "memory", "io"] {
             if let Some(t) = e[r]["time"].as_str().and_then(time::parse_rfc3339) {
                 e[r]["time"] = json!(time::format_rfc3339(t + 10 * time::NANOS_PER_SEC));
             }
         }
-    };
-    bump(&mut later["node"]);
-    for pod in later["pods"].as_array_mut().into_iter().flatten() {
-        bump(pod);
-        for c in pod["containers"].as_array_mut().into_iter().flatten() {
-            bump(c);
-        }
-    }
+    });
     let state = ClusterState::default();
     let mut p = Processor::new();
     let mut batch = Batch::default();
@@ -300,32 +293,8 @@ async fn payloads_without_psi_write_no_pressure_point() {
     }
     // A Windows node: the 1.35 capture without `psi` and `io`.
     if let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") {
-        let text = String::from_utf8(body).expect("utf-8");
-        let mut doc: Json = serde_json::from_str(&text).expect("json");
-        fn strip(e: &mut Json) {
-            if let Some(o) = e.as_object_mut() {
-                o.remove("io");
-            }
-            for r in ["cpu", "memory"] {
-                if let Some(o) = e[r].as_object_mut() {
-                    o.remove("psi");
-                }
-            }
-        }
-        strip(&mut doc["node"]);
-        for c in doc["node"]["systemContainers"]
-            .as_array_mut()
-            .into_iter()
-            .flatten()
-        {
-            strip(c);
-        }
-        for pod in doc["pods"].as_array_mut().into_iter().flatten() {
-            strip(pod);
-            for c in pod["containers"].as_array_mut().into_iter().flatten() {
-                strip(c);
-            }
-        }
+        let mut doc: Json = serde_json::from_slice(&body).expect("json");
+        without_psi(&mut doc);
         docs.push(doc);
     }
     if docs.is_empty() {

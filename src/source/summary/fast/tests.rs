@@ -188,19 +188,18 @@ fn pressure_swap_and_processes_of_1_34_and_1_35_are_decoded() {
         assert_eq!(rlimit.maxpid, j["node"]["rlimit"]["maxpid"].as_u64());
         assert!(rlimit.curproc.is_some() && rlimit.maxpid.is_some());
         let containers = |j: &Json, key: &str| j[key].as_array().cloned().unwrap_or_default();
+        let mut container = |c: &super::super::ContainerStats, jc: &Json, what: &str| {
+            let what = format!("{what} {}", c.name);
+            assert_eq!(decoded(c.cpu, c.memory, c.io), totals(jc), "{what}");
+            swap(jc, c.swap);
+            checked += 1;
+        };
         for (c, jc) in n
             .system_containers
             .iter()
             .zip(containers(&j["node"], "systemContainers"))
         {
-            assert_eq!(
-                decoded(c.cpu, c.memory, c.io),
-                totals(&jc),
-                "{version} {}",
-                c.name
-            );
-            swap(&jc, c.swap);
-            checked += 1;
+            container(c, &jc, version);
         }
         for (p, jp) in s.pods.iter().zip(containers(&j, "pods")) {
             let what = format!("{version} {}", p.pod_ref.name);
@@ -223,19 +222,11 @@ fn pressure_swap_and_processes_of_1_34_and_1_35_are_decoded() {
                 );
             }
             for (c, jc) in p.containers.iter().zip(containers(&jp, "containers")) {
-                assert_eq!(
-                    decoded(c.cpu, c.memory, c.io),
-                    totals(&jc),
-                    "{what} {}",
-                    c.name
-                );
-                swap(&jc, c.swap);
-                checked += 1;
+                container(c, &jc, &what);
             }
-            checked += 1;
         }
         // The captures have PSI everywhere: not a vacuous comparison.
-        assert!(checked > 20, "{version}: {checked}");
+        assert!(checked > 10, "{version}: {checked} containers");
         assert!(n.cpu.and_then(|c| c.psi?.some?.total).is_some());
         assert!(s.pods.iter().all(|p| p.io.and_then(|io| io.psi).is_some()));
         assert!(s.pods.iter().all(|p| p.process_stats.is_some()));
