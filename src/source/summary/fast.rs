@@ -359,7 +359,8 @@ keys! {
     RLIMIT = b"rlimit", PSI = b"psi", SOME = b"some", FULL = b"full", TOTAL = b"total",
     SWAP_AVAILABLE_BYTES = b"swapAvailableBytes", SWAP_USAGE_BYTES = b"swapUsageBytes",
     MAXPID = b"maxpid", CURPROC = b"curproc", PROCESS_STATS = b"process_stats",
-    PROCESS_COUNT = b"process_count", PVC_REF = b"pvcRef",
+    PROCESS_COUNT = b"process_count", PVC_REF = b"pvcRef", AVG10 = b"avg10", AVG60 = b"avg60",
+    AVG300 = b"avg300",
 }
 
 /// A struct the parser fills: which members are its fields, and how each one's value parses.
@@ -548,10 +549,30 @@ impl<'a> Struct<'a> for PsiStats {
     }
 }
 
+/// The kernel's averages (`avg10`, `avg60`, `avg300`) are not kept, but they differ from one
+/// entity to the next, so skipping them as ignored values would miss every learned shape: they
+/// are known members whose value must be a number (or `null`), validated and dropped (anything
+/// else is left to serde, which ignores it).
 impl<'a> Struct<'a> for PsiData {
     const KIND: usize = 12;
-    fields! {
-        0 TOTAL => total: Parser::counter,
+    #[inline(always)]
+    fn field(key: Key) -> Option<u32> {
+        match key {
+            TOTAL => Some(0),
+            AVG10 => Some(1),
+            AVG60 => Some(2),
+            AVG300 => Some(3),
+            _ => None,
+        }
+    }
+    #[inline(always)]
+    fn parse(&mut self, p: &mut Parser<'a>, bit: u32) -> Option<()> {
+        match bit {
+            0 => self.total = p.counter()?,
+            1..=3 => p.ignored_number()?,
+            _ => return None,
+        }
+        Some(())
     }
 }
 
@@ -870,6 +891,15 @@ impl<'a> Parser<'a> {
         }
         self.i = i;
         Some(Some(v))
+    }
+
+    /// A number or `null` whose value is not kept (validated as serde's `IgnoredAny` does).
+    #[inline(always)]
+    fn ignored_number(&mut self) -> Option<()> {
+        if !self.null()? {
+            self.i = number_end(self.b, self.i)?;
+        }
+        Some(())
     }
 
     /// A `null`-as-empty array of structs.

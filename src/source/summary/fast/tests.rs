@@ -7,7 +7,7 @@ use super::super::{Summary, decode, decode_serde};
 use super::decode as fast;
 
 /// A small payload with every known field and some ignored ones.
-const BASE: &str = r#"{"node":{"nodeName":"n1","startTime":"2026-01-01T00:00:00Z","cpu":{"time":"2026-01-01T00:00:01Z","usageNanoCores":5,"usageCoreNanoSeconds":7,"psi":{"full":{"total":1,"avg10":0.5,"avg60":-1.5e-3}}},"memory":{"time":"2026-01-01T00:00:01.5Z","availableBytes":0,"usageBytes":10,"workingSetBytes":9,"rssBytes":8,"pageFaults":7,"majorPageFaults":6},"network":{"time":"2026-01-01T00:00:01Z","rxBytes":1,"rxErrors":2,"txBytes":3,"txErrors":4,"interfaces":[{"name":"eth0","rxBytes":1,"up":true,"down":false,"x":null}]},"fs":{"time":"2026-01-01T00:00:01Z","availableBytes":1,"capacityBytes":2,"usedBytes":3,"inodesFree":4,"inodes":5,"inodesUsed":6},"runtime":{"imageFs":{"capacityBytes":4},"containerFs":null},"limits":{"maxpid":1,"curproc":[],"o":{}},"rlimit":{"time":"2026-01-01T00:00:01Z","maxpid":4194304,"curproc":300},"io":{"time":"2026-01-01T00:00:01Z","psi":{"some":{"total":9,"avg300":0},"full":null}},"swap":{"time":"2026-01-01T00:00:01Z","swapAvailableBytes":1024,"swapUsageBytes":512},"systemContainers":[{"name":"kubelet","cpu":{"usageNanoCores":1}}]},"pods":[{"podRef":{"name":"p","namespace":"ns","uid":"u"},"startTime":"2026-01-01T00:00:00Z","containers":[{"name":"c","startTime":"2026-01-01T00:00:00Z","cpu":{"usageCoreNanoSeconds":2},"memory":{"usageBytes":3},"rootfs":{"usedBytes":1},"logs":{"usedBytes":2},"swap":{"swapUsageBytes":0},"io":{"psi":{"full":{"total":3},"some":{"total":4}}}}],"cpu":{"usageNanoCores":2},"memory":{"rssBytes":1,"psi":{"some":{"total":5}}},"swap":{"swapUsageBytes":8},"network":{"txBytes":6},"volume":[{"name":"v","time":"2026-01-01T00:00:00Z","usedBytes":5,"inodes":18446744073709551615,"pvcRef":{"name":"c","namespace":"ns"}}],"ephemeral-storage":{"usedBytes":7},"process_stats":{"process_count":2}}]}"#;
+const BASE: &str = r#"{"node":{"nodeName":"n1","ign":0.5,"startTime":"2026-01-01T00:00:00Z","cpu":{"time":"2026-01-01T00:00:01Z","usageNanoCores":5,"usageCoreNanoSeconds":7,"psi":{"full":{"total":1,"avg10":0.5,"avg60":-1.5e-3}}},"memory":{"time":"2026-01-01T00:00:01.5Z","availableBytes":0,"usageBytes":10,"workingSetBytes":9,"rssBytes":8,"pageFaults":7,"majorPageFaults":6},"network":{"time":"2026-01-01T00:00:01Z","rxBytes":1,"rxErrors":2,"txBytes":3,"txErrors":4,"interfaces":[{"name":"eth0","rxBytes":1,"up":true,"down":false,"x":null}]},"fs":{"time":"2026-01-01T00:00:01Z","availableBytes":1,"capacityBytes":2,"usedBytes":3,"inodesFree":4,"inodes":5,"inodesUsed":6},"runtime":{"imageFs":{"capacityBytes":4},"containerFs":null},"limits":{"maxpid":1,"curproc":[],"o":{}},"rlimit":{"time":"2026-01-01T00:00:01Z","maxpid":4194304,"curproc":300},"io":{"time":"2026-01-01T00:00:01Z","psi":{"some":{"total":9,"avg300":0},"full":null}},"swap":{"time":"2026-01-01T00:00:01Z","swapAvailableBytes":1024,"swapUsageBytes":512},"systemContainers":[{"name":"kubelet","cpu":{"usageNanoCores":1}}]},"pods":[{"podRef":{"name":"p","namespace":"ns","uid":"u"},"startTime":"2026-01-01T00:00:00Z","containers":[{"name":"c","startTime":"2026-01-01T00:00:00Z","cpu":{"usageCoreNanoSeconds":2},"memory":{"usageBytes":3},"rootfs":{"usedBytes":1},"logs":{"usedBytes":2},"swap":{"swapUsageBytes":0},"io":{"psi":{"full":{"total":3},"some":{"total":4}}}}],"cpu":{"usageNanoCores":2},"memory":{"rssBytes":1,"psi":{"some":{"total":5}}},"swap":{"swapUsageBytes":8},"network":{"txBytes":6},"volume":[{"name":"v","time":"2026-01-01T00:00:00Z","usedBytes":5,"inodes":18446744073709551615,"pvcRef":{"name":"c","namespace":"ns"}}],"ephemeral-storage":{"usedBytes":7},"process_stats":{"process_count":2}}]}"#;
 
 /// `decode` gives exactly what serde alone gives (the value, or the same error message).
 fn same_as_serde(body: &[u8]) {
@@ -368,7 +368,7 @@ fn invalid_json_in_ignored_values_bails() {
         "1\u{b}",
         "\u{a0}1",
     ] {
-        bails(&base_with(r#""avg10":0.5"#, &format!(r#""avg10":{bad}"#)));
+        bails(&base_with(r#""ign":0.5"#, &format!(r#""ign":{bad}"#)));
     }
     // Valid, but escapes are left to serde wherever they are.
     for escaped in [
@@ -378,14 +378,11 @@ fn invalid_json_in_ignored_values_bails() {
         r#"["\\"]"#,
         r#""\/""#,
     ] {
-        bails(&base_with(
-            r#""avg10":0.5"#,
-            &format!(r#""avg10":{escaped}"#),
-        ));
+        bails(&base_with(r#""ign":0.5"#, &format!(r#""ign":{escaped}"#)));
     }
     // Invalid escapes too.
-    bails(&base_with(r#""avg10":0.5"#, r#""avg10":"\x""#));
-    bails(&base_with(r#""avg10":0.5"#, r#""avg10":"\u12""#));
+    bails(&base_with(r#""ign":0.5"#, r#""ign":"\x""#));
+    bails(&base_with(r#""ign":0.5"#, r#""ign":"\u12""#));
     // Valid numbers, literals and nesting in ignored values decode fast.
     for good in [
         "0",
@@ -407,8 +404,29 @@ fn invalid_json_in_ignored_values_bails() {
         " [ 1 , 2 ] ",
         "{ \"a\" : 1 }",
     ] {
-        decodes(&base_with(r#""avg10":0.5"#, &format!(r#""avg10":{good}"#)));
+        decodes(&base_with(r#""ign":0.5"#, &format!(r#""ign":{good}"#)));
     }
+}
+
+/// PSI's averages are dropped numbers: any JSON number or `null` decodes fast; another value
+/// (which serde ignores too) is left to serde, as is a repeated one.
+#[test]
+fn psi_averages_are_numbers_dropped() {
+    for good in [
+        "0",
+        "-1.5e-3",
+        "1e400",
+        "123456789012345678901234567890",
+        "null",
+    ] {
+        let body = base_with(r#""avg10":0.5"#, &format!(r#""avg10":{good}"#));
+        let s = decodes(&body);
+        assert_eq!(s.node.cpu.and_then(|c| c.psi?.full?.total), Some(1));
+    }
+    for other in ["true", "\"x\"", "[]", "{}", "01", "1.", "-"] {
+        bails(&base_with(r#""avg10":0.5"#, &format!(r#""avg10":{other}"#)));
+    }
+    bails(&base_with(r#""avg10":0.5"#, r#""avg10":0.5,"avg10":1"#));
 }
 
 #[test]
