@@ -32,6 +32,7 @@ fn set(key: SetKey, node: &Arc<str>, ints: &[Metric], floats: &[Metric], fs: &[&
         ] {
             s.labeled.push(LabeledValue {
                 metric: m,
+                pvc: None,
                 resource_id: (*rid).into(),
                 value: Value::Int(987_654_321),
             });

@@ -46,6 +46,7 @@ fn labeled(set: &mut MetricSet, ids: &[Arc<str>]) {
         ] {
             set.labeled.push(LabeledValue {
                 metric: m,
+                pvc: None,
                 resource_id: Arc::clone(id),
                 value: Value::Int(42),
             });

@@ -17,6 +17,9 @@ else
     echo "no fixtures at $fixtures: seeding only the hand-written inputs" >&2
 fi
 seed() { printf '%s' "$2" > "$corpus/$1/$3"; }
+# Every section decoded: PSI totals, swap, rlimit, process_stats and a volume's pvcRef (the
+# captures have no claim).
+seed summary_decode '{"node":{"nodeName":"n","cpu":{"time":"2026-01-01T00:00:00Z","usageCoreNanoSeconds":7,"psi":{"some":{"total":9,"avg10":1.5},"full":{"total":3}}},"io":{"time":"2026-01-01T00:00:00Z","psi":{"some":{"total":4}}},"swap":{"swapAvailableBytes":1,"swapUsageBytes":2},"rlimit":{"maxpid":4194304,"curproc":300}},"pods":[{"podRef":{"name":"p","namespace":"ns","uid":"u"},"memory":{"time":"2026-01-01T00:00:00Z","psi":{"some":{"total":5},"full":{"total":1}}},"swap":{"swapUsageBytes":8},"process_stats":{"process_count":2},"volume":[{"name":"data","usedBytes":5,"pvcRef":{"name":"data-p","namespace":"ns"}}],"containers":[{"name":"c","io":{"psi":{"full":{"total":3}}},"swap":{"swapUsageBytes":0}}]}]}' s-sections
 seed source_url 'kubernetes:https://kubernetes.default' s1
 seed source_url 'kubernetes:http://10.47.136.60:8080?inClusterConfig=false' s2
 seed source_url 'kubernetes:https://kubernetes.default?inClusterConfig=false&insecure=true&auth=/root/.kube/config' s3

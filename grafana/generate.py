@@ -25,6 +25,7 @@ MILLICORES = "suffix:m"  # cpu/usage_rate, cpu/request, cpu/limit and node cpu a
 BYTES = "bytes"
 BYTES_RATE = "binBps"
 FRACTION = "percentunit"  # */node_utilization, */node_reservation are 0..1
+PERCENT = "percent"  # */pressure_some, */pressure_full are 0..100
 PER_SEC = "short"
 COUNT = "short"
 MS = "ms"
@@ -438,6 +439,44 @@ def nodes(s):
             MS,
             [(by("uptime"), "$tag_nodename")],
         ),
+        row("Pressure, swap and processes ($nodename)"),
+        timeseries(
+            "Pressure stall: some tasks",
+            PERCENT,
+            [
+                (by("cpu/pressure_some"), "$tag_nodename cpu"),
+                (by("memory/pressure_some"), "$tag_nodename memory"),
+                (by("io/pressure_some"), "$tag_nodename io"),
+            ],
+            "Share of the time at least one task waited for the resource (PSI, kubelets 1.34+ on cgroup v2).",
+        ),
+        timeseries(
+            "Pressure stall: all tasks",
+            PERCENT,
+            [
+                (by("cpu/pressure_full"), "$tag_nodename cpu"),
+                (by("memory/pressure_full"), "$tag_nodename memory"),
+                (by("io/pressure_full"), "$tag_nodename io"),
+            ],
+            "Share of the time all non-idle tasks waited at once: time lost outright.",
+        ),
+        timeseries(
+            "Swap",
+            BYTES,
+            [
+                (by("memory/swap_usage"), "$tag_nodename used"),
+                (by("memory/swap_available"), "$tag_nodename available"),
+            ],
+        ),
+        timeseries(
+            "Processes",
+            COUNT,
+            [
+                (by("process/count"), "$tag_nodename processes"),
+                (by("process/limit"), "$tag_nodename limit"),
+            ],
+            "Processes running against the node's PID limit: PID exhaustion stops new processes.",
+        ),
         row("System containers"),
         timeseries(
             "System containers CPU",
@@ -459,6 +498,16 @@ def nodes(s):
             "Pod memory (working set)",
             BYTES,
             [(by("memory/working_set", pods, ("namespace_name", "pod_name")), "$tag_namespace_name/$tag_pod_name")],
+        ),
+        timeseries(
+            "Pod cpu pressure (some tasks stalled)",
+            PERCENT,
+            [(by("cpu/pressure_some", pods, ("namespace_name", "pod_name")), "$tag_namespace_name/$tag_pod_name")],
+        ),
+        timeseries(
+            "Pod processes",
+            COUNT,
+            [(by("process/count", pods, ("namespace_name", "pod_name")), "$tag_namespace_name/$tag_pod_name")],
         ),
     ]
     return dashboard(s, "nodes", "Nodes", [var_cluster(), var_node()], items)
@@ -503,6 +552,16 @@ def namespaces(s):
             COUNT,
             [(per_ns("restart_count"), "$tag_namespace_name")],
         ),
+        timeseries(
+            "Processes",
+            COUNT,
+            [(by("process/count"), "$tag_namespace_name processes")],
+        ),
+        timeseries(
+            "Swap used",
+            BYTES,
+            [(by("memory/swap_usage"), "$tag_namespace_name")],
+        ),
         row("Pods in $namespace_name"),
         timeseries(
             "Pod CPU",
@@ -522,6 +581,7 @@ def pods(s):
     pod_sel = cond(CLUSTER, re_var("namespace_name", "namespace_name"), re_var("pod_name", "pod_name"))
     ctr = cond(typ("pod_container"), pod_sel)
     pod = cond(typ("pod"), pod_sel)
+    claims = cond(typ("pod"), CLUSTER, re_var("namespace_name", "namespace_name"), '"pvc_name" =~ /^.+$/')
     c = lambda metric, where=ctr: series(s, metric, where, ["pod_name", "container_name"])  # noqa: E731
     p = lambda metric, tags=("pod_name",): series(s, metric, pod, list(tags))  # noqa: E731
     items = [
@@ -557,6 +617,25 @@ def pods(s):
             [
                 (c("memory/page_faults_rate"), "$tag_pod_name/$tag_container_name faults/s"),
                 (c("memory/major_page_faults_rate"), "$tag_pod_name/$tag_container_name major faults/s"),
+            ],
+        ),
+        timeseries(
+            "Container pressure stall: some tasks",
+            PERCENT,
+            [
+                (c("cpu/pressure_some"), "$tag_pod_name/$tag_container_name cpu"),
+                (c("memory/pressure_some"), "$tag_pod_name/$tag_container_name memory"),
+                (c("io/pressure_some"), "$tag_pod_name/$tag_container_name io"),
+            ],
+            "Share of the time at least one task of the container waited for the resource: "
+            "cpu pressure with low usage means throttling.",
+        ),
+        timeseries(
+            "Container swap",
+            BYTES,
+            [
+                (c("memory/swap_usage"), "$tag_pod_name/$tag_container_name used"),
+                (c("memory/swap_available"), "$tag_pod_name/$tag_container_name available"),
             ],
         ),
         timeseries(
@@ -597,6 +676,39 @@ def pods(s):
             "Pod filesystems and volumes",
             BYTES,
             [(p("filesystem/usage", ("pod_name", "resource_id")), "$tag_pod_name $tag_resource_id")],
+        ),
+        timeseries(
+            "Pod pressure stall",
+            PERCENT,
+            [
+                (p("cpu/pressure_some"), "$tag_pod_name cpu some"),
+                (p("cpu/pressure_full"), "$tag_pod_name cpu full"),
+                (p("memory/pressure_some"), "$tag_pod_name memory some"),
+                (p("memory/pressure_full"), "$tag_pod_name memory full"),
+                (p("io/pressure_some"), "$tag_pod_name io some"),
+                (p("io/pressure_full"), "$tag_pod_name io full"),
+            ],
+            "some: at least one task waited; full: all non-idle tasks waited at once.",
+        ),
+        timeseries(
+            "Pod swap",
+            BYTES,
+            [(p("memory/swap_usage"), "$tag_pod_name used")],
+        ),
+        timeseries(
+            "Pod processes",
+            COUNT,
+            [(p("process/count"), "$tag_pod_name")],
+        ),
+        row("Volumes by claim ($namespace_name)"),
+        timeseries(
+            "Volumes by claim",
+            BYTES,
+            [
+                (series(s, "filesystem/usage", claims, ["namespace_name", "pvc_name"]), "$tag_namespace_name/$tag_pvc_name used"),
+                (series(s, "filesystem/limit", claims, ["namespace_name", "pvc_name"]), "$tag_namespace_name/$tag_pvc_name capacity"),
+            ],
+            "Fill level of each PersistentVolumeClaim, whichever pod mounts it: the series follow the claim across pod restarts.",
         ),
     ]
     return dashboard(

@@ -30,12 +30,47 @@ pub fn fixture(rel: &str) -> Option<Vec<u8>> {
     Some(std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())))
 }
 
+/// Calls `f` on every entity of a Summary API payload as JSON: the node, its system
+/// containers, the pods and their containers.
+pub fn each_summary_entity(doc: &mut serde_json::Value, f: &mut dyn FnMut(&mut serde_json::Value)) {
+    f(&mut doc["node"]);
+    for c in doc["node"]["systemContainers"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+    {
+        f(c);
+    }
+    for pod in doc["pods"].as_array_mut().into_iter().flatten() {
+        f(pod);
+        for c in pod["containers"].as_array_mut().into_iter().flatten() {
+            f(c);
+        }
+    }
+}
+
+/// A payload as a Windows node (or a cgroup v1 one) answers: no `psi` and no `io` anywhere.
+pub fn without_psi(doc: &mut serde_json::Value) {
+    each_summary_entity(doc, &mut |e| {
+        if let Some(o) = e.as_object_mut() {
+            o.remove("io");
+        }
+        for r in ["cpu", "memory"] {
+            if let Some(o) = e[r].as_object_mut() {
+                o.remove("psi");
+            }
+        }
+    });
+}
+
 /// The properties the fuzz targets in `fuzz/` check, shared with `tests/fuzz_regressions.rs`
 /// (proptest and regression inputs); each panics when its property fails.
 pub mod fuzz {
     use std::sync::Arc;
 
     use crate::config::{Parsed, SinkConfig, parse};
+    use crate::model::cluster::ClusterState;
+    use crate::process::Processor;
     use crate::process::decode::{ResourceIds, decode_summary};
     use crate::source::{resource, summary};
 
@@ -99,13 +134,31 @@ pub mod fuzz {
         }
         if let Ok(s) = decoded {
             let node: Arc<str> = Arc::from("n1");
-            let sample = decode_summary(
-                &s,
-                &node,
-                1_750_000_000_000_000_000,
-                &ResourceIds::default(),
-            );
-            std::hint::black_box(sample);
+            let now = 1_750_000_000_000_000_000;
+            let sample = decode_summary(&s, &node, now, &ResourceIds::default());
+            // The same answer again with its sample times 10 s later: rates, pressure and
+            // aggregation on whatever the body holds. Pressure is never outside 0..=100.
+            let mut later = sample.clone();
+            for raw in &mut later.sets {
+                let t = &mut raw.times;
+                for time in [&mut t.cpu, &mut t.memory, &mut t.network, &mut t.io] {
+                    *time = time.and_then(|t| t.checked_add(10_000_000_000));
+                }
+            }
+            let mut p = Processor::new();
+            let cluster = ClusterState::default();
+            for (i, sample) in [sample, later].into_iter().enumerate() {
+                let at = now + i as i64 * 10_000_000_000;
+                let batch = p.process(vec![sample], &cluster, at, 60_000_000_000);
+                for set in &batch.sets {
+                    for (m, v) in set.values.iter() {
+                        if m.units() == "percent" {
+                            let v = v.as_f64();
+                            assert!((0.0..=100.0).contains(&v), "{m} = {v}");
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -499,6 +499,13 @@ fn types_of(m: Metric) -> &'static [&'static str] {
         EphemeralStorageUsage => &["node", "pod", "pod_container"],
         EphemeralStorageRequest | EphemeralStorageLimit => &["node", "pod", "pod_container"],
         RestartCount => &["pod", "pod_container"],
+        CpuPressureSome | CpuPressureFull | MemoryPressureSome | MemoryPressureFull
+        | IoPressureSome | IoPressureFull | MemorySwapAvailable => {
+            &["node", "sys_container", "pod", "pod_container"]
+        }
+        MemorySwapUsage => &TYPES,
+        ProcessCount => &["node", "pod", "ns", "cluster"],
+        ProcessLimit => &["node"],
     }
 }
 
@@ -613,6 +620,9 @@ fn check_query(schema: &str, q: &Query, what: &str) -> Vec<Metric> {
     for m in &metrics {
         if m.is_labeled() {
             allowed.insert("resource_id");
+            if types.is_empty() || types.contains(&"pod") {
+                allowed.insert("pvc_name");
+            }
         }
         for t in &types {
             assert!(types_of(*m).contains(t), "{what}: {m} has no type {t}");
@@ -635,6 +645,7 @@ fn unit_of(m: Metric) -> &'static str {
         "bytes" => "bytes",
         "bytes/s" => "binBps",
         "fraction" => "percentunit",
+        "percent" => "percent",
         "ms" => "ms",
         "count" | "count/s" => "short",
         other => panic!("no unit for {other}"),
@@ -984,16 +995,25 @@ fn fixture_lines(schema: &str, t: i64) -> String {
                 heapster_rs::model::ValueType::Float => format!("{v}.5"),
             }
         };
-        for rid in ["/", "logs"] {
+        for rid in ["/", "logs", "Volume:data"] {
             let labeled: Vec<_> = metrics.iter().filter(|m| m.is_labeled()).collect();
-            if labeled.is_empty() || (rid == "logs" && *typ != "pod_container") {
+            if labeled.is_empty()
+                || (rid == "logs" && *typ != "pod_container")
+                || (rid == "Volume:data" && *typ != "pod")
+            {
                 continue;
             }
+            // A pod's volume of a claim carries the claim's name.
+            let claim = if rid.starts_with("Volume:") {
+                ",pvc_name=data-claim"
+            } else {
+                ""
+            };
             push_points(
                 &mut out,
                 with_fields,
                 &labeled,
-                &format!("{tags},resource_id={rid}"),
+                &format!("{tags},resource_id={rid}{claim}"),
                 t,
                 &value,
             );

@@ -8,7 +8,7 @@ use heapster_rs::model::{Batch, Metric, MetricSet, SetKey, Value, time};
 use heapster_rs::process::Processor;
 use heapster_rs::process::decode::{NodeSample, ResourceIds, decode_summary};
 use heapster_rs::source::summary;
-use heapster_rs::testing::{fixture, fixtures_dir};
+use heapster_rs::testing::{each_summary_entity, fixture, fixtures_dir, without_psi};
 use serde_json::{Value as Json, json};
 
 const S: i64 = 1_000_000_000;
@@ -375,5 +375,194 @@ fn restarts_and_decreasing_counters_give_no_rate() {
         for (m, v) in &set.values {
             assert!(v.as_f64() >= 0.0, "{} {m} = {v:?}", set.key);
         }
+    }
+}
+
+/// Advances every entity's `cpu`, `memory` and `io` by 10 s, their PSI `some` totals by
+/// `some` µs and `full` totals by `full` µs (cpu, memory, io).
+fn advance_psi(mut doc: Json, some: [u64; 3], full: [u64; 3]) -> Json {
+    each_summary_entity(&mut doc, &mut |e| {
+        for (i, r) in ["cpu", "memory", "io"].into_iter().enumerate() {
+            let stat = &mut e[r];
+            let Some(t) = stat["time"].as_str().and_then(time::parse_rfc3339) else {
+                continue;
+            };
+            stat["time"] = json!(time::format_rfc3339(t + 10 * S));
+            for (k, d) in [("some", some[i]), ("full", full[i])] {
+                if let Some(v) = stat["psi"][k]["total"].as_u64() {
+                    stat["psi"][k]["total"] = json!(v + d);
+                }
+            }
+        }
+    });
+    doc
+}
+
+const PRESSURE: [Metric; 6] = [
+    Metric::CpuPressureSome,
+    Metric::CpuPressureFull,
+    Metric::MemoryPressureSome,
+    Metric::MemoryPressureFull,
+    Metric::IoPressureSome,
+    Metric::IoPressureFull,
+];
+
+#[test]
+fn pressure_is_the_rate_of_the_stall_totals_of_1_34_and_1_35() {
+    for version in ["1_34", "1_35"] {
+        let Some(body) = fixture(&format!(
+            "kubelet/nri-kubernetes-{version}-kubelet-stats-summary.json"
+        )) else {
+            return;
+        };
+        let first: Json = serde_json::from_slice(&body).expect("json");
+        // 10 s apart: 2.5 s of cpu stall is 25 %, 0.1 s of memory stall 1 %, ...
+        let second = advance_psi(
+            first.clone(),
+            [2_500_000, 100_000, 500_000],
+            [1_000_000, 0, 250_000],
+        );
+        let batch = process_two(&first, &second);
+        let want = [25.0, 10.0, 1.0, 0.0, 5.0, 2.5];
+        let mut seen = 0;
+        for set in &batch.sets {
+            let has_psi = !matches!(set.key, SetKey::Namespace { .. } | SetKey::Cluster);
+            for (m, w) in PRESSURE.iter().zip(want) {
+                match set.get(*m) {
+                    Some(Value::Float(v)) => {
+                        assert!(has_psi, "{version} {}: {m}", set.key);
+                        assert!(
+                            (v - w).abs() < 1e-9,
+                            "{version} {}: {m} = {v}, not {w}",
+                            set.key
+                        );
+                        seen += 1;
+                    }
+                    None => assert!(!has_psi, "{version} {}: no {m}", set.key),
+                    other => panic!("{m}: {other:?}"),
+                }
+            }
+        }
+        assert!(seen > 100, "{version}: {seen} pressure values");
+        // Swap and processes are the payload's; namespaces and the cluster sum them.
+        let node = batch
+            .sets
+            .iter()
+            .find(|s| matches!(s.key, SetKey::Node { .. }))
+            .expect("node");
+        let n = &second["node"];
+        let int = |v: &Json| v.as_u64().map(|v| Value::Int(v as i64));
+        assert_eq!(node.get(Metric::ProcessCount), int(&n["rlimit"]["curproc"]));
+        assert_eq!(node.get(Metric::ProcessLimit), int(&n["rlimit"]["maxpid"]));
+        assert_eq!(
+            node.get(Metric::MemorySwapUsage),
+            int(&n["swap"]["swapUsageBytes"])
+        );
+        assert_eq!(
+            node.get(Metric::MemorySwapAvailable),
+            int(&n["swap"]["swapAvailableBytes"])
+        );
+        let mut processes = 0;
+        for p in second["pods"].as_array().expect("pods") {
+            let key = SetKey::Pod {
+                namespace: Arc::from(p["podRef"]["namespace"].as_str().expect("ns")),
+                pod: Arc::from(p["podRef"]["name"].as_str().expect("name")),
+            };
+            let set = batch.find(&key).expect("pod");
+            let count = p["process_stats"]["process_count"].as_u64().expect("count");
+            processes += count as i64;
+            assert_eq!(
+                set.get(Metric::ProcessCount),
+                Some(Value::Int(count as i64))
+            );
+            assert_eq!(
+                set.get(Metric::MemorySwapUsage),
+                int(&p["swap"]["swapUsageBytes"])
+            );
+            for c in p["containers"].as_array().expect("containers") {
+                let key = SetKey::PodContainer {
+                    namespace: Arc::clone(key.namespace().expect("ns")),
+                    pod: Arc::clone(key.pod().expect("pod")),
+                    container: Arc::from(c["name"].as_str().expect("name")),
+                };
+                let set = batch.find(&key).expect("container");
+                assert_eq!(
+                    set.get(Metric::MemorySwapUsage),
+                    int(&c["swap"]["swapUsageBytes"])
+                );
+                assert_eq!(
+                    set.get(Metric::MemorySwapAvailable),
+                    int(&c["swap"]["swapAvailableBytes"])
+                );
+                assert_eq!(
+                    set.get(Metric::ProcessCount),
+                    None,
+                    "containers report none"
+                );
+            }
+        }
+        let cluster = batch.find(&SetKey::Cluster).expect("cluster");
+        assert_eq!(
+            cluster.get(Metric::ProcessCount),
+            Some(Value::Int(processes))
+        );
+    }
+}
+
+#[test]
+fn pressure_is_a_gap_after_a_reset_and_at_most_100() {
+    let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") else {
+        return;
+    };
+    let first: Json = serde_json::from_slice(&body).expect("json");
+    // More stall than time (whole-second timestamps): 100 at most.
+    let over = advance_psi(first.clone(), [10_500_000; 3], [0; 3]);
+    let batch = process_two(&first, &over);
+    let node = batch
+        .find(&SetKey::Node {
+            node: Arc::from("datagen-1-35"),
+        })
+        .expect("node");
+    assert_eq!(node.get(Metric::CpuPressureSome), Some(Value::Float(100.0)));
+    assert_eq!(node.get(Metric::CpuPressureFull), Some(Value::Float(0.0)));
+    // A total that went back (a cgroup recreated): no value, never a negative one.
+    let mut reset = advance_psi(first.clone(), [0; 3], [0; 3]);
+    reset["node"]["cpu"]["psi"]["some"]["total"] = json!(5);
+    let batch = process_two(&first, &reset);
+    let node = batch
+        .find(&SetKey::Node {
+            node: Arc::from("datagen-1-35"),
+        })
+        .expect("node");
+    assert_eq!(node.get(Metric::CpuPressureSome), None);
+    assert_eq!(node.get(Metric::CpuPressureFull), Some(Value::Float(0.0)));
+}
+
+/// Kubelets without PSI (before 1.33, cgroup v1, Windows nodes): no pressure value at all,
+/// never a 0, while the other rates are there.
+#[test]
+fn payloads_without_psi_give_no_pressure() {
+    let mut payloads = Vec::new();
+    if let Some(body) = fixture("kubelet/nri-kubernetes-1_27-kubelet-stats-summary.json") {
+        payloads.push(serde_json::from_slice::<Json>(&body).expect("json"));
+    }
+    if let Some(body) = fixture("kubelet/nri-kubernetes-1_35-kubelet-stats-summary.json") {
+        // As a Windows node answers: no `psi` and no `io` anywhere.
+        let mut doc: Json = serde_json::from_slice(&body).expect("json");
+        without_psi(&mut doc);
+        assert!(!serde_json::to_string(&doc).expect("json").contains("psi"));
+        payloads.push(doc);
+    }
+    for first in payloads {
+        let second = advance(advance_psi(first.clone(), [0; 3], [0; 3]), 0, 1_000_000_000);
+        let batch = process_two(&first, &second);
+        let mut rates = 0;
+        for set in &batch.sets {
+            for m in PRESSURE {
+                assert_eq!(set.get(m), None, "{}: {m}", set.key);
+            }
+            rates += usize::from(set.get(Metric::CpuUsageRate).is_some());
+        }
+        assert!(rates > 5, "{rates} cpu rates");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! A [`Metric`] is a one-byte identifier; its name (`cpu/usage_rate`) is what the sinks and the
 //! model API show. The list follows Heapster's `core/metrics.go` as described in
-//! `REFERENCE.md` §3.
+//! `REFERENCE.md` §3, then what kubelets report since: pressure stall information, swap and
+//! process counts.
 
 /// Whether a metric's points are integers (`i` in line protocol) or floats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +93,16 @@ metrics! {
     EphemeralStorageRequest => "ephemeral_storage/request", Int, Gauge, "bytes";
     EphemeralStorageLimit => "ephemeral_storage/limit", Int, Gauge, "bytes";
     RestartCount => "restart_count", Int, Cumulative, "count";
+    CpuPressureSome => "cpu/pressure_some", Float, Gauge, "percent";
+    CpuPressureFull => "cpu/pressure_full", Float, Gauge, "percent";
+    MemoryPressureSome => "memory/pressure_some", Float, Gauge, "percent";
+    MemoryPressureFull => "memory/pressure_full", Float, Gauge, "percent";
+    IoPressureSome => "io/pressure_some", Float, Gauge, "percent";
+    IoPressureFull => "io/pressure_full", Float, Gauge, "percent";
+    MemorySwapUsage => "memory/swap_usage", Int, Gauge, "bytes";
+    MemorySwapAvailable => "memory/swap_available", Int, Gauge, "bytes";
+    ProcessCount => "process/count", Int, Gauge, "count";
+    ProcessLimit => "process/limit", Int, Gauge, "count";
 }
 
 impl Metric {

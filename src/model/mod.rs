@@ -171,6 +171,9 @@ impl Value {
 pub struct LabeledValue {
     pub metric: Metric,
     pub resource_id: Arc<str>,
+    /// The PersistentVolumeClaim of a volume that belongs to one (`pvc_name` tag; the claim is
+    /// in the pod's namespace).
+    pub pvc: Option<Arc<str>>,
     pub value: Value,
 }
 

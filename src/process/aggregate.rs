@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use super::decode::RawSet;
 use super::enrich::NODE_FROM_PODS;
-use super::rates::rates_of;
+use super::rates::{PRESSURE_MASK, rates_of};
 use crate::model::{FastMap, Metric, MetricSet, Nanos, SetKey};
 
-/// Summed into namespaces and the cluster (Heapster's list, plus the working set).
-pub const NS_METRICS: [Metric; 7] = [
+/// Summed into namespaces and the cluster (Heapster's list, plus the working set, swap usage
+/// and process counts). Pressure is not: an average of percentages across pods means nothing.
+pub const NS_METRICS: [Metric; 9] = [
     Metric::CpuUsageRate,
     Metric::MemoryUsage,
     Metric::MemoryWorkingSet,
@@ -17,14 +18,17 @@ pub const NS_METRICS: [Metric; 7] = [
     Metric::CpuLimit,
     Metric::MemoryRequest,
     Metric::MemoryLimit,
+    Metric::MemorySwapUsage,
+    Metric::ProcessCount,
 ];
 
 /// [`NS_METRICS`] and [`NODE_FROM_PODS`] as masks.
 const NS_MASK: u64 = Metric::mask(&NS_METRICS);
 const NODE_MASK: u64 = Metric::mask(&NODE_FROM_PODS);
 
-/// Container values a pod never takes from its containers.
-const POD_SKIPS: u64 = Metric::mask(&[Metric::Uptime]);
+/// Container values a pod never takes from its containers: its uptime, pressure (percentages
+/// do not add up) and available swap (containers that report none would make the sum short).
+const POD_SKIPS: u64 = Metric::mask(&[Metric::Uptime, Metric::MemorySwapAvailable]) | PRESSURE_MASK;
 
 /// Fills pods from their containers. Pods that only exist through containers are created.
 ///
@@ -113,6 +117,7 @@ fn pod_from_container(c: &MetricSet, pk: &(Arc<str>, Arc<str>)) -> RawSet {
         set,
         times: Default::default(),
         own: 0,
+        pressure: Default::default(),
     }
 }
 
@@ -209,6 +214,7 @@ mod tests {
             set,
             times: Default::default(),
             own: 0,
+            pressure: Default::default(),
         }
     }
 

@@ -1,13 +1,16 @@
 //! Summary → raw metric sets (cumulative counters and gauges; no rates yet).
 //!
 //! Follows Heapster's summary source: a node set, its system containers (renamed as Heapster
-//! did), a set per pod and per container. Filesystems become values labeled by `resource_id`.
+//! did), a set per pod and per container. Filesystems become values labeled by `resource_id`
+//! (and by their claim, for volumes of a PersistentVolumeClaim). Pressure stall totals are kept
+//! beside the set for the rates; they are never values of their own.
 
 use std::sync::Arc;
 
 use crate::model::{LabeledValue, Metric, MetricSet, Nanos, SetKey, Value};
 use crate::source::summary::{
-    ContainerStats, CpuStats, FsStats, MemoryStats, NetworkStats, Summary,
+    ContainerStats, CpuStats, FsStats, IoStats, MemoryStats, NetworkStats, PsiStats, Summary,
+    SwapStats,
 };
 
 /// When each group of cumulative counters was sampled (they differ within one response).
@@ -16,7 +19,13 @@ pub struct SampleTimes {
     pub cpu: Option<Nanos>,
     pub memory: Option<Nanos>,
     pub network: Option<Nanos>,
+    /// Of the `io` section (its pressure stall totals).
+    pub io: Option<Nanos>,
 }
+
+/// Cumulative pressure stall totals in microseconds, `some` then `full` of cpu, memory and io
+/// (the order of [`super::rates::PRESSURES`]). They only feed the pressure rates.
+pub type PressureTotals = [Option<u64>; 6];
 
 /// A metric set straight from the kubelet, with its sample times.
 #[derive(Clone, Debug)]
@@ -26,6 +35,7 @@ pub struct RawSet {
     /// Bit `m` set when the kubelet reported metric `m` for this set itself (pods: so container
     /// sums fill only what the pod lacks).
     pub own: u64,
+    pub pressure: PressureTotals,
 }
 
 /// Everything one kubelet answered, decoded.
@@ -61,10 +71,10 @@ impl<'s> Builder<'s> {
         // Values a set ends up with after rates, enrichment and aggregation (the simulator's
         // 1.34-shaped payloads): allocated once instead of growing 4 → 8 → 16 → 32.
         let room = match key {
-            SetKey::Node { .. } => 24,
-            SetKey::Pod { .. } => 26,
-            SetKey::PodContainer { .. } => 18,
-            _ => 10,
+            SetKey::Node { .. } => 34,
+            SetKey::Pod { .. } => 35,
+            SetKey::PodContainer { .. } => 26,
+            _ => 18,
         };
         let mut set = MetricSet::new(key, fallback_time);
         set.values.reserve_exact(room);
@@ -75,6 +85,7 @@ impl<'s> Builder<'s> {
             set,
             times: SampleTimes::default(),
             own: 0,
+            pressure: PressureTotals::default(),
         });
         let last = sets.len() - 1;
         Builder {
@@ -90,9 +101,30 @@ impl<'s> Builder<'s> {
         let Some(cpu) = cpu else { return };
         self.set()
             .set_int(Metric::CpuUsage, cpu.usage_core_nano_seconds);
-        if cpu.usage_core_nano_seconds.is_some() {
+        if cpu.usage_core_nano_seconds.is_some() || cpu.psi.is_some() {
             self.raw.times.cpu = cpu.time.map(|t| t.0);
         }
+        self.pressure(0, cpu.psi);
+    }
+
+    /// Keeps the stall totals of one resource (`at`: its place in [`PressureTotals`]).
+    fn pressure(&mut self, at: usize, psi: Option<PsiStats>) {
+        let Some(psi) = psi else { return };
+        self.raw.pressure[at] = psi.some.and_then(|d| d.total);
+        self.raw.pressure[at + 1] = psi.full.and_then(|d| d.total);
+    }
+
+    fn io(&mut self, io: Option<IoStats>) {
+        let Some(io) = io else { return };
+        self.raw.times.io = io.time.map(|t| t.0);
+        self.pressure(4, io.psi);
+    }
+
+    fn swap(&mut self, swap: Option<SwapStats>) {
+        let Some(swap) = swap else { return };
+        let set = self.set();
+        set.set_int(Metric::MemorySwapUsage, swap.swap_usage_bytes);
+        set.set_int(Metric::MemorySwapAvailable, swap.swap_available_bytes);
     }
 
     fn memory(&mut self, mem: Option<MemoryStats>) {
@@ -104,6 +136,7 @@ impl<'s> Builder<'s> {
         set.set_int(Metric::MemoryPageFaults, mem.page_faults);
         set.set_int(Metric::MemoryMajorPageFaults, mem.major_page_faults);
         self.raw.times.memory = mem.time.map(|t| t.0);
+        self.pressure(2, mem.psi);
     }
 
     fn network(&mut self, net: Option<NetworkStats>) {
@@ -116,7 +149,8 @@ impl<'s> Builder<'s> {
         self.raw.times.network = net.time.map(|t| t.0);
     }
 
-    fn fs(&mut self, resource_id: &Arc<str>, fs: Option<&FsStats>) {
+    /// A filesystem's values, labeled by `resource_id` and, for a volume of a claim, `pvc`.
+    fn fs(&mut self, resource_id: &Arc<str>, pvc: Option<Arc<str>>, fs: Option<&FsStats>) {
         let Some(fs) = fs else { return };
         let pairs = [
             (Metric::FilesystemUsage, fs.used_bytes),
@@ -131,6 +165,7 @@ impl<'s> Builder<'s> {
                 labeled.push(LabeledValue {
                     metric,
                     resource_id: Arc::clone(resource_id),
+                    pvc: pvc.clone(),
                     value: Value::Int(i64::try_from(v).unwrap_or(i64::MAX)),
                 });
             }
@@ -160,6 +195,8 @@ impl<'s> Builder<'s> {
         self.start(c.start_time.map(|t| t.0));
         self.cpu(c.cpu);
         self.memory(c.memory);
+        self.io(c.io);
+        self.swap(c.swap);
         self.finish();
     }
 }
@@ -305,8 +342,14 @@ pub fn decode_summary_with(
     b.start(n.start_time.map(|t| t.0));
     b.cpu(n.cpu);
     b.memory(n.memory);
+    b.io(n.io);
+    b.swap(n.swap);
     b.network(n.network);
-    b.fs(&ids.root, n.fs.as_ref());
+    b.fs(&ids.root, None, n.fs.as_ref());
+    if let Some(rlimit) = n.rlimit {
+        b.set().set_int(Metric::ProcessCount, rlimit.curproc);
+        b.set().set_int(Metric::ProcessLimit, rlimit.maxpid);
+    }
     b.finish();
 
     for c in &n.system_containers {
@@ -330,11 +373,21 @@ pub fn decode_summary_with(
         b.start(pod.start_time.map(|t| t.0));
         b.cpu(pod.cpu);
         b.memory(pod.memory);
+        b.io(pod.io);
+        b.swap(pod.swap);
         b.network(pod.network);
         for v in &pod.volume {
             volume_id.truncate("Volume:".len());
             volume_id.push_str(&v.name);
-            b.fs(&names.unique(&volume_id), Some(&v.fs()));
+            let pvc = v
+                .pvc_ref
+                .as_ref()
+                .filter(|r| !r.name.is_empty())
+                .map(|r| names.unique(&r.name));
+            b.fs(&names.unique(&volume_id), pvc, Some(&v.fs()));
+        }
+        if let Some(p) = pod.process_stats {
+            b.set().set_int(Metric::ProcessCount, p.process_count);
         }
         if let Some(eph) = &pod.ephemeral_storage {
             b.set()
@@ -354,8 +407,8 @@ pub fn decode_summary_with(
             let fs = usize::from(c.rootfs.is_some()) + usize::from(c.logs.is_some());
             let mut b = Builder::new(&mut sets, key, node, fallback_time, fs);
             b.set().pod_uid.clone_from(&pod_uid);
-            b.fs(&ids.root, c.rootfs.as_ref());
-            b.fs(&ids.logs, c.logs.as_ref());
+            b.fs(&ids.root, None, c.rootfs.as_ref());
+            b.fs(&ids.logs, None, c.logs.as_ref());
             let eph = match (
                 c.rootfs.and_then(|f| f.used_bytes),
                 c.logs.and_then(|f| f.used_bytes),

@@ -2,7 +2,8 @@
 //!
 //! A rate exists only when the entity was in both samples, time advanced, its start time did
 //! not change (a restart gives a gap) and the counter did not decrease. So no rate is ever
-//! negative. The state is rebuilt from each tick; entries of nodes that failed a scrape are
+//! negative. Pressure (the share of a tick some or all tasks were stalled, in percent) is the
+//! rate of the kubelet's pressure stall totals under the same guards, and never above 100. The state is rebuilt from each tick; entries of nodes that failed a scrape are
 //! carried over for a few ticks so one missed scrape costs one rate, not two.
 
 use std::collections::HashSet;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use super::decode::{RawSet, SampleTimes};
+use super::decode::{PressureTotals, RawSet, SampleTimes};
 use crate::model::{FastMap, Metric, MetricSet, Nanos, SetKey, Value};
 
 const NANOS_PER_SEC_F: f64 = 1e9;
@@ -28,17 +29,19 @@ fn unpack(v: i64) -> Option<i64> {
     (v != ABSENT).then_some(v)
 }
 
-/// One entity's previous sample: 96 bytes.
+/// One entity's previous sample: 152 bytes.
 #[derive(Clone, Copy, Debug)]
 struct Prev {
     /// A 64-bit hash of the entity's key ([`key_hash`]). Entries are looked up among their
     /// node's only (about 100), where two keys with the same hash are as likely as 1 in 10^15.
     key: u64,
     create_time: i64,
-    /// cpu, memory and network sample times.
-    times: [i64; 3],
+    /// cpu, memory, network and io sample times.
+    times: [i64; 4],
     /// Counter values in the order of [`COUNTERS`].
     counters: [i64; COUNTERS.len()],
+    /// Pressure stall totals in the order of [`PRESSURES`].
+    pressure: [i64; PRESSURES.len()],
 }
 
 /// The previous samples of one node's entities, in the order its kubelet listed them.
@@ -83,11 +86,32 @@ const COUNTERS: [(Metric, Metric, Group); 7] = [
     ),
 ];
 
+/// (pressure metric, which sample time applies), in the order of [`PressureTotals`].
+pub const PRESSURES: [(Metric, Group); 6] = [
+    (Metric::CpuPressureSome, Group::Cpu),
+    (Metric::CpuPressureFull, Group::Cpu),
+    (Metric::MemoryPressureSome, Group::Memory),
+    (Metric::MemoryPressureFull, Group::Memory),
+    (Metric::IoPressureSome, Group::Io),
+    (Metric::IoPressureFull, Group::Io),
+];
+
+/// The pressure metrics as a mask.
+pub const PRESSURE_MASK: u64 = Metric::mask(&[
+    PRESSURES[0].0,
+    PRESSURES[1].0,
+    PRESSURES[2].0,
+    PRESSURES[3].0,
+    PRESSURES[4].0,
+    PRESSURES[5].0,
+]);
+
 #[derive(Clone, Copy, Debug)]
-enum Group {
+pub enum Group {
     Cpu,
     Memory,
     Network,
+    Io,
 }
 
 impl Group {
@@ -96,6 +120,7 @@ impl Group {
             Group::Cpu => t.cpu,
             Group::Memory => t.memory,
             Group::Network => t.network,
+            Group::Io => t.io,
         }
     }
 }
@@ -122,6 +147,21 @@ pub fn rate(metric: Metric, old: (Nanos, i64), new: (Nanos, i64)) -> Option<Valu
     } else {
         Some(Value::Float(dv as f64 * NANOS_PER_SEC_F / dt as f64))
     }
+}
+
+/// Pressure in percent of the time between two samples of a stall total in microseconds (the
+/// unit of cgroup v2's `*.pressure` files, which the kubelet passes on): the same guards as
+/// [`rate`], and at most 100 (sample times are whole seconds in most kubelets, so a fully
+/// stalled entity can measure a little over).
+pub fn pressure_rate(old: (Nanos, i64), new: (Nanos, i64)) -> Option<Value> {
+    let dt = new.0.checked_sub(old.0)?;
+    let dv = new.1.checked_sub(old.1)?;
+    if dt <= 0 || dv < 0 {
+        return None;
+    }
+    // µs × 1000 / ns is a fraction; × 100 a percentage.
+    let percent = dv as f64 * 100_000.0 / dt as f64;
+    Some(Value::Float(percent.min(100.0)))
 }
 
 /// Remembers the previous sample of every entity, node by node: a node's entries are one
@@ -191,7 +231,7 @@ impl RateState {
         let mut next = 0;
         for raw in sets.iter_mut() {
             let counters = COUNTERS.map(|(m, _, _)| raw.set.get(m).map(Value::as_i64));
-            if !counters.iter().any(Option::is_some) {
+            if !counters.iter().any(Option::is_some) && !raw.pressure.iter().any(Option::is_some) {
                 continue;
             }
             let key = key_hash(&raw.set.key);
@@ -200,7 +240,7 @@ impl RateState {
                 _ => old.iter().position(|p| p.key == key),
             };
             if let Some(i) = found {
-                add_rates(&mut raw.set, &raw.times, &counters, &old[i]);
+                add_rates(&mut raw.set, &raw.times, &counters, &raw.pressure, &old[i]);
                 next = i + 1;
             }
             fresh.push(Prev {
@@ -208,6 +248,9 @@ impl RateState {
                 create_time: pack(raw.set.create_time),
                 times: pack_times(&raw.times),
                 counters: counters.map(pack),
+                pressure: raw
+                    .pressure
+                    .map(|v| pack(v.and_then(|v| i64::try_from(v).ok()))),
             });
         }
         let mut used = std::mem::replace(&mut state.entries, fresh);
@@ -232,14 +275,15 @@ impl RateState {
     }
 }
 
-fn pack_times(t: &SampleTimes) -> [i64; 3] {
-    [pack(t.cpu), pack(t.memory), pack(t.network)]
+fn pack_times(t: &SampleTimes) -> [i64; 4] {
+    [pack(t.cpu), pack(t.memory), pack(t.network), pack(t.io)]
 }
 
 fn add_rates(
     set: &mut MetricSet,
     times: &SampleTimes,
     counters: &[Option<i64>; COUNTERS.len()],
+    pressure: &PressureTotals,
     old: &Prev,
 ) {
     if let (Some(a), Some(b)) = (unpack(old.create_time), set.create_time)
@@ -257,6 +301,19 @@ fn add_rates(
         };
         if let Some(v) = rate(*rate_metric, (old_t, old_v), (new_t, new_v)) {
             set.set(*rate_metric, v);
+        }
+    }
+    for (i, (metric, group)) in PRESSURES.iter().enumerate() {
+        let new_v = pressure[i].and_then(|v| i64::try_from(v).ok());
+        let (Some(new_v), Some(old_v)) = (new_v, unpack(old.pressure[i])) else {
+            continue;
+        };
+        let (Some(new_t), Some(old_t)) = (group.time(times), unpack(old.times[*group as usize]))
+        else {
+            continue;
+        };
+        if let Some(v) = pressure_rate((old_t, old_v), (new_t, new_v)) {
+            set.set(*metric, v);
         }
     }
 }
@@ -317,6 +374,7 @@ mod tests {
                 ..SampleTimes::default()
             },
             own: 0,
+            pressure: Default::default(),
         }
     }
 

@@ -138,6 +138,67 @@ pub fn pod_data_volume_used_bytes(pod: usize) -> u64 {
     (pod as u64 + 1) * 10 * MIB
 }
 
+/// Pressure stall rates, in microseconds of stall per second (10,000 µs/s is 1 % of the time),
+/// for `some` tasks; `full` is half of it. The kubelet's `psi.*.total` grow at these rates
+/// since the start of the entity (the node, the pod, the container).
+///
+/// A container's cpu stall: `(1 + h % 20) * 10_000` µs/s (1 % to 20 %).
+pub fn container_cpu_stall_us_per_sec(node: usize, pod: usize, container: usize) -> u64 {
+    (1 + h(node, pod, container) % 20) * 10_000
+}
+
+/// A pod's cpu stall: `(1 + (node*31 + pod*7) % 30) * 10_000` µs/s (1 % to 30 %).
+pub fn pod_cpu_stall_us_per_sec(node: usize, pod: usize) -> u64 {
+    (1 + h(node, pod, 0) % 30) * 10_000
+}
+
+/// A pod's or container's memory stall: `(h % 5) * 1_000` µs/s (0 to 0.4 %).
+pub fn memory_stall_us_per_sec(node: usize, pod: usize, container: usize) -> u64 {
+    (h(node, pod, container) % 5) * 1_000
+}
+
+/// A pod's or container's io stall: `(h % 10) * 5_000` µs/s (0 to 4.5 %).
+pub fn io_stall_us_per_sec(node: usize, pod: usize, container: usize) -> u64 {
+    (h(node, pod, container) % 10) * 5_000
+}
+
+/// A node's (and its system containers') cpu, memory and io stalls: 5 %, 0.1 %, 2 %.
+pub const NODE_STALL_US_PER_SEC: [u64; 3] = [50_000, 1_000, 20_000];
+
+/// A container's swap usage: `(h % 4)` MiB, of a swap limit of 256 MiB.
+pub fn container_swap_usage_bytes(node: usize, pod: usize, container: usize) -> u64 {
+    (h(node, pod, container) % 4) * MIB
+}
+
+/// A container's swap limit (`swapAvailableBytes` is it minus the usage).
+pub const CONTAINER_SWAP_LIMIT_BYTES: u64 = 256 * MIB;
+
+/// A node's swap: 2 GiB ([`node_swap_usage_bytes`] of it used).
+pub const NODE_SWAP_BYTES: u64 = 2 << 30;
+
+/// A node's swap usage: its containers' plus 64 MiB.
+pub fn node_swap_usage_bytes(node: usize, pods: usize, containers: usize) -> u64 {
+    let pods_sum: u64 = (0..pods)
+        .flat_map(|p| (0..containers).map(move |c| container_swap_usage_bytes(node, p, c)))
+        .sum();
+    pods_sum + 64 * MIB
+}
+
+/// A pod's process count: `containers * (1 + pod % 4)`.
+pub fn pod_process_count(pod: usize, containers: usize) -> u64 {
+    containers as u64 * (1 + pod as u64 % 4)
+}
+
+/// A node's process limit (`rlimit.maxpid`).
+pub const NODE_MAX_PIDS: u64 = 4_194_304;
+
+/// A node's process count (`rlimit.curproc`): 300 besides its pods' processes.
+pub fn node_process_count(pods: usize, containers: usize) -> u64 {
+    300 + (0..pods)
+        .map(|p| pod_process_count(p, containers))
+        .sum::<u64>()
+}
+
 /// Pod CPU rate: the sum over its containers.
 pub fn pod_cpu_nanocores(node: usize, pod: usize, containers: usize) -> u64 {
     (0..containers)

@@ -86,17 +86,21 @@ pub(crate) struct Psi {
 }
 
 impl Psi {
-    /// Stall totals (microseconds) growing at `full_rate` and `2 * full_rate` per second.
-    pub fn growing(full_rate: u64, elapsed_secs: u64) -> Psi {
-        let data = |total| PsiData {
-            total,
-            avg10: 0.0,
-            avg60: 0.0,
-            avg300: 0.0,
+    /// Stall totals (microseconds) growing at `some_rate` and half of it per second. The
+    /// averages are the rates as percentages, as the kernel's would settle at.
+    pub fn growing(some_rate: u64, elapsed_secs: u64) -> Psi {
+        let data = |rate: u64| {
+            let percent = rate as f64 / 10_000.0;
+            PsiData {
+                total: rate * elapsed_secs,
+                avg10: percent,
+                avg60: percent,
+                avg300: percent,
+            }
         };
         Psi {
-            full: data(full_rate * elapsed_secs),
-            some: data(2 * full_rate * elapsed_secs),
+            full: data(some_rate / 2),
+            some: data(some_rate),
         }
     }
 }

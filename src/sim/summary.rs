@@ -17,6 +17,7 @@ struct Totals {
     rss: u64,
     faults: u64,
     major_faults: u64,
+    swap: u64,
 }
 
 impl Totals {
@@ -28,18 +29,26 @@ impl Totals {
         self.rss += o.rss;
         self.faults += o.faults;
         self.major_faults += o.major_faults;
+        self.swap += o.swap;
     }
 
-    fn cpu<'a>(&self, time: &'a str, elapsed: u64) -> Cpu<'a> {
+    /// `stall`: the cpu stall rate (µs/s, [`f::pod_cpu_stall_us_per_sec`] and the like).
+    fn cpu<'a>(&self, time: &'a str, stall: u64, elapsed: u64) -> Cpu<'a> {
         Cpu {
             time,
             usage_nano_cores: self.nano_cores,
             usage_core_nano_seconds: self.core_nanos,
-            psi: Psi::growing(100, elapsed),
+            psi: Psi::growing(stall, elapsed),
         }
     }
 
-    fn memory<'a>(&self, time: &'a str, available: Option<u64>, elapsed: u64) -> Memory<'a> {
+    fn memory<'a>(
+        &self,
+        time: &'a str,
+        available: Option<u64>,
+        stall: u64,
+        elapsed: u64,
+    ) -> Memory<'a> {
         Memory {
             time,
             available_bytes: available,
@@ -48,8 +57,15 @@ impl Totals {
             rss_bytes: self.rss,
             page_faults: self.faults,
             major_page_faults: self.major_faults,
-            psi: Psi::growing(0, elapsed),
+            psi: Psi::growing(stall, elapsed),
         }
+    }
+}
+
+fn io(time: &str, stall: u64, elapsed: u64) -> Io<'_> {
+    Io {
+        time,
+        psi: Psi::growing(stall, elapsed),
     }
 }
 
@@ -84,6 +100,7 @@ pub(crate) fn render(cfg: &Config, node: &NodeState, now: Nanos) -> Vec<u8> {
                 rss: f::container_rss_bytes(n, p, c),
                 faults: f::container_page_faults_per_sec(n, p, c) * elapsed,
                 major_faults: f::container_major_page_faults_per_sec(n, p, c) * elapsed,
+                swap: f::container_swap_usage_bytes(n, p, c),
             };
             pod_totals.add(&t);
             let (rootfs, logs) = (
@@ -94,18 +111,15 @@ pub(crate) fn render(cfg: &Config, node: &NodeState, now: Nanos) -> Vec<u8> {
             containers.push(ContainerStats {
                 name: f::container_name(c),
                 start_time: format_rfc3339(start),
-                cpu: t.cpu(&time, elapsed),
-                memory: t.memory(&time, None, elapsed),
-                io: Io {
-                    time: &time,
-                    psi: Psi::growing(10, elapsed),
-                },
+                cpu: t.cpu(&time, f::container_cpu_stall_us_per_sec(n, p, c), elapsed),
+                memory: t.memory(&time, None, f::memory_stall_us_per_sec(n, p, c), elapsed),
+                io: io(&time, f::io_stall_us_per_sec(n, p, c), elapsed),
                 rootfs: Some(Fs::new(&time, fs_cap, rootfs)),
                 logs: Some(Fs::new(&time, fs_cap, logs)),
                 swap: Swap {
                     time: &time,
-                    swap_available_bytes: Some(0),
-                    swap_usage_bytes: 0,
+                    swap_available_bytes: Some(f::CONTAINER_SWAP_LIMIT_BYTES - t.swap),
+                    swap_usage_bytes: t.swap,
                 },
             });
         }
@@ -140,22 +154,25 @@ pub(crate) fn render(cfg: &Config, node: &NodeState, now: Nanos) -> Vec<u8> {
             },
             start_time: &node_start,
             containers,
-            cpu: pod_totals.cpu(&time, node_elapsed),
-            memory: pod_totals.memory(&time, None, node_elapsed),
-            io: Io {
-                time: &time,
-                psi: Psi::growing(10, node_elapsed),
-            },
+            cpu: pod_totals.cpu(&time, f::pod_cpu_stall_us_per_sec(n, p), node_elapsed),
+            memory: pod_totals.memory(
+                &time,
+                None,
+                f::memory_stall_us_per_sec(n, p, 0),
+                node_elapsed,
+            ),
+            io: io(&time, f::io_stall_us_per_sec(n, p, 0), node_elapsed),
             network: Network::eth0(&time, rx, tx),
             volume,
             ephemeral_storage: Fs::new(&time, fs_cap, ephemeral),
             process_stats: ProcessStats {
-                process_count: cfg.containers_per_pod as u64,
+                process_count: f::pod_process_count(p, cfg.containers_per_pod),
             },
+            // As 1.35 kubelets: a pod's swap has its usage only.
             swap: Swap {
                 time: &time,
                 swap_available_bytes: None,
-                swap_usage_bytes: 0,
+                swap_usage_bytes: pod_totals.swap,
             },
         });
     }
@@ -173,6 +190,7 @@ pub(crate) fn render(cfg: &Config, node: &NodeState, now: Nanos) -> Vec<u8> {
             rss: ws / 2,
             faults: 0,
             major_faults: 0,
+            swap: 0,
         };
         node_totals.add(&t);
         system_containers.push(sys_container(name, &t, &node_start, &time, node_elapsed));
@@ -186,22 +204,21 @@ pub(crate) fn render(cfg: &Config, node: &NodeState, now: Nanos) -> Vec<u8> {
     ));
 
     let capacity = f::NODE_MEMORY_CAPACITY_BYTES;
-    let containers_total = (cfg.pods_per_node * cfg.containers_per_pod) as u64;
+    let [cpu_stall, memory_stall, io_stall] = f::NODE_STALL_US_PER_SEC;
+    let swap_used = f::node_swap_usage_bytes(n, cfg.pods_per_node, cfg.containers_per_pod);
     let summary = Summary {
         node: NodeStats {
             node_name: &node.name,
             system_containers,
             start_time: &node_start,
-            cpu: node_totals.cpu(&time, node_elapsed),
+            cpu: node_totals.cpu(&time, cpu_stall, node_elapsed),
             memory: node_totals.memory(
                 &time,
                 Some(capacity.saturating_sub(node_totals.working_set)),
+                memory_stall,
                 node_elapsed,
             ),
-            io: Io {
-                time: &time,
-                psi: Psi::growing(50, node_elapsed),
-            },
+            io: io(&time, io_stall, node_elapsed),
             network: Network::eth0(&time, rx_total, tx_total),
             fs: Fs::new(&time, fs_cap, f::node_fs_used_bytes(n)),
             runtime: Runtime {
@@ -210,13 +227,13 @@ pub(crate) fn render(cfg: &Config, node: &NodeState, now: Nanos) -> Vec<u8> {
             },
             rlimit: Rlimit {
                 time: &time,
-                maxpid: 4_194_304,
-                curproc: 300 + containers_total,
+                maxpid: f::NODE_MAX_PIDS,
+                curproc: f::node_process_count(cfg.pods_per_node, cfg.containers_per_pod),
             },
             swap: Swap {
                 time: &time,
-                swap_available_bytes: Some(0),
-                swap_usage_bytes: 0,
+                swap_available_bytes: Some(f::NODE_SWAP_BYTES - swap_used),
+                swap_usage_bytes: swap_used,
             },
         },
         pods,
@@ -231,15 +248,14 @@ fn sys_container<'a>(
     time: &'a str,
     elapsed: u64,
 ) -> ContainerStats<'a> {
+    // System containers stall as their node does.
+    let [cpu_stall, memory_stall, io_stall] = f::NODE_STALL_US_PER_SEC;
     ContainerStats {
         name: name.to_owned(),
         start_time: start.to_owned(),
-        cpu: t.cpu(time, elapsed),
-        memory: t.memory(time, None, elapsed),
-        io: Io {
-            time,
-            psi: Psi::growing(10, elapsed),
-        },
+        cpu: t.cpu(time, cpu_stall, elapsed),
+        memory: t.memory(time, None, memory_stall, elapsed),
+        io: io(time, io_stall, elapsed),
         rootfs: None,
         logs: None,
         swap: Swap {

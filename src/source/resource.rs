@@ -141,7 +141,12 @@ fn finish(key: SetKey, node: &Arc<str>, acc: &Acc, fallback_time: Nanos) -> RawS
         );
     }
     let own = set.values.mask();
-    RawSet { set, times, own }
+    RawSet {
+        set,
+        times,
+        own,
+        pressure: Default::default(),
+    }
 }
 
 /// Decodes one kubelet's `/metrics/resource`. `node` is the name the apiserver knows the node

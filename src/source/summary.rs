@@ -1,7 +1,8 @@
 //! Typed, borrowing decoding of the kubelet Summary API (`/stats/summary`).
 //!
 //! Tolerates every payload from Kubernetes 1.15 to 1.35: every field is optional, `null` is
-//! absent, unknown sections (`psi`, `io`, `swap`, `rlimit`, `interfaces`, ...) are ignored.
+//! absent, sections not used (`interfaces`, `accelerators`, PSI's `avg10`/`avg60`/`avg300`, ...)
+//! are ignored.
 //! A missing value stays absent; it never becomes 0. Names borrow from the input when they hold
 //! no escapes, so decoding allocates little beyond the vectors.
 //!
@@ -92,6 +93,9 @@ pub struct NodeStats<'a> {
     pub network: Option<NetworkStats>,
     pub fs: Option<FsStats>,
     pub runtime: Option<RuntimeStats>,
+    pub io: Option<IoStats>,
+    pub swap: Option<SwapStats>,
+    pub rlimit: Option<RlimitStats>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq, Deserialize)]
@@ -116,6 +120,10 @@ pub struct PodStats<'a> {
     pub volume: Vec<VolumeStats<'a>>,
     #[serde(rename = "ephemeral-storage")]
     pub ephemeral_storage: Option<FsStats>,
+    pub io: Option<IoStats>,
+    pub swap: Option<SwapStats>,
+    #[serde(rename = "process_stats")]
+    pub process_stats: Option<ProcessStats>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq, Deserialize)]
@@ -139,6 +147,8 @@ pub struct ContainerStats<'a> {
     pub memory: Option<MemoryStats>,
     pub rootfs: Option<FsStats>,
     pub logs: Option<FsStats>,
+    pub io: Option<IoStats>,
+    pub swap: Option<SwapStats>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -147,6 +157,7 @@ pub struct CpuStats {
     pub time: Option<Time>,
     pub usage_nano_cores: Option<u64>,
     pub usage_core_nano_seconds: Option<u64>,
+    pub psi: Option<PsiStats>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -159,6 +170,56 @@ pub struct MemoryStats {
     pub rss_bytes: Option<u64>,
     pub page_faults: Option<u64>,
     pub major_page_faults: Option<u64>,
+    pub psi: Option<PsiStats>,
+}
+
+/// Pressure stall information of one resource: the share of time some (or all) tasks of the
+/// cgroup were stalled on it. Only the cumulative `total` is kept (microseconds, as cgroup v2's
+/// `*.pressure` files give it); rates over a tick are exact from it, where the kernel's
+/// `avg10`/`avg60`/`avg300` are decaying averages of another period.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct PsiStats {
+    pub full: Option<PsiData>,
+    pub some: Option<PsiData>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct PsiData {
+    pub total: Option<u64>,
+}
+
+/// The `io` section: only its PSI is used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct IoStats {
+    pub time: Option<Time>,
+    pub psi: Option<PsiStats>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SwapStats {
+    pub time: Option<Time>,
+    pub swap_available_bytes: Option<u64>,
+    pub swap_usage_bytes: Option<u64>,
+}
+
+/// The node's process limit and count (`rlimit`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RlimitStats {
+    pub time: Option<Time>,
+    pub maxpid: Option<u64>,
+    pub curproc: Option<u64>,
+}
+
+/// A pod's `process_stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ProcessStats {
+    pub process_count: Option<u64>,
 }
 
 /// The default interface's counters (the top-level fields; `interfaces[]` is ignored).
@@ -196,6 +257,18 @@ pub struct VolumeStats<'a> {
     pub inodes_free: Option<u64>,
     pub inodes: Option<u64>,
     pub inodes_used: Option<u64>,
+    #[serde(borrow)]
+    pub pvc_ref: Option<PvcReference<'a>>,
+}
+
+/// The PersistentVolumeClaim a volume belongs to.
+#[derive(Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct PvcReference<'a> {
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(borrow)]
+    pub namespace: Cow<'a, str>,
 }
 
 impl VolumeStats<'_> {

@@ -962,6 +962,7 @@ mod tests {
     fn labeled(metric: Metric, id: &str, v: i64) -> crate::model::LabeledValue {
         crate::model::LabeledValue {
             metric,
+            pvc: None,
             resource_id: Arc::from(id),
             value: Value::Int(v),
         }

@@ -296,6 +296,7 @@ fn listings_and_metric_names() {
     let mut n = set(node("n1"), 0, 1, 1);
     n.labeled.push(LabeledValue {
         metric: Metric::FilesystemUsage,
+        pvc: None,
         resource_id: Arc::from("/"),
         value: Value::Int(42),
     });
@@ -435,6 +436,7 @@ fn label_shapes_are_shared_and_pruned() {
         for (i, id) in ids.iter().enumerate() {
             set.labeled.push(LabeledValue {
                 metric: Metric::FilesystemUsage,
+                pvc: None,
                 resource_id: Arc::from(*id),
                 value: Value::Int(i as i64 + 7),
             });

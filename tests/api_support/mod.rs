@@ -60,6 +60,7 @@ pub fn batch(t: Nanos) -> Batch {
     n1.set(Metric::CpuNodeUtilization, Value::Float(0.2));
     n1.labeled.push(LabeledValue {
         metric: Metric::FilesystemUsage,
+        pvc: None,
         resource_id: s("/"),
         value: Value::Int(123_456),
     });

@@ -103,6 +103,7 @@ pub fn cluster_batch(ts: i64, nodes: usize, pods: usize) -> Batch {
         for m in [Metric::FilesystemUsage, Metric::FilesystemLimit] {
             s.labeled.push(LabeledValue {
                 metric: m,
+                pvc: None,
                 resource_id: "/".into(),
                 value: Value::Int(next()),
             });
@@ -171,6 +172,7 @@ pub fn cluster_batch(ts: i64, nodes: usize, pods: usize) -> Batch {
                 for rid in ["/", "logs"] {
                     s.labeled.push(LabeledValue {
                         metric: Metric::FilesystemUsage,
+                        pvc: None,
                         resource_id: rid.into(),
                         value: Value::Int(next()),
                     });

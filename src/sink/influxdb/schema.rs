@@ -5,7 +5,8 @@
 //! (`uptime` keeps `value`), and the fields of one set that share a measurement (and
 //! `resource_id`) go on one line. Tags per set type follow REFERENCE.md §3, sorted by key:
 //! `cluster_name`, `container_base_image`, `container_name`, `labels`, `namespace_name`,
-//! `nodename`, `pod_name`, `resource_id`, `schedulable`, `type`.
+//! `nodename`, `pod_name`, `pvc_name` (filesystem values of a claim's volume), `resource_id`,
+//! `schedulable`, `type`.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use flate2::write::GzEncoder;
 
 use super::deflate::{LineGzip, WINDOW};
 use super::encode::{self, FieldValue};
-use crate::model::{Batch, Metric, MetricSet, Nanos, SetKey, SetType, Value};
+use crate::model::{Batch, LabeledValue, Metric, MetricSet, Nanos, SetKey, SetType, Value};
 
 /// The schema and chunking options, from `InfluxConfig`.
 #[derive(Clone, Debug)]
@@ -243,14 +244,15 @@ impl BatchEncoder {
 
     /// Default schema: `name,tags value=`, the tags from `block` (rebuilt when the set or the
     /// resource id changes).
-    fn start_metric_line(&mut self, metric: Metric, resource_id: Option<&str>) -> Marks {
-        let rid = resource_id.map(str::as_bytes);
+    fn start_metric_line(&mut self, metric: Metric, resource_id: Option<Rid<'_>>) -> Marks {
+        let rid = resource_id.map(|r| r.id.as_bytes());
+        // A set's values with one resource id are of one filesystem, so of one claim or none.
         if !self.block_valid || self.block_rid.as_deref() != rid {
             let block = &mut self.block;
             block.clear();
             block.extend_from_slice(&self.head);
             if let Some(r) = resource_id {
-                encode::write_tag_value(block, ",resource_id=", r);
+                r.write(block);
             }
             block.extend_from_slice(&self.tail);
             block.extend_from_slice(b" value=");
@@ -281,7 +283,7 @@ impl BatchEncoder {
         &mut self,
         measurement: &str,
         metric: Option<Metric>,
-        resource_id: Option<&str>,
+        resource_id: Option<Rid<'_>>,
         values_prefix: &[u8],
     ) -> Marks {
         let start = self.buf.len();
@@ -298,7 +300,7 @@ impl BatchEncoder {
         };
         self.buf.extend_from_slice(&self.head);
         if let Some(r) = resource_id {
-            encode::write_tag_value(&mut self.buf, ",resource_id=", r);
+            r.write(&mut self.buf);
         }
         self.buf.extend_from_slice(&self.tail);
         self.buf.extend_from_slice(values_prefix);
@@ -391,7 +393,7 @@ impl BatchEncoder {
         let labeled = set
             .labeled
             .iter()
-            .map(|l| (l.metric, l.value, Some(&*l.resource_id)));
+            .map(|l| (l.metric, l.value, Some(Rid::of(l))));
         let plain = set.values.iter().map(|(m, v)| (m, v, None));
         for (metric, value, resource_id) in plain.chain(labeled) {
             if !self.keep(metric) {
@@ -444,7 +446,7 @@ impl BatchEncoder {
                         (meas, fld, l.value)
                     }),
             );
-            self.write_groups(&grouped, Some(&lv.resource_id), ts, out, stats);
+            self.write_groups(&grouped, Some(Rid::of(lv)), ts, out, stats);
         }
         self.grouped = grouped;
     }
@@ -453,7 +455,7 @@ impl BatchEncoder {
     fn write_groups(
         &mut self,
         values: &[(&'static str, &'static str, Value)],
-        resource_id: Option<&str>,
+        resource_id: Option<Rid<'_>>,
         ts: Nanos,
         out: &mut Vec<Chunk>,
         stats: &mut EncodeStats,
@@ -530,8 +532,32 @@ impl BatchEncoder {
     }
 }
 
+/// The tags of a labeled value: its `resource_id` and, for a claim's volume, `pvc_name`.
+#[derive(Clone, Copy)]
+struct Rid<'a> {
+    id: &'a str,
+    pvc: Option<&'a str>,
+}
+
+impl<'a> Rid<'a> {
+    fn of(l: &'a LabeledValue) -> Rid<'a> {
+        Rid {
+            id: &l.resource_id,
+            pvc: l.pvc.as_deref(),
+        }
+    }
+
+    /// `,pvc_name=...,resource_id=...` (sorted, as the other tags).
+    fn write(self, out: &mut Vec<u8>) {
+        if let Some(p) = self.pvc {
+            encode::write_tag_value(out, ",pvc_name=", p);
+        }
+        encode::write_tag_value(out, ",resource_id=", self.id);
+    }
+}
+
 /// Tags Heapster writes itself (and those it never writes).
-const RESERVED_TAGS: [&str; 14] = [
+const RESERVED_TAGS: [&str; 15] = [
     "cluster_name",
     "container_base_image",
     "container_name",
@@ -539,6 +565,7 @@ const RESERVED_TAGS: [&str; 14] = [
     "namespace_name",
     "nodename",
     "pod_name",
+    "pvc_name",
     "resource_id",
     "schedulable",
     "type",

@@ -43,6 +43,7 @@ fn node() -> MetricSet {
     ]);
     s.labeled = vec![LabeledValue {
         metric: Metric::FilesystemUsage,
+        pvc: None,
         resource_id: "/".into(),
         value: Value::Int(42),
     }];
@@ -138,6 +139,7 @@ fn gzipped_chunks_hold_exactly_the_plain_lines() {
         for rid in ["/", "/var/lib/docker", "logs", "/"] {
             n.labeled.push(LabeledValue {
                 metric: Metric::FilesystemLimit,
+                pvc: None,
                 resource_id: rid.into(),
                 value: Value::Int(i * 1000),
             });

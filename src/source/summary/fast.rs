@@ -13,7 +13,7 @@
 //! included), `null` names, u64 fields holding signs, fractions, exponents, leading zeros or
 //! more than `u64::MAX`, timestamps that [`parse_time`] refuses, a missing `node`, nesting
 //! deeper than [`MAX_SKIP_DEPTH`] in an ignored value, trailing bytes, truncation. Ignored
-//! values (`psi`, `io`, `swap`, ...) are validated as serde's `IgnoredAny` does.
+//! values (`interfaces`, PSI's averages, ...) are validated as serde's `IgnoredAny` does.
 //!
 //! Doing little per byte:
 //! - strings and digit runs are scanned eight bytes at a time (SWAR on a `u64`), keys are
@@ -28,7 +28,7 @@
 //!   with the same members, so this validates exactly as the member-by-member path does;
 //! - an ignored value is compared whole with an earlier one under the same key ([`Skipped`]),
 //!   sixteen bytes at a time; only the numbers and value strings where they differ are parsed
-//!   (in the simulator's payloads, a third of the bytes are ignored values: `psi`, `io`, `swap`);
+//!   (in the simulator's payloads, PSI's averages and the network's `interfaces`);
 //! - the few timestamps a payload repeats are parsed once.
 //!
 //! Every read is a checked `get`: no input can panic or read out of bounds.
@@ -36,8 +36,9 @@
 use std::borrow::Cow;
 
 use super::{
-    ContainerStats, CpuStats, FsStats, MemoryStats, NetworkStats, NodeStats, PodReference,
-    PodStats, RuntimeStats, Summary, Time, VolumeStats, parse_time,
+    ContainerStats, CpuStats, FsStats, IoStats, MemoryStats, NetworkStats, NodeStats, PodReference,
+    PodStats, ProcessStats, PsiData, PsiStats, PvcReference, RlimitStats, RuntimeStats, Summary,
+    SwapStats, Time, VolumeStats, parse_time,
 };
 
 /// How deep the skipper follows arrays and objects inside an ignored value. serde_json itself has
@@ -354,7 +355,12 @@ keys! {
     PAGE_FAULTS = b"pageFaults", MAJOR_PAGE_FAULTS = b"majorPageFaults", RX_BYTES = b"rxBytes",
     RX_ERRORS = b"rxErrors", TX_BYTES = b"txBytes", TX_ERRORS = b"txErrors",
     CAPACITY_BYTES = b"capacityBytes", USED_BYTES = b"usedBytes", INODES_FREE = b"inodesFree",
-    INODES = b"inodes", INODES_USED = b"inodesUsed",
+    INODES = b"inodes", INODES_USED = b"inodesUsed", IO = b"io", SWAP = b"swap",
+    RLIMIT = b"rlimit", PSI = b"psi", SOME = b"some", FULL = b"full", TOTAL = b"total",
+    SWAP_AVAILABLE_BYTES = b"swapAvailableBytes", SWAP_USAGE_BYTES = b"swapUsageBytes",
+    MAXPID = b"maxpid", CURPROC = b"curproc", PROCESS_STATS = b"process_stats",
+    PROCESS_COUNT = b"process_count", PVC_REF = b"pvcRef", AVG10 = b"avg10", AVG60 = b"avg60",
+    AVG300 = b"avg300",
 }
 
 /// A struct the parser fills: which members are its fields, and how each one's value parses.
@@ -368,7 +374,7 @@ trait Struct<'a>: Default {
 }
 
 /// The number of struct kinds (of [`Struct::KIND`]).
-const KINDS: usize = 11;
+const KINDS: usize = 18;
 
 /// [`Struct::field`] and [`Struct::parse`] from one list of `bit KEY => field: parser`.
 macro_rules! fields {
@@ -433,6 +439,9 @@ impl<'a> Struct<'a> for NodeStats<'a> {
         5 NETWORK => network: Parser::opt_struct,
         6 FS => fs: Parser::opt_struct,
         7 RUNTIME => runtime: Parser::opt_struct,
+        8 IO => io: Parser::opt_struct,
+        9 SWAP => swap: Parser::opt_struct,
+        10 RLIMIT => rlimit: Parser::opt_struct,
     }
 }
 
@@ -455,6 +464,9 @@ impl<'a> Struct<'a> for PodStats<'a> {
         5 NETWORK => network: Parser::opt_struct,
         6 VOLUME => volume: Parser::structs,
         7 EPHEMERAL_STORAGE => ephemeral_storage: Parser::opt_struct,
+        8 IO => io: Parser::opt_struct,
+        9 SWAP => swap: Parser::opt_struct,
+        10 PROCESS_STATS => process_stats: Parser::opt_struct,
     }
 }
 
@@ -476,6 +488,8 @@ impl<'a> Struct<'a> for ContainerStats<'a> {
         3 MEMORY => memory: Parser::opt_struct,
         4 ROOTFS => rootfs: Parser::opt_struct,
         5 LOGS => logs: Parser::opt_struct,
+        6 IO => io: Parser::opt_struct,
+        7 SWAP => swap: Parser::opt_struct,
     }
 }
 
@@ -485,6 +499,7 @@ impl<'a> Struct<'a> for CpuStats {
         0 TIME => time: Parser::time,
         1 USAGE_NANO_CORES => usage_nano_cores: Parser::counter,
         2 USAGE_CORE_NANO_SECONDS => usage_core_nano_seconds: Parser::counter,
+        3 PSI => psi: Parser::opt_struct,
     }
 }
 
@@ -498,6 +513,7 @@ impl<'a> Struct<'a> for MemoryStats {
         4 RSS_BYTES => rss_bytes: Parser::counter,
         5 PAGE_FAULTS => page_faults: Parser::counter,
         6 MAJOR_PAGE_FAULTS => major_page_faults: Parser::counter,
+        7 PSI => psi: Parser::opt_struct,
     }
 }
 
@@ -519,7 +535,86 @@ impl<'a> Struct<'a> for FsStats {
 
 impl<'a> Struct<'a> for VolumeStats<'a> {
     const KIND: usize = 10;
-    fs_fields!(7 NAME => name: Parser::name);
+    fs_fields!(
+        7 NAME => name: Parser::name,
+        8 PVC_REF => pvc_ref: Parser::opt_struct,
+    );
+}
+
+impl<'a> Struct<'a> for PsiStats {
+    const KIND: usize = 11;
+    fields! {
+        0 FULL => full: Parser::opt_struct,
+        1 SOME => some: Parser::opt_struct,
+    }
+}
+
+/// The kernel's averages (`avg10`, `avg60`, `avg300`) are not kept, but they differ from one
+/// entity to the next, so skipping them as ignored values would miss every learned shape: they
+/// are known members whose value must be a number (or `null`), validated and dropped (anything
+/// else is left to serde, which ignores it).
+impl<'a> Struct<'a> for PsiData {
+    const KIND: usize = 12;
+    #[inline(always)]
+    fn field(key: Key) -> Option<u32> {
+        match key {
+            TOTAL => Some(0),
+            AVG10 => Some(1),
+            AVG60 => Some(2),
+            AVG300 => Some(3),
+            _ => None,
+        }
+    }
+    #[inline(always)]
+    fn parse(&mut self, p: &mut Parser<'a>, bit: u32) -> Option<()> {
+        match bit {
+            0 => self.total = p.counter()?,
+            1..=3 => p.ignored_number()?,
+            _ => return None,
+        }
+        Some(())
+    }
+}
+
+impl<'a> Struct<'a> for IoStats {
+    const KIND: usize = 13;
+    fields! {
+        0 TIME => time: Parser::time,
+        1 PSI => psi: Parser::opt_struct,
+    }
+}
+
+impl<'a> Struct<'a> for SwapStats {
+    const KIND: usize = 14;
+    fields! {
+        0 TIME => time: Parser::time,
+        1 SWAP_AVAILABLE_BYTES => swap_available_bytes: Parser::counter,
+        2 SWAP_USAGE_BYTES => swap_usage_bytes: Parser::counter,
+    }
+}
+
+impl<'a> Struct<'a> for RlimitStats {
+    const KIND: usize = 15;
+    fields! {
+        0 TIME => time: Parser::time,
+        1 MAXPID => maxpid: Parser::counter,
+        2 CURPROC => curproc: Parser::counter,
+    }
+}
+
+impl<'a> Struct<'a> for ProcessStats {
+    const KIND: usize = 16;
+    fields! {
+        0 PROCESS_COUNT => process_count: Parser::counter,
+    }
+}
+
+impl<'a> Struct<'a> for PvcReference<'a> {
+    const KIND: usize = 17;
+    fields! {
+        0 NAME => name: Parser::name,
+        1 NAMESPACE => namespace: Parser::name,
+    }
 }
 
 /// What stands between two pieces of a [`Shape`]: the value of a field (its bit), or an ignored
@@ -796,6 +891,15 @@ impl<'a> Parser<'a> {
         }
         self.i = i;
         Some(Some(v))
+    }
+
+    /// A number or `null` whose value is not kept (validated as serde's `IgnoredAny` does).
+    #[inline(always)]
+    fn ignored_number(&mut self) -> Option<()> {
+        if !self.null()? {
+            self.i = number_end(self.b, self.i)?;
+        }
+        Some(())
     }
 
     /// A `null`-as-empty array of structs.

@@ -7,7 +7,7 @@ use super::super::{Summary, decode, decode_serde};
 use super::decode as fast;
 
 /// A small payload with every known field and some ignored ones.
-const BASE: &str = r#"{"node":{"nodeName":"n1","startTime":"2026-01-01T00:00:00Z","cpu":{"time":"2026-01-01T00:00:01Z","usageNanoCores":5,"usageCoreNanoSeconds":7,"psi":{"full":{"total":1,"avg10":0.5,"avg60":-1.5e-3}}},"memory":{"time":"2026-01-01T00:00:01.5Z","availableBytes":0,"usageBytes":10,"workingSetBytes":9,"rssBytes":8,"pageFaults":7,"majorPageFaults":6},"network":{"time":"2026-01-01T00:00:01Z","rxBytes":1,"rxErrors":2,"txBytes":3,"txErrors":4,"interfaces":[{"name":"eth0","rxBytes":1,"up":true,"down":false,"x":null}]},"fs":{"time":"2026-01-01T00:00:01Z","availableBytes":1,"capacityBytes":2,"usedBytes":3,"inodesFree":4,"inodes":5,"inodesUsed":6},"runtime":{"imageFs":{"capacityBytes":4},"containerFs":null},"rlimit":{"maxpid":1,"curproc":[],"o":{}},"systemContainers":[{"name":"kubelet","cpu":{"usageNanoCores":1}}]},"pods":[{"podRef":{"name":"p","namespace":"ns","uid":"u"},"startTime":"2026-01-01T00:00:00Z","containers":[{"name":"c","startTime":"2026-01-01T00:00:00Z","cpu":{"usageCoreNanoSeconds":2},"memory":{"usageBytes":3},"rootfs":{"usedBytes":1},"logs":{"usedBytes":2},"swap":{"swapUsageBytes":0}}],"cpu":{"usageNanoCores":2},"memory":{"rssBytes":1},"network":{"txBytes":6},"volume":[{"name":"v","time":"2026-01-01T00:00:00Z","usedBytes":5,"inodes":18446744073709551615,"pvcRef":{"name":"c","namespace":"ns"}}],"ephemeral-storage":{"usedBytes":7},"process_stats":{"process_count":2}}]}"#;
+const BASE: &str = r#"{"node":{"nodeName":"n1","ign":0.5,"startTime":"2026-01-01T00:00:00Z","cpu":{"time":"2026-01-01T00:00:01Z","usageNanoCores":5,"usageCoreNanoSeconds":7,"psi":{"full":{"total":1,"avg10":0.5,"avg60":-1.5e-3}}},"memory":{"time":"2026-01-01T00:00:01.5Z","availableBytes":0,"usageBytes":10,"workingSetBytes":9,"rssBytes":8,"pageFaults":7,"majorPageFaults":6},"network":{"time":"2026-01-01T00:00:01Z","rxBytes":1,"rxErrors":2,"txBytes":3,"txErrors":4,"interfaces":[{"name":"eth0","rxBytes":1,"up":true,"down":false,"x":null}]},"fs":{"time":"2026-01-01T00:00:01Z","availableBytes":1,"capacityBytes":2,"usedBytes":3,"inodesFree":4,"inodes":5,"inodesUsed":6},"runtime":{"imageFs":{"capacityBytes":4},"containerFs":null},"limits":{"maxpid":1,"curproc":[],"o":{}},"rlimit":{"time":"2026-01-01T00:00:01Z","maxpid":4194304,"curproc":300},"io":{"time":"2026-01-01T00:00:01Z","psi":{"some":{"total":9,"avg300":0},"full":null}},"swap":{"time":"2026-01-01T00:00:01Z","swapAvailableBytes":1024,"swapUsageBytes":512},"systemContainers":[{"name":"kubelet","cpu":{"usageNanoCores":1}}]},"pods":[{"podRef":{"name":"p","namespace":"ns","uid":"u"},"startTime":"2026-01-01T00:00:00Z","containers":[{"name":"c","startTime":"2026-01-01T00:00:00Z","cpu":{"usageCoreNanoSeconds":2},"memory":{"usageBytes":3},"rootfs":{"usedBytes":1},"logs":{"usedBytes":2},"swap":{"swapUsageBytes":0},"io":{"psi":{"full":{"total":3},"some":{"total":4}}}}],"cpu":{"usageNanoCores":2},"memory":{"rssBytes":1,"psi":{"some":{"total":5}}},"swap":{"swapUsageBytes":8},"network":{"txBytes":6},"volume":[{"name":"v","time":"2026-01-01T00:00:00Z","usedBytes":5,"inodes":18446744073709551615,"pvcRef":{"name":"c","namespace":"ns"}}],"ephemeral-storage":{"usedBytes":7},"process_stats":{"process_count":2}}]}"#;
 
 /// `decode` gives exactly what serde alone gives (the value, or the same error message).
 fn same_as_serde(body: &[u8]) {
@@ -44,6 +44,9 @@ fn decodes(body: &str) -> Summary<'_> {
         let r = &p.pod_ref;
         assert!(borrowed(&r.name) && borrowed(&r.namespace) && borrowed(&r.uid));
         assert!(p.volume.iter().all(|v| borrowed(&v.name)));
+        for r in p.volume.iter().filter_map(|v| v.pvc_ref.as_ref()) {
+            assert!(borrowed(&r.name) && borrowed(&r.namespace));
+        }
     }
     s
 }
@@ -74,14 +77,159 @@ fn base_decodes_every_field() {
     assert_eq!(s.node.memory.and_then(|m| m.major_page_faults), Some(6));
     assert_eq!(s.node.fs.and_then(|f| f.inodes_used), Some(6));
     assert_eq!(s.node.network.and_then(|n| n.tx_errors), Some(4));
-    assert!(s.node.runtime.is_some_and(|r| r.container_fs.is_none()));
+    assert!(
+        s.node
+            .runtime
+            .as_ref()
+            .is_some_and(|r| r.container_fs.is_none())
+    );
     assert_eq!(s.pods[0].volume[0].inodes, Some(u64::MAX));
     assert_eq!(
         s.pods[0].ephemeral_storage.and_then(|f| f.used_bytes),
         Some(7)
     );
+    let n = &s.node;
+    assert_eq!(n.cpu.and_then(|c| c.psi?.full?.total), Some(1));
+    assert_eq!(n.cpu.and_then(|c| c.psi?.some), None);
+    assert_eq!(n.io.and_then(|io| io.psi?.some?.total), Some(9));
+    assert!(n.io.is_some_and(|io| io.psi.is_some_and(|p| p.full.is_none())));
+    let swap = n.swap.expect("swap");
+    assert_eq!(
+        (swap.swap_available_bytes, swap.swap_usage_bytes),
+        (Some(1024), Some(512))
+    );
+    let rlimit = n.rlimit.expect("rlimit");
+    assert_eq!(
+        (rlimit.maxpid, rlimit.curproc),
+        (Some(4_194_304), Some(300))
+    );
+    let p = &s.pods[0];
+    assert_eq!(p.process_stats.and_then(|x| x.process_count), Some(2));
+    assert_eq!(p.memory.and_then(|m| m.psi?.some?.total), Some(5));
+    assert_eq!(p.swap.and_then(|x| x.swap_usage_bytes), Some(8));
+    let pvc = p.volume[0].pvc_ref.as_ref().expect("pvcRef");
+    assert_eq!((&*pvc.name, &*pvc.namespace), ("c", "ns"));
+    let io = p.containers[0]
+        .io
+        .and_then(|io| io.psi)
+        .expect("container io psi");
+    assert_eq!(
+        (io.some.and_then(|d| d.total), io.full.and_then(|d| d.total)),
+        (Some(4), Some(3))
+    );
+    assert_eq!(
+        p.containers[0].swap.and_then(|x| x.swap_usage_bytes),
+        Some(0)
+    );
     for body in reserialised(BASE.as_bytes()) {
         decodes(as_text(&body));
+    }
+}
+
+/// The 1.34 and 1.35 captures: every PSI total, swap and process value (and the claim of every
+/// volume that has one) is decoded, by both parsers alike, as the JSON has it.
+#[test]
+fn pressure_swap_and_processes_of_1_34_and_1_35_are_decoded() {
+    use serde_json::Value as Json;
+    let Some(dir) = crate::testing::fixtures_dir() else {
+        return; // fixtures_dir says why (and fails under HEAPSTER_REQUIRE_FIXTURES)
+    };
+    /// The JSON's PSI totals of one stats object, `some` then `full` of cpu, memory and io.
+    fn totals(j: &Json) -> Vec<Option<u64>> {
+        let mut out = Vec::new();
+        for r in ["cpu", "memory", "io"] {
+            for k in ["some", "full"] {
+                out.push(j[r]["psi"][k]["total"].as_u64());
+            }
+        }
+        out
+    }
+    fn decoded(
+        cpu: Option<super::super::CpuStats>,
+        mem: Option<super::super::MemoryStats>,
+        io: Option<super::super::IoStats>,
+    ) -> Vec<Option<u64>> {
+        let psi = [
+            cpu.and_then(|c| c.psi),
+            mem.and_then(|m| m.psi),
+            io.and_then(|i| i.psi),
+        ];
+        psi.iter()
+            .flat_map(|p| [p.and_then(|p| p.some?.total), p.and_then(|p| p.full?.total)])
+            .collect()
+    }
+    fn swap(j: &Json, s: Option<super::super::SwapStats>) {
+        assert_eq!(
+            s.and_then(|s| s.swap_usage_bytes),
+            j["swap"]["swapUsageBytes"].as_u64()
+        );
+        assert_eq!(
+            s.and_then(|s| s.swap_available_bytes),
+            j["swap"]["swapAvailableBytes"].as_u64()
+        );
+    }
+    for version in ["1_34", "1_35"] {
+        let path = dir.join(format!(
+            "kubelet/nri-kubernetes-{version}-kubelet-stats-summary.json"
+        ));
+        let body = std::fs::read(&path).expect("fixture");
+        let s = decodes(as_text(&body));
+        let j: Json = serde_json::from_slice(&body).expect("json");
+        let mut checked = 0;
+        let n = &s.node;
+        assert_eq!(
+            decoded(n.cpu, n.memory, n.io),
+            totals(&j["node"]),
+            "{version} node"
+        );
+        swap(&j["node"], n.swap);
+        let rlimit = n.rlimit.expect("rlimit");
+        assert_eq!(rlimit.curproc, j["node"]["rlimit"]["curproc"].as_u64());
+        assert_eq!(rlimit.maxpid, j["node"]["rlimit"]["maxpid"].as_u64());
+        assert!(rlimit.curproc.is_some() && rlimit.maxpid.is_some());
+        let containers = |j: &Json, key: &str| j[key].as_array().cloned().unwrap_or_default();
+        let mut container = |c: &super::super::ContainerStats, jc: &Json, what: &str| {
+            let what = format!("{what} {}", c.name);
+            assert_eq!(decoded(c.cpu, c.memory, c.io), totals(jc), "{what}");
+            swap(jc, c.swap);
+            checked += 1;
+        };
+        for (c, jc) in n
+            .system_containers
+            .iter()
+            .zip(containers(&j["node"], "systemContainers"))
+        {
+            container(c, &jc, version);
+        }
+        for (p, jp) in s.pods.iter().zip(containers(&j, "pods")) {
+            let what = format!("{version} {}", p.pod_ref.name);
+            assert_eq!(decoded(p.cpu, p.memory, p.io), totals(&jp), "{what}");
+            swap(&jp, p.swap);
+            assert_eq!(
+                p.process_stats.and_then(|x| x.process_count),
+                jp["process_stats"]["process_count"].as_u64(),
+                "{what}"
+            );
+            for (v, jv) in p.volume.iter().zip(containers(&jp, "volume")) {
+                assert_eq!(
+                    v.pvc_ref
+                        .as_ref()
+                        .map(|r| (r.name.to_string(), r.namespace.to_string())),
+                    jv.get("pvcRef").map(|r| (
+                        r["name"].as_str().unwrap_or("").to_owned(),
+                        r["namespace"].as_str().unwrap_or("").to_owned()
+                    ))
+                );
+            }
+            for (c, jc) in p.containers.iter().zip(containers(&jp, "containers")) {
+                container(c, &jc, &what);
+            }
+        }
+        // The captures have PSI everywhere: not a vacuous comparison.
+        assert!(checked > 10, "{version}: {checked} containers");
+        assert!(n.cpu.and_then(|c| c.psi?.some?.total).is_some());
+        assert!(s.pods.iter().all(|p| p.io.and_then(|io| io.psi).is_some()));
+        assert!(s.pods.iter().all(|p| p.process_stats.is_some()));
     }
 }
 
@@ -168,7 +316,7 @@ fn nulls_and_missing_fields_decode_fast() {
     assert!(decodes(r#"{"node":{},"pods":null}"#).pods.is_empty());
     decodes(" \t\r\n{ \"node\" : { } , \"pods\" : [ ] } \n");
     // An unknown field may repeat (serde ignores every one).
-    decodes(&base_with(r#""rlimit":"#, r#""rlimit":1,"rlimit":"#));
+    decodes(&base_with(r#""limits":"#, r#""limits":1,"limits":"#));
     // Names: any UTF-8, borrowed.
     assert_eq!(
         decodes(&base_with("\"n1\"", "\"nöde ✓\"")).node.node_name,
@@ -220,7 +368,7 @@ fn invalid_json_in_ignored_values_bails() {
         "1\u{b}",
         "\u{a0}1",
     ] {
-        bails(&base_with(r#""avg10":0.5"#, &format!(r#""avg10":{bad}"#)));
+        bails(&base_with(r#""ign":0.5"#, &format!(r#""ign":{bad}"#)));
     }
     // Valid, but escapes are left to serde wherever they are.
     for escaped in [
@@ -230,14 +378,11 @@ fn invalid_json_in_ignored_values_bails() {
         r#"["\\"]"#,
         r#""\/""#,
     ] {
-        bails(&base_with(
-            r#""avg10":0.5"#,
-            &format!(r#""avg10":{escaped}"#),
-        ));
+        bails(&base_with(r#""ign":0.5"#, &format!(r#""ign":{escaped}"#)));
     }
     // Invalid escapes too.
-    bails(&base_with(r#""avg10":0.5"#, r#""avg10":"\x""#));
-    bails(&base_with(r#""avg10":0.5"#, r#""avg10":"\u12""#));
+    bails(&base_with(r#""ign":0.5"#, r#""ign":"\x""#));
+    bails(&base_with(r#""ign":0.5"#, r#""ign":"\u12""#));
     // Valid numbers, literals and nesting in ignored values decode fast.
     for good in [
         "0",
@@ -259,8 +404,29 @@ fn invalid_json_in_ignored_values_bails() {
         " [ 1 , 2 ] ",
         "{ \"a\" : 1 }",
     ] {
-        decodes(&base_with(r#""avg10":0.5"#, &format!(r#""avg10":{good}"#)));
+        decodes(&base_with(r#""ign":0.5"#, &format!(r#""ign":{good}"#)));
     }
+}
+
+/// PSI's averages are dropped numbers: any JSON number or `null` decodes fast; another value
+/// (which serde ignores too) is left to serde, as is a repeated one.
+#[test]
+fn psi_averages_are_numbers_dropped() {
+    for good in [
+        "0",
+        "-1.5e-3",
+        "1e400",
+        "123456789012345678901234567890",
+        "null",
+    ] {
+        let body = base_with(r#""avg10":0.5"#, &format!(r#""avg10":{good}"#));
+        let s = decodes(&body);
+        assert_eq!(s.node.cpu.and_then(|c| c.psi?.full?.total), Some(1));
+    }
+    for other in ["true", "\"x\"", "[]", "{}", "01", "1.", "-"] {
+        bails(&base_with(r#""avg10":0.5"#, &format!(r#""avg10":{other}"#)));
+    }
+    bails(&base_with(r#""avg10":0.5"#, r#""avg10":0.5,"avg10":1"#));
 }
 
 #[test]
@@ -314,9 +480,9 @@ fn utf8_is_checked_where_serde_checks_it() {
             with(r#""2026-01-01T00:00:01Z""#, b"\"2026-01-01T00:00:01\xffZ\""),
             false,
         ),
-        (with(r#""rlimit""#, b"\"rl\xffimit\""), false),
+        (with(r#""limits""#, b"\"li\xffmits\""), false),
         (with(r#""n1""#, "\"n\u{e9}1\u{20ac}\"".as_bytes()), true),
-        (with(r#""rlimit""#, "\"rl\u{e9}mit\"".as_bytes()), true),
+        (with(r#""limits""#, "\"li\u{e9}mits\"".as_bytes()), true),
     ] {
         assert_eq!(
             fast(&body).is_some(),
@@ -523,7 +689,7 @@ fn missing_node_trailing_bytes_and_odd_documents_bail() {
 #[test]
 fn deep_nesting_bails_without_overflowing() {
     let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-    let at = |value: &str| base_with(r#""rlimit":"#, &format!(r#""rlimit":{value},"x":"#));
+    let at = |value: &str| base_with(r#""limits":"#, &format!(r#""limits":{value},"x":"#));
     decodes(&at(&nested(super::MAX_SKIP_DEPTH as usize)));
     decodes(&at(&format!("{}1{}", "{\"a\":".repeat(99), "}".repeat(99))));
     bails(&at(&nested(super::MAX_SKIP_DEPTH as usize + 1)));
@@ -560,10 +726,11 @@ fn pods(n: usize, pod: impl Fn(usize) -> String) -> String {
     )
 }
 
-/// A pod whose container's `cpu` and `psi` are the given JSON.
+/// A pod whose container's `cpu` is the given JSON, and an ignored value under `io` shaped
+/// like PSI.
 fn pod_with(cpu: &str, psi: &str) -> String {
     format!(
-        r#"{{"podRef":{{"name":"p","namespace":"ns","uid":"u"}},"containers":[{{"name":"c","cpu":{cpu},"io":{{"psi":{psi}}}}}]}}"#
+        r#"{{"podRef":{{"name":"p","namespace":"ns","uid":"u"}},"containers":[{{"name":"c","cpu":{cpu},"io":{{"stall":{psi}}}}}]}}"#
     )
 }
 
