@@ -17,6 +17,7 @@ use crate::api::{self, ApiState, health::Health};
 use crate::config::{Config, SinkConfig, SourceConfig};
 use crate::model::cluster::ClusterState;
 use crate::model::labels::LabelPolicy;
+use crate::sink::delivery::SinkFamilies;
 use crate::sink::influxdb::{DeliveryTuning, InfluxSink};
 use crate::sink::{FanOut, FanOutMetrics, log::LogSink};
 use crate::source::apiserver;
@@ -140,6 +141,7 @@ impl App {
         );
 
         let mut fanout = FanOut::new(FanOutMetrics::register(&mut registry));
+        let delivery = SinkFamilies::register(&mut registry);
         let mut store = None;
         for sink in &cfg.sinks {
             match sink {
@@ -161,7 +163,7 @@ impl App {
                         room_wait: cfg.metric_resolution,
                         ..DeliveryTuning::default()
                     };
-                    let sink = InfluxSink::with_tuning(influx, &mut registry, tuning)
+                    let sink = InfluxSink::build(influx, &delivery, &mut registry, tuning)
                         .map_err(|e| anyhow::anyhow!("influxdb sink: {e}"))?;
                     fanout.add(sink, 4);
                 }

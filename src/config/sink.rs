@@ -1,6 +1,7 @@
 //! `--sink=kind:URL?options`: `log`, `metric` and `influxdb` (REFERENCE.md §2 plus the 2.x and
 //! batching options). Every problem is returned, one message each.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use url::Url;
@@ -8,6 +9,7 @@ use url::Url;
 use super::duration;
 use super::expand::{self, Target};
 use super::types::{InfluxConfig, SinkConfig};
+use crate::sink::delivery::SpoolConfig;
 
 const KINDS: &str = "influxdb, log, metric";
 
@@ -30,6 +32,8 @@ const INFLUX_OPTIONS: &[&str] = &[
     "batch_size",
     "buffer_points",
     "gzip",
+    "spool_dir",
+    "spool_bytes",
 ];
 
 /// Heapster's address when `influxdb:` names none.
@@ -37,6 +41,8 @@ const DEFAULT_INFLUX_URL: &str = "http://localhost:8086";
 const DEFAULT_INFLUX_PORT: u16 = 8086;
 /// InfluxDB refuses retention policies shorter than an hour.
 const MIN_RETENTION: Duration = Duration::from_secs(3600);
+/// One segment of the spool at its smallest.
+const MIN_SPOOL_BYTES: u64 = 64 << 10;
 
 /// Parses one `--sink` value. Messages do not carry the `--sink` prefix.
 pub fn parse(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<SinkConfig, Vec<String>> {
@@ -124,12 +130,32 @@ fn influxdb(target: Target) -> Result<InfluxConfig, Vec<String>> {
         batch_size: options.take_num("batch_size", 5_000, 1, 100_000),
         buffer_points: options.take_num("buffer_points", 1_000_000, 1, usize::MAX),
         gzip: options.take_bool("gzip").unwrap_or(true),
+        spool: spool(&mut options),
     };
     errors.extend(options.finish(INFLUX_OPTIONS));
     if errors.is_empty() {
         Ok(config)
     } else {
         Err(errors)
+    }
+}
+
+/// The disk spool options every delivery sink takes: `spool_dir` (off when absent) and
+/// `spool_bytes`.
+fn spool(options: &mut expand::Options) -> SpoolConfig {
+    let dir = options
+        .take("spool_dir")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    if let Some(d) = &dir
+        && d.is_relative()
+    {
+        let shown = options.show("spool_dir", &d.display().to_string());
+        options.error("spool_dir", format!("{shown} is not an absolute path"));
+    }
+    SpoolConfig {
+        dir,
+        bytes: options.take_bytes("spool_bytes", SpoolConfig::DEFAULT_BYTES, MIN_SPOOL_BYTES),
     }
 }
 
@@ -188,6 +214,7 @@ mod tests {
             );
             assert_eq!((c.token, c.org, c.bucket), (None, None, None));
             assert_eq!((c.batch_size, c.buffer_points), (5_000, 1_000_000));
+            assert_eq!(c.spool, SpoolConfig::default());
         }
     }
 
@@ -196,7 +223,8 @@ mod tests {
         let c = influx(
             "influxdb:http://$INFLUX_HOST/prefix?user=u&pw=$INFLUX_PW&db=d&retention=48h&rp=two_days\
              &secure=true&insecuressl=1&withfields=true&cluster_name=prod&disable_counter_metrics=t\
-             &concurrency=64&version=2&token=tok&org=o&bucket=b&batch_size=100000&buffer_points=7&gzip=false",
+             &concurrency=64&version=2&token=tok&org=o&bucket=b&batch_size=100000&buffer_points=7&gzip=false\
+             &spool_dir=/var/lib/heapster/spool&spool_bytes=2Gi",
         );
         assert_eq!(c.url.as_str(), "https://monitoring-influxdb:8086/prefix");
         assert_eq!(
@@ -216,6 +244,13 @@ mod tests {
             (Some("o"), Some("b"))
         );
         assert_eq!((c.batch_size, c.buffer_points), (100_000, 7));
+        assert_eq!(
+            c.spool,
+            SpoolConfig {
+                dir: Some("/var/lib/heapster/spool".into()),
+                bytes: 2 << 30
+            }
+        );
         assert_eq!(influx("influxdb:http://h:9999?retention=0").retention, None);
         assert_eq!(
             influx("influxdb:http://h:9999").url.as_str(),
@@ -250,6 +285,14 @@ mod tests {
             ("influxdb:?version=3", "option version: \"3\" is not 1 or 2"),
             ("influxdb:?batch_size=100001", "option batch_size"),
             ("influxdb:?buffer_points=0", "option buffer_points"),
+            (
+                "influxdb:?spool_dir=spool",
+                "option spool_dir: \"spool\" is not an absolute",
+            ),
+            (
+                "influxdb:?spool_bytes=1k",
+                "option spool_bytes: \"1k\" is not a size of at least",
+            ),
             (
                 "influxdb:?gzip=yes",
                 "option gzip: \"yes\" is not a boolean",

@@ -175,6 +175,8 @@ pub struct InfluxConfig {
     pub buffer_points: usize,
     /// Gzip request bodies (default true).
     pub gzip: bool,
+    /// The disk spool (`spool_dir`, `spool_bytes`); off by default.
+    pub spool: crate::sink::delivery::SpoolConfig,
 }
 
 impl std::fmt::Debug for InfluxConfig {
@@ -199,6 +201,7 @@ impl std::fmt::Debug for InfluxConfig {
             .field("batch_size", &self.batch_size)
             .field("buffer_points", &self.buffer_points)
             .field("gzip", &self.gzip)
+            .field("spool", &self.spool)
             .finish()
     }
 }

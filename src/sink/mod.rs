@@ -4,6 +4,7 @@
 //! never blocks scraping: when its queue is full the oldest batch is dropped and counted.
 //! [`FanOut`] hands every batch to every sink.
 
+pub mod delivery;
 pub mod influxdb;
 pub mod log;
 pub mod queue;

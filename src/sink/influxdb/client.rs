@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use url::Url;
 
-use super::retry::error_message;
 use crate::config::InfluxConfig;
+use crate::sink::delivery::retry::error_message;
 
 /// Which write API to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
