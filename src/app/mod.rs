@@ -19,6 +19,7 @@ use crate::model::cluster::ClusterState;
 use crate::model::labels::LabelPolicy;
 use crate::sink::delivery::SinkFamilies;
 use crate::sink::influxdb::{DeliveryTuning, InfluxSink};
+use crate::sink::remotewrite::RemoteWriteSink;
 use crate::sink::{FanOut, FanOutMetrics, log::LogSink};
 use crate::source::apiserver;
 use crate::source::kubelet::{KubeletClient, KubeletClientOptions};
@@ -164,7 +165,16 @@ impl App {
                         ..DeliveryTuning::default()
                     };
                     let sink = InfluxSink::build(influx, &delivery, &mut registry, tuning)
-                        .map_err(|e| anyhow::anyhow!("influxdb sink: {e}"))?;
+                        .map_err(|e| anyhow::Error::new(e).context("influxdb sink"))?;
+                    fanout.add(sink, 4);
+                }
+                SinkConfig::RemoteWrite(rw) => {
+                    let tuning = DeliveryTuning {
+                        room_wait: cfg.metric_resolution,
+                        ..DeliveryTuning::default()
+                    };
+                    let sink = RemoteWriteSink::build(rw, &delivery, tuning)
+                        .map_err(|e| anyhow::Error::new(e).context("remotewrite sink"))?;
                     fanout.add(sink, 4);
                 }
             }

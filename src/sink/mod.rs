@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod influxdb;
 pub mod log;
 pub mod queue;
+pub mod remotewrite;
 
 use std::future::Future;
 use std::sync::Arc;
