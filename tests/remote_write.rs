@@ -112,3 +112,68 @@ async fn victoria_metrics_reads_back_the_known_values() {
     let write = base.join("api/v1/write").expect("url");
     known_values_come_back_exact(base, write).await;
 }
+
+#[tokio::test]
+async fn an_outage_is_spooled_and_every_sample_arrives_once() {
+    use std::sync::Arc;
+
+    use heapster_rs::config::RemoteWriteConfig;
+    use heapster_rs::sink::Sink;
+    use heapster_rs::sink::delivery::SpoolConfig;
+    use heapster_rs::sink::remotewrite::RemoteWriteSink;
+    use prometheus_client::registry::Registry;
+    use support::influx_data::{eventually, fast, init, recent, sample_batch};
+    use support::proxy::{Fault, FaultProxy};
+
+    init();
+    let Some(vm) = VictoriaMetrics::start() else {
+        return;
+    };
+    let proxy = FaultProxy::start(vm.url()).await;
+    proxy.set(Fault::Status(503));
+    let spool = tempfile::tempdir().expect("dir");
+    let batches: Vec<_> = (0..4).map(|i| sample_batch(recent(10 - i))).collect();
+    let per_batch = batches[0].point_count();
+    let cfg = RemoteWriteConfig {
+        url: proxy.url().join("api/v1/write").expect("url"),
+        user: None,
+        password: None,
+        token: None,
+        token_file: None,
+        insecure_ssl: false,
+        cluster_name: "spooled".into(),
+        labels: Vec::new(),
+        samples_per_request: 10,
+        concurrency: 2,
+        buffer_points: per_batch / 3,
+        spool: SpoolConfig {
+            dir: Some(spool.path().to_owned()),
+            bytes: 1 << 30,
+        },
+    };
+    let mut sink = RemoteWriteSink::new(&cfg, &mut Registry::default(), fast()).expect("sink");
+    for b in &batches {
+        sink.export(Arc::new(b.clone())).await;
+    }
+    eventually(30, "the outage spooled", async || {
+        let s = sink.stats();
+        s.retries > 0 && s.spooled_bytes > 0 && s.buffered_points == 0
+    })
+    .await;
+    proxy.set(Fault::Pass);
+    eventually(60, "the spool drained", async || {
+        let s = sink.stats();
+        s.spooled_bytes == 0 && s.buffered_points == 0 && s.points_written > 0
+    })
+    .await;
+    let stats = sink.stats();
+    let total = (4 * per_batch) as u64 - stats.dropped_non_finite;
+    assert_eq!(stats.points_written, total, "{stats:?}");
+    let samples: usize = vm
+        .export()
+        .await
+        .iter()
+        .map(|s| s["values"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(samples as u64, total);
+}

@@ -21,7 +21,7 @@ pub struct RawFlags {
     /// Where metrics come from: kubernetes:URL?options or simulated:?nodes=N [default: simulated:]
     #[arg(long, value_name = "KIND:URL?OPTIONS", allow_hyphen_values = true)]
     source: Vec<String>,
-    /// Where metrics go (repeatable): log, metric, influxdb:URL?options
+    /// Where metrics go (repeatable): log, metric, influxdb:URL?options, remotewrite:URL?options
     #[arg(long, value_name = "KIND:URL?OPTIONS", allow_hyphen_values = true)]
     sink: Vec<String>,
     /// Also export cluster events to this sink (repeatable): influxdb:URL?options, log
