@@ -801,7 +801,11 @@ fn influxdb_and_grafana_match_what_heapster_writes_and_the_dashboards_read() {
         .iter()
         .filter_map(|v| Some((v.name.clone(), v.config_map.as_ref()?.name.clone())))
         .collect();
-    for schema in ["default", "withfields"] {
+    for (schema, source) in [
+        ("default", "monitoring-influxdb"),
+        ("withfields", "monitoring-influxdb"),
+        ("prometheus", "prometheus"),
+    ] {
         let map = cm(&format!("grafana-dashboards-{schema}"));
         let data = map.data.as_ref().expect("data");
         let size: usize = data.values().map(String::len).sum();
@@ -822,11 +826,7 @@ fn influxdb_and_grafana_match_what_heapster_writes_and_the_dashboards_read() {
             let dash: Value = serde_json::from_str(text).expect("dashboard JSON");
             let mut uids = BTreeSet::new();
             datasource_uids(&dash, &mut uids);
-            assert_eq!(
-                uids,
-                BTreeSet::from(["monitoring-influxdb".to_string()]),
-                "{key}"
-            );
+            assert_eq!(uids, BTreeSet::from([source.to_string()]), "{key}");
         }
         let volume = volumes
             .iter()
