@@ -195,14 +195,20 @@ fn remote_write(target: Target) -> Result<RemoteWriteConfig, Vec<String>> {
     if let Some(list) = options.take("labels").filter(|v| !v.is_empty()) {
         for pair in list.split(',') {
             match pair.split_once(':') {
-                Some((k, v)) if valid_label_name(k) && !k.starts_with("__") => {
+                Some((k, v))
+                    if valid_label_name(k) && !k.starts_with("__") && !OWN_LABELS.contains(&k) =>
+                {
                     labels.push((k.to_string(), v.to_string()));
                 }
                 _ => {
                     let shown = options.show("labels", pair);
                     options.error(
                         "labels",
-                        format!("{shown} is not name:value with a Prometheus label name"),
+                        format!(
+                            "{shown} is not name:value with a Prometheus label name of your own \
+                             (not {})",
+                            OWN_LABELS.join(", ")
+                        ),
                     );
                 }
             }
@@ -233,6 +239,17 @@ fn remote_write(target: Target) -> Result<RemoteWriteConfig, Vec<String>> {
         Err(errors)
     }
 }
+
+/// The labels the remote write sink sets itself.
+const OWN_LABELS: &[&str] = &[
+    "cluster",
+    "container",
+    "device",
+    "namespace",
+    "node",
+    "pod",
+    "type",
+];
 
 /// `[a-zA-Z_][a-zA-Z0-9_]*`.
 fn valid_label_name(name: &str) -> bool {
@@ -478,6 +495,7 @@ mod tests {
             ("remotewrite:http://x/?token=a&user=u", "not both"),
             ("remotewrite:http://x/?labels=9x:1", "option labels"),
             ("remotewrite:http://x/?labels=__name__:1", "option labels"),
+            ("remotewrite:http://x/?labels=node:1", "of your own"),
             ("remotewrite:http://x/?concurrency=0", "option concurrency"),
             ("remotewrite:http://x/?db=k8s", "unknown option \"db\""),
         ];

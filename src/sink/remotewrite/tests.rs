@@ -1,7 +1,8 @@
 //! Unit tests: the series a batch becomes, the requests' size, and the 413 split.
 
+use super::proto::TimeSeries;
 use super::*;
-use crate::model::{LabeledValue, Values};
+use crate::model::{LabeledValue, Metric, MetricSet, SetKey, Value, Values};
 
 const TS: i64 = 1_700_000_000_123_000_000;
 
@@ -107,4 +108,23 @@ fn a_body_splits_in_halves_down_to_one_series() {
     assert_eq!(all, decode(&out[0]).timeseries);
     let (one, _) = split(&a).expect("halves");
     assert!(split(&one).is_none());
+}
+
+#[test]
+fn extra_labels_sort_around_the_name_and_device_slots() {
+    let extra = [
+        ("Zone".to_string(), "a".to_string()),
+        ("app_tier".to_string(), "b".to_string()),
+        ("env".to_string(), "c".to_string()),
+    ];
+    let mut enc = Encoder::new("prod", &extra, 100);
+    let mut out = Vec::new();
+    enc.encode(&batch(false), &mut out);
+    for ts in decode(&out[0]).timeseries {
+        let names: Vec<&str> = ts.labels.iter().map(|l| l.name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        assert_eq!(names[..3], ["Zone", "__name__", "app_tier"]);
+    }
 }
