@@ -8,14 +8,16 @@ no Prometheus set: the eventer writes them to InfluxDB only.
     python3 grafana/generate_prometheus.py           # rewrite the JSON files
     python3 grafana/generate_prometheus.py --check   # exit 1 when a file is out of date
 
-Standard library only; the layout and line styles come from generate.py.
+Standard library only; the panels, variables and layout are generate.py's.
 """
 
 import json
 import pathlib
 import sys
 
-from generate import THRESHOLD_LINES, layout
+sys.dont_write_bytecode = True  # no __pycache__ beside the dashboards
+import generate  # noqa: E402
+from generate import layout, row  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
@@ -51,56 +53,20 @@ def target(expr, legend, ref):
 
 
 def timeseries(title, unit, queries, description=""):
+    """generate.py's panel, with PromQL targets."""
     refs = "ABCDEFGHIJKLMNOP"
-    return {
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "fieldConfig": {
-            "defaults": {
-                "unit": unit,
-                "min": 0,
-                "custom": {
-                    "drawStyle": "line",
-                    "lineWidth": 1,
-                    "fillOpacity": 10,
-                    "showPoints": "never",
-                    "spanNulls": False,
-                },
-            },
-            "overrides": [THRESHOLD_LINES],
-        },
-        "options": {
-            "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["mean", "max", "lastNotNull"]},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-        "targets": [target(q, a, refs[i]) for i, (q, a) in enumerate(queries)],
-    }
-
-
-def row(title):
-    return {"type": "row", "title": title, "collapsed": False, "panels": []}
+    panel = generate.timeseries(title, unit, [], description)
+    panel["datasource"] = DATASOURCE
+    panel["targets"] = [target(q, a, refs[i]) for i, (q, a) in enumerate(queries)]
+    return panel
 
 
 def variable(name, label, query, multi=True):
-    return {
-        "name": name,
-        "label": label,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
-        "definition": query,
-        "refresh": 2,
-        "sort": 1,
-        "multi": multi,
-        "includeAll": multi,
-        "allValue": ".*" if multi else None,
-        "current": {},
-        "hide": 0,
-        "regex": "",
-        "options": [],
-    }
+    """generate.py's variable, with a PromQL query."""
+    v = generate.variable(name, label, query, multi)
+    v["datasource"] = DATASOURCE
+    v["query"] = {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"}
+    return v
 
 
 def var_cluster():
@@ -453,21 +419,7 @@ def render():
 
 
 def main():
-    check = "--check" in sys.argv[1:]
-    stale = []
-    for path, text in render().items():
-        current = path.read_text() if path.exists() else None
-        if current != text:
-            stale.append(path)
-            if not check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
-    if check and stale:
-        for p in stale:
-            print(f"out of date: {p.relative_to(ROOT.parent)}", file=sys.stderr)
-        print("run: python3 grafana/generate_prometheus.py", file=sys.stderr)
-        return 1
-    return 0
+    return generate.write(render(), "grafana/generate_prometheus.py")
 
 
 if __name__ == "__main__":

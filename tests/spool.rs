@@ -15,25 +15,12 @@ use heapster_rs::config::InfluxConfig;
 use heapster_rs::model::Batch;
 use heapster_rs::sink::Sink;
 use heapster_rs::sink::delivery::SpoolConfig;
-use heapster_rs::sink::influxdb::InfluxSink;
 use support::heapster::Heapster;
 use support::influx_data::{
-    cluster_batch, config, count_at, eventually, init, recent, sample_batch, sink,
+    all_written, batches, cluster_batch, config, count_at, eventually, export_all, proxied, recent,
+    sink,
 };
-use support::influxd::Influxd;
-use support::proxy::{Fault, FaultProxy};
-
-/// A real server and the proxy in front of it; None (test skipped) without `influxd`.
-async fn proxied() -> Option<(Influxd, FaultProxy)> {
-    init();
-    let server = Influxd::start()?;
-    let proxy = FaultProxy::start(server.url()).await;
-    Some((server, proxy))
-}
-
-fn batches(n: i64) -> Vec<Batch> {
-    (0..n).map(|i| sample_batch(recent(n + 5 - i))).collect()
-}
+use support::proxy::Fault;
 
 /// A sink whose memory queue holds a third of a tick, spooling to `dir` up to `cap` bytes.
 fn spooling(url: url::Url, db: &str, dir: &Path, cap: u64, per_batch: usize) -> InfluxConfig {
@@ -46,27 +33,6 @@ fn spooling(url: url::Url, db: &str, dir: &Path, cap: u64, per_batch: usize) -> 
         bytes: cap,
     };
     cfg
-}
-
-async fn export_all(sink: &mut InfluxSink, batches: &[Batch]) {
-    for b in batches {
-        tokio::time::timeout(Duration::from_secs(10), sink.export(Arc::new(b.clone())))
-            .await
-            .expect("export never waits long on the destination");
-    }
-}
-
-/// Every batch is in InfluxDB, whole (one value per series and timestamp: a point sent twice
-/// would not count twice, a point lost would be missing).
-async fn all_written(server: &Influxd, db: &str, batches: &[Batch]) {
-    for b in batches {
-        assert_eq!(
-            count_at(server, db, b.timestamp).await,
-            b.point_count() as u64,
-            "batch at {}",
-            b.timestamp
-        );
-    }
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
