@@ -196,6 +196,19 @@ pub fn validate(
             Err(errors) => errors.into_iter().for_each(|e| p.add("--event_sink", e)),
         }
     }
+    // Each sink's spool holds its own segments: two sharing a directory would send each
+    // other's.
+    let mut spools = std::collections::BTreeSet::new();
+    for sink in sinks.iter().chain(&event_sinks) {
+        if let Some(dir) = sink.spool_dir()
+            && !spools.insert(dir)
+        {
+            p.add(
+                "--sink",
+                "two sinks (--sink or --event_sink) share a spool_dir; give each its own",
+            );
+        }
+    }
 
     let resolution = p.duration(
         "--metric_resolution",

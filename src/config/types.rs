@@ -260,6 +260,17 @@ pub enum SinkConfig {
     RemoteWrite(Box<RemoteWriteConfig>),
 }
 
+impl SinkConfig {
+    /// The sink's spool directory, if it has one.
+    pub fn spool_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            SinkConfig::Log | SinkConfig::Metric => None,
+            SinkConfig::InfluxDb(c) => c.spool.dir.as_deref(),
+            SinkConfig::RemoteWrite(c) => c.spool.dir.as_deref(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
