@@ -7,6 +7,7 @@
 pub mod api;
 pub mod app;
 pub mod bench;
+pub mod certificate;
 pub mod config;
 pub mod events;
 pub mod model;

@@ -165,6 +165,31 @@ pub const API_CALLS: &[ApiCall] = &[
     ),
 ];
 
+/// The API group whose resources authorize a reader of the metrics, on both APIs of the secure
+/// port: `metrics.k8s.io` itself, and the model API, whose answers are the same usage of the
+/// same nodes and pods (see `api::secure::attributes`).
+pub const METRICS_GROUP: &str = "metrics.k8s.io";
+
+/// ClusterRole that grants [`READER_GRANTS`] (ours; aggregated into `view`, `edit` and `admin`,
+/// so a namespace's viewers see its pods' metrics and no other namespace's).
+pub const READER_ROLE: &str = "system:heapster-metrics-reader";
+
+/// What a reader of the secure port's APIs needs, as `(resource, verbs, what it reads)` in
+/// [`METRICS_GROUP`].
+pub const READER_GRANTS: &[(&str, &[&str], &str)] = &[
+    (
+        "nodes",
+        &["get", "list"],
+        "kubectl top node; model API nodes/, nodes/{n}/..., cluster/, metrics",
+    ),
+    (
+        "pods",
+        &["get", "list"],
+        "kubectl top pod, the HPA; model API namespaces/{ns}/... (and, cluster-wide, \
+         namespaces/, nodes/{n}/pods, debug/allkeys)",
+    ),
+];
+
 /// The calls a role must grant.
 pub fn granted_by(grant: Grant) -> impl Iterator<Item = &'static ApiCall> {
     API_CALLS.iter().filter(move |c| c.granted_by == grant)

@@ -1,6 +1,6 @@
 //! The secure port over real TLS on 127.0.0.1: front-proxy client certificates, bearer tokens
-//! checked by a fake [`Authorizer`], 401 / 403, and a client certificate from another CA
-//! refused at the handshake.
+//! checked by a fake [`Authorizer`], 401 / 403 (on `metrics.k8s.io` and the model API), and a
+//! client certificate from another CA refused at the handshake.
 
 mod api_support;
 
@@ -256,7 +256,7 @@ async fn secure_port_authenticates_and_authorizes() {
         .send()
         .await;
     assert!(refused.is_err(), "wrong CA accepted: {refused:?}");
-    // Discovery is behind auth too; the model API is not served here.
+    // Discovery is behind auth too, and so is the model API.
     assert_eq!(
         send(plain.get(url("/apis")).bearer_auth("good")).await.ok(),
         Some(200)
@@ -265,7 +265,13 @@ async fn secure_port_authenticates_and_authorizes() {
         send(plain.get(url("/api/v1/model/nodes")).bearer_auth("good"))
             .await
             .ok(),
-        Some(404)
+        Some(200)
+    );
+    assert_eq!(
+        send(plain.get(url("/api/v1/model/nodes")).bearer_auth("reader"))
+            .await
+            .ok(),
+        Some(403)
     );
     assert_eq!(
         send(plain.get(url("/api/v1/model/nodes"))).await.ok(),

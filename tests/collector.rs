@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{batches, metrics, node_names, sample, start};
+use common::{batches, kubeconfig_without_ca, metrics, node_names, sample, start};
 use heapster_rs::model::{Metric, SetKey, Value};
 use heapster_rs::sim::{self, KubeletFault, SimAuth, SimCluster, SimOptions};
 use heapster_rs::source::kubelet::{KubeletClient, KubeletClientOptions};
@@ -34,17 +34,9 @@ fn all_nodes(n: usize) -> impl Fn(&heapster_rs::model::Batch) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_cluster_mode_sends_the_apiserver_token_to_kubelets() {
     let cluster = sim(https(SimAuth::Token("in-cluster-token-1".into()))).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    cluster
-        .write_service_account_dir(dir.path())
-        .expect("sa dir");
     // Seed line 1, `kubernetes:https://kubernetes.default`, with the simulator's address and
     // the service-account directory it wrote.
-    let source = format!(
-        "kubernetes:{}?serviceAccountDir={}",
-        cluster.api_url(),
-        dir.path().display()
-    );
+    let (_dir, source) = common::in_cluster_source(&cluster);
     let app = start(&source, &[]).await;
     let got = batches(&app, 1, all_nodes(3)).await;
     assert_eq!(
@@ -193,24 +185,11 @@ async fn insecure_http_mode_sends_no_credentials_and_rates_match_the_counters() 
     cluster.shutdown().await;
 }
 
-/// The simulator's kubeconfig without its CA, written to `dir/without-ca`.
-fn kubeconfig_without_ca(cluster: &SimCluster, dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("without-ca");
-    let yaml: String = cluster
-        .kubeconfig_yaml()
-        .lines()
-        .filter(|l| !l.contains("certificate-authority-data"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&path, yaml).expect("kubeconfig");
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn insecure_skips_only_apiserver_verification() {
+async fn insecure_skips_kubelet_verification_too_unless_kubelet_insecure_is_false() {
     let cluster = sim(https(SimAuth::Token("insecure-token-3".into()))).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    // A kubeconfig without the CA: the apiserver cannot be verified.
+    // A kubeconfig without the CA: neither the apiserver nor the kubelets can be verified.
     let kubeconfig = kubeconfig_without_ca(&cluster, dir.path());
     let base = format!(
         "kubernetes:{}?inClusterConfig=false&auth={}",
@@ -218,14 +197,15 @@ async fn insecure_skips_only_apiserver_verification() {
         kubeconfig.display()
     );
 
-    // insecure=true: the apiserver is accepted, but kubelets are still verified (and fail).
-    let app = start(&format!("{base}&insecure=true"), &[]).await;
+    // insecure=true&kubeletInsecure=false: the apiserver is accepted, kubelets are verified
+    // (and fail, counted by the reason).
+    let app = start(&format!("{base}&insecure=true&kubeletInsecure=false"), &[]).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let page = metrics(&app).await;
         if sample(
             &page,
-            r#"heapster_kubelet_requests_total{outcome="connect"}"#,
+            r#"heapster_kubelet_requests_total{outcome="certificate_untrusted"}"#,
         )
         .unwrap_or(0.0)
             >= 3.0
@@ -245,8 +225,8 @@ async fn insecure_skips_only_apiserver_verification() {
     );
     app.stop().await;
 
-    // insecure=true&kubeletInsecure=true: both accepted.
-    let app = start(&format!("{base}&insecure=true&kubeletInsecure=true"), &[]).await;
+    // insecure=true alone: both accepted, as in Heapster.
+    let app = start(&format!("{base}&insecure=true"), &[]).await;
     batches(&app, 1, all_nodes(3)).await;
     app.stop().await;
     cluster.shutdown().await;
@@ -299,7 +279,7 @@ async fn clients(source: &str) -> (kube::Client, KubeletClient) {
         KubeletClientOptions {
             timeout: std::time::Duration::from_secs(10),
             max_response_bytes: 1 << 20,
-            insecure: src.kubelet_insecure,
+            insecure: src.kubelet_insecure(),
             keep_alive: src.kubelet_keep_alive,
         },
     )
@@ -324,9 +304,10 @@ async fn list_nodes(client: kube::Client) -> Result<usize, String> {
         })
 }
 
-/// Complements `insecure_skips_only_apiserver_verification` (whole collector): with no option
-/// a self-signed apiserver and a self-signed kubelet are both refused, `kubeletInsecure=true`
-/// leaves the apiserver verified, and `insecure=true` leaves kubelets verified.
+/// Complements `insecure_skips_kubelet_verification_too_unless_kubelet_insecure_is_false`
+/// (whole collector): with no option a self-signed apiserver and a self-signed kubelet are both
+/// refused, `kubeletInsecure=true` leaves the apiserver verified, and
+/// `insecure=true&kubeletInsecure=false` leaves kubelets verified.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_verification_is_on_unless_an_option_names_it() {
     let cluster = sim(https(SimAuth::Token("tls-default-token-5".into()))).await;
@@ -371,15 +352,19 @@ async fn tls_verification_is_on_unless_an_option_names_it() {
     // kubeletInsecure=true.
     for (options, accepted) in [
         ("", false),
-        ("&insecure=true", false),
+        ("&insecure=true&kubeletInsecure=false", false),
         ("&kubeletInsecure=true", true),
+        ("&insecure=true", true),
     ] {
         let (client, kubelet) = clients(&source(&with_ca, options)).await;
         assert_eq!(list_nodes(client).await, Ok(3), "{options:?}");
         assert!(kubelet.fetch(&good).await.is_ok(), "{options:?}");
         match kubelet.fetch(&rogue).await {
             Ok(body) => assert!(accepted && &body[..] == b"{}", "{options:?}"),
-            Err(e) => assert!(!accepted && e.reason() == "connect", "{options:?}: {e}"),
+            Err(e) => assert!(
+                !accepted && e.reason() == "certificate_untrusted",
+                "{options:?}: {e}"
+            ),
         }
     }
     cluster.shutdown().await;
@@ -390,20 +375,12 @@ async fn kubelet_insecure_accepts_serving_certs_without_ip_sans() {
     let mut opts = https(SimAuth::Token("san-token-4".into()));
     opts.kubelet_cert_ip_san = false;
     let cluster = sim(opts).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    cluster
-        .write_service_account_dir(dir.path())
-        .expect("sa dir");
-    let base = format!(
-        "kubernetes:{}?serviceAccountDir={}",
-        cluster.api_url(),
-        dir.path().display()
-    );
+    let (_dir, base) = common::in_cluster_source(&cluster);
     let app = start(&base, &[]).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while sample(
         &metrics(&app).await,
-        r#"heapster_kubelet_requests_total{outcome="connect"}"#,
+        r#"heapster_kubelet_requests_total{outcome="certificate_name"}"#,
     )
     .unwrap_or(0.0)
         < 3.0

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use heapster_rs::config::{self, Parsed};
-use heapster_rs::rbac::{API_CALLS, Binary, Grant};
+use heapster_rs::rbac::{API_CALLS, Binary, Grant, METRICS_GROUP, READER_GRANTS, READER_ROLE};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, PersistentVolumeClaim, PodSpec, Service, ServiceAccount,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
@@ -60,6 +61,7 @@ struct Objects {
     pvcs: Vec<PersistentVolumeClaim>,
     config_maps: Vec<ConfigMap>,
     api_services: Vec<APIService>,
+    network_policies: Vec<NetworkPolicy>,
 }
 
 fn render(dir: &Path) -> Objects {
@@ -94,6 +96,7 @@ fn render(dir: &Path) -> Objects {
             "PersistentVolumeClaim" => objs.pvcs.push(typed(doc, &what)),
             "ConfigMap" => objs.config_maps.push(typed(doc, &what)),
             "APIService" => objs.api_services.push(typed(doc, &what)),
+            "NetworkPolicy" => objs.network_policies.push(typed(doc, &what)),
             other => panic!("{what}: unexpected kind {other}"),
         }
     }
@@ -282,6 +285,7 @@ fn every_kustomization_renders_into_known_typed_objects_in_kube_system() {
         };
         check_namespaces(&objs);
         check_workloads(&objs);
+        check_network_policies(&objs);
     }
 }
 
@@ -294,7 +298,8 @@ fn check_namespaces(objs: &Objects) {
         .chain(objs.service_accounts.iter().map(|o| &o.metadata))
         .chain(objs.role_bindings.iter().map(|o| &o.metadata))
         .chain(objs.pvcs.iter().map(|o| &o.metadata))
-        .chain(objs.config_maps.iter().map(|o| &o.metadata));
+        .chain(objs.config_maps.iter().map(|o| &o.metadata))
+        .chain(objs.network_policies.iter().map(|o| &o.metadata));
     for meta in namespaced {
         assert_eq!(
             meta.namespace.as_deref(),
@@ -309,6 +314,17 @@ fn check_namespaces(objs: &Objects) {
             assert_eq!(s.namespace.as_deref(), Some(NAMESPACE), "{}", objs.name);
         }
     }
+}
+
+/// The Deployments whose pod labels match `selector`.
+fn selected<'a>(objs: &'a Objects, selector: &BTreeMap<String, String>) -> Vec<&'a Deployment> {
+    objs.deployments
+        .iter()
+        .filter(|d| {
+            let l = pod_labels(d);
+            selector.iter().all(|(k, v)| l.get(k) == Some(v))
+        })
+        .collect()
 }
 
 /// Selectors, services, probes, security contexts and resources of every workload.
@@ -395,15 +411,7 @@ fn check_workloads(objs: &Objects) {
     for s in &objs.services {
         let sname = name_of(&s.metadata);
         let spec = s.spec.as_ref().expect("service spec");
-        let selector = spec.selector.clone().unwrap_or_default();
-        let backends: Vec<_> = objs
-            .deployments
-            .iter()
-            .filter(|d| {
-                let l = pod_labels(d);
-                selector.iter().all(|(k, v)| l.get(k) == Some(v))
-            })
-            .collect();
+        let backends = selected(objs, &spec.selector.clone().unwrap_or_default());
         assert_eq!(
             backends.len(),
             1,
@@ -419,6 +427,77 @@ fn check_workloads(objs: &Objects) {
             );
         }
     }
+}
+
+/// Every NetworkPolicy selects one Deployment's pods, names only its container ports, and
+/// holds valid CIDRs (each `except` inside its `cidr`).
+fn check_network_policies(objs: &Objects) {
+    for np in &objs.network_policies {
+        let name = name_of(&np.metadata);
+        let spec = np.spec.as_ref().expect("spec");
+        let selector = spec
+            .pod_selector
+            .clone()
+            .unwrap_or_default()
+            .match_labels
+            .unwrap_or_default();
+        assert!(
+            !selector.is_empty(),
+            "NetworkPolicy {name}: selects every pod"
+        );
+        let backends = selected(objs, &selector);
+        assert_eq!(backends.len(), 1, "NetworkPolicy {name}: one Deployment");
+        let c = &pod_spec(backends[0]).containers[0];
+        for rule in spec.ingress.as_deref().unwrap_or_default() {
+            for p in rule.ports.as_deref().unwrap_or_default() {
+                let port = p.port.as_ref().expect("a port in every rule");
+                assert!(
+                    resolve_port(c, port).is_some(),
+                    "NetworkPolicy {name}: port {port:?}"
+                );
+            }
+            for peer in rule.from.as_deref().unwrap_or_default() {
+                if let Some(b) = &peer.ip_block {
+                    let (net, len) = cidr(&b.cidr);
+                    for e in b.except.as_deref().unwrap_or_default() {
+                        let (inner, inner_len) = cidr(e);
+                        assert!(
+                            inner_len > len && within(inner, net, len),
+                            "{name}: {e} in {}",
+                            b.cidr
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `a.b.c.d/n` (IPv4 or IPv6) as (address, prefix length); panics when malformed.
+fn cidr(text: &str) -> (std::net::IpAddr, u8) {
+    let (addr, len) = text
+        .split_once('/')
+        .unwrap_or_else(|| panic!("{text}: no prefix"));
+    let addr: std::net::IpAddr = addr.parse().unwrap_or_else(|_| panic!("{text}: address"));
+    let len: u8 = len.parse().unwrap_or_else(|_| panic!("{text}: prefix"));
+    assert!(len <= if addr.is_ipv4() { 32 } else { 128 }, "{text}");
+    (addr, len)
+}
+
+fn within(addr: std::net::IpAddr, net: std::net::IpAddr, len: u8) -> bool {
+    let bits = |a: std::net::IpAddr| match a {
+        std::net::IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, true),
+        std::net::IpAddr::V6(v) => (u128::from(v), false),
+    };
+    // Both kinds sit in the top bits, so a prefix length masks the same way.
+    let ((a, a4), (n, n4)) = (bits(addr), bits(net));
+    let len = u32::from(len);
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
+    a4 == n4 && (a & mask) == (n & mask)
 }
 
 fn base() -> Objects {
@@ -592,31 +671,36 @@ fn manifest_flags_parse_with_the_real_config_parser() {
     if !available("kubectl", &["version", "--client"]) {
         return;
     }
-    let objs = base();
-    let c = container(deployment(&objs, "heapster"), "heapster");
+    let cfg = heapster_config(&base());
+    assert_eq!(cfg.metric_resolution.as_secs(), 15);
+    assert_eq!(cfg.heapster_port, 8082);
+    let influx = cfg.sinks.iter().find_map(|s| match s {
+        config::SinkConfig::InfluxDb(i) => Some(i),
+        _ => None,
+    });
+    let influx = influx.expect("an influxdb sink");
+    assert_eq!(influx.db, "k8s");
+    assert_eq!(
+        influx.url.host_str(),
+        Some("monitoring-influxdb.kube-system.svc")
+    );
+    assert_eq!(influx.url.port(), Some(8086));
+    check_spool_volume(deployment(&base(), "heapster"), &influx.spool);
+}
+
+/// The heapster container's args through the real flag parser, with only the container's own
+/// environment (an unset $VAR in --sink fails the parse).
+fn heapster_config(objs: &Objects) -> config::Config {
+    let c = container(deployment(objs, "heapster"), "heapster");
     let names = env_names(c);
-    // Only the container's own environment: an unset $VAR in --sink fails the parse.
     let env = move |k: &str| names.iter().any(|n| n == k).then(|| "x0".to_string());
     let mut argv = vec!["heapster".to_string()];
     argv.extend(c.args.iter().flatten().cloned());
     match config::parse(argv, &env) {
-        Parsed::Run(cfg) => {
-            assert_eq!(cfg.metric_resolution.as_secs(), 15);
-            assert_eq!(cfg.heapster_port, 8082);
-            let influx = cfg.sinks.iter().find_map(|s| match s {
-                config::SinkConfig::InfluxDb(i) => Some(i),
-                _ => None,
-            });
-            let influx = influx.expect("an influxdb sink");
-            assert_eq!(influx.db, "k8s");
-            assert_eq!(
-                influx.url.host_str(),
-                Some("monitoring-influxdb.kube-system.svc")
-            );
-            assert_eq!(influx.url.port(), Some(8086));
-            check_spool_volume(deployment(&objs, "heapster"), &influx.spool);
+        Parsed::Run(cfg) => cfg,
+        Parsed::Exit { message, .. } => {
+            panic!("heapster rejects its args in {}:\n{message}", objs.name)
         }
-        Parsed::Exit { message, .. } => panic!("heapster rejects its manifest args:\n{message}"),
     }
 }
 
@@ -660,14 +744,7 @@ fn the_spool_pvc_component_moves_the_spool_onto_a_claim_large_enough() {
     }
     let objs = render_with_component(&repo().join("deploy/kube-config/components/spool-pvc"));
     let d = deployment(&objs, "heapster");
-    let c = container(d, "heapster");
-    let mut argv = vec!["heapster".to_string()];
-    argv.extend(c.args.iter().flatten().cloned());
-    let env = |_: &str| Some("x0".to_string());
-    let cfg = match config::parse(argv, &env) {
-        Parsed::Run(cfg) => cfg,
-        Parsed::Exit { message, .. } => panic!("{message}"),
-    };
+    let cfg = heapster_config(&objs);
     let influx = cfg
         .sinks
         .iter()
@@ -879,6 +956,88 @@ fn datasource_uids(v: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
+#[test]
+fn the_plain_port_is_reachable_only_from_outside_the_pod_network_and_monitoring() {
+    if !available("kubectl", &["version", "--client"]) {
+        return;
+    }
+    let objs = base();
+    let [np] = &objs.network_policies[..] else {
+        panic!("one NetworkPolicy");
+    };
+    let spec = np.spec.as_ref().expect("spec");
+    let d = deployment(&objs, "heapster");
+    let c = container(d, "heapster");
+    assert_eq!(
+        spec.pod_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone()),
+        Some(BTreeMap::from([(
+            "k8s-app".to_string(),
+            "heapster".to_string()
+        )]))
+    );
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_string()][..])
+    );
+    assert!(
+        spec.egress.is_none(),
+        "egress is open: apiserver, kubelets, InfluxDB"
+    );
+    let rules = spec.ingress.as_deref().expect("ingress rules");
+    // Each container port is named by exactly one rule, and no rule opens a port to everyone.
+    let mut covered = BTreeSet::new();
+    for rule in rules {
+        let from = rule.from.as_deref().expect("every rule names its sources");
+        assert!(!from.is_empty());
+        for peer in from {
+            match (&peer.ip_block, &peer.namespace_selector, &peer.pod_selector) {
+                (Some(b), None, None) => {
+                    assert_eq!(b.cidr, "0.0.0.0/0", "outside the pod network");
+                    assert!(
+                        !b.except.as_deref().unwrap_or_default().is_empty(),
+                        "the pod network is excepted"
+                    );
+                }
+                (None, Some(ns), None) => assert_eq!(
+                    ns.match_labels.clone().unwrap_or_default(),
+                    BTreeMap::from([(
+                        "kubernetes.io/metadata.name".to_string(),
+                        "monitoring".to_string()
+                    )])
+                ),
+                other => panic!("unexpected source {other:?}"),
+            }
+        }
+        for p in rule.ports.as_deref().expect("ports") {
+            let port = resolve_port(c, p.port.as_ref().expect("port")).expect("a container port");
+            assert!(covered.insert(port), "port {port} in two rules");
+        }
+    }
+    let cfg = heapster_config(&objs);
+    let ports = [cfg.heapster_port, cfg.secure.port].map(i32::from);
+    assert_eq!(covered, BTreeSet::from(ports));
+}
+
+#[test]
+fn secure_only_component_turns_the_plain_apis_off() {
+    if !available("kubectl", &["version", "--client"]) {
+        return;
+    }
+    let on = heapster_config(&base());
+    assert!(on.plain_port_apis, "Heapster's clients work by default");
+    assert_ne!(on.secure.port, 0);
+    let secure = render_with_component(&repo().join("deploy/kube-config/components/secure-only"));
+    let off = heapster_config(&secure);
+    assert!(!off.plain_port_apis);
+    assert_eq!(
+        off.secure.port, on.secure.port,
+        "the APIs stay on the secure port"
+    );
+    assert_eq!(secure.network_policies.len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // RBAC against rbac::API_CALLS
 
@@ -948,11 +1107,34 @@ fn cluster_roles_grant_exactly_the_api_calls_and_are_bound_to_the_right_accounts
         .map(|r| (name_of(&r.metadata), r))
         .collect();
     let ours = [Grant::Heapster, Grant::Eventer, Grant::NodeProxy];
+    let mut defined: BTreeSet<&str> = ours.iter().map(|g| g.role_name()).collect();
+    defined.insert(READER_ROLE);
     assert_eq!(
         roles.keys().copied().collect::<BTreeSet<_>>(),
-        ours.iter().map(|g| g.role_name()).collect(),
+        defined,
         "the ClusterRoles we define"
     );
+    // The readers' role: exactly READER_GRANTS, aggregated into view, edit and admin, bound
+    // by nobody here (the aggregation does it).
+    let reader = roles[READER_ROLE];
+    let want: BTreeSet<_> = READER_GRANTS
+        .iter()
+        .flat_map(|(res, verbs, _)| {
+            verbs
+                .iter()
+                .map(|v| (METRICS_GROUP.to_string(), res.to_string(), v.to_string()))
+        })
+        .collect();
+    assert_eq!(
+        grants(reader.rules.as_deref().unwrap_or_default()),
+        want,
+        "{READER_ROLE}"
+    );
+    let labels = reader.metadata.labels.clone().unwrap_or_default();
+    for to in ["view", "edit", "admin"] {
+        let key = format!("rbac.authorization.k8s.io/aggregate-to-{to}");
+        assert_eq!(labels.get(&key).map(String::as_str), Some("true"), "{key}");
+    }
     for g in ours {
         let rules = roles[g.role_name()].rules.as_deref().unwrap_or_default();
         assert_eq!(grants(rules), needed(g), "{}", g.role_name());

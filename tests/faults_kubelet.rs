@@ -30,15 +30,7 @@ async fn in_cluster(
     })
     .await
     .expect("simulator starts");
-    let sa = tempfile::tempdir().expect("tempdir");
-    cluster
-        .write_service_account_dir(sa.path())
-        .expect("sa dir");
-    let source = format!(
-        "kubernetes:{}?serviceAccountDir={}",
-        cluster.api_url(),
-        sa.path().display()
-    );
+    let (sa, source) = common::in_cluster_source(&cluster);
     (cluster, sa, source)
 }
 
@@ -86,11 +78,12 @@ async fn every_kubelet_fault_is_counted_by_reason_in_time_with_bounded_memory() 
 
     // Each failure by its reason, in every tick.
     for (outcome, per_tick) in [
-        ("timeout", 2.0),     // hang, slow trickle
-        ("http_status", 1.0), // 500
-        ("decode", 3.0),      // garbage, truncated, gzip bomb (not inflated)
-        ("too_large", 2.0),   // 1 GiB, declared or chunked
-        ("connect", 2.0),     // refused, certificate for another host
+        ("timeout", 2.0),          // hang, slow trickle
+        ("http_status", 1.0),      // 500
+        ("decode", 3.0),           // garbage, truncated, gzip bomb (not inflated)
+        ("too_large", 2.0),        // 1 GiB, declared or chunked
+        ("connect", 1.0),          // refused
+        ("certificate_name", 1.0), // certificate for another host
         ("success", 2.0),
     ] {
         let got = requests(&page, outcome);

@@ -42,6 +42,12 @@ pub enum StatusError {
     NotFound { kind: &'static str, name: String },
     #[error("the server could not find the requested resource")]
     NoRoute,
+    /// The plain port does not serve the APIs (`--plain_port_apis=false`).
+    #[error(
+        "not served on this port (--plain_port_apis=false): the model API and metrics.k8s.io \
+         are served on the secure port, with authentication"
+    )]
+    NotServed,
     #[error("Unauthorized")]
     Unauthorized,
     #[error("{0}")]
@@ -54,7 +60,7 @@ impl StatusError {
     fn code_reason(&self) -> (StatusCode, &'static str) {
         match self {
             StatusError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
-            StatusError::NotFound { .. } | StatusError::NoRoute => {
+            StatusError::NotFound { .. } | StatusError::NoRoute | StatusError::NotServed => {
                 (StatusCode::NOT_FOUND, "NotFound")
             }
             StatusError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),

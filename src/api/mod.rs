@@ -1,7 +1,8 @@
-//! HTTP APIs. The Heapster port (plain HTTP) serves `/healthz`, `/metrics` (self-metrics), the
-//! model API (`/api/v1/model/...`) and `metrics.k8s.io` (as Heapster served its old
-//! `/apis/metrics/v1alpha1`); the secure port ([`secure`]) serves only `metrics.k8s.io` and its
-//! discovery, behind authentication and authorization, as an aggregated API.
+//! HTTP APIs. The Heapster port (plain HTTP) serves `/healthz`, `/metrics` (self-metrics) and,
+//! unless `--plain_port_apis=false`, the model API (`/api/v1/model/...`) and `metrics.k8s.io`
+//! (as Heapster served its old `/apis/metrics/v1alpha1`) to anyone who reaches it; the secure
+//! port ([`secure`]) serves `metrics.k8s.io` as an aggregated API and the model API, behind
+//! authentication and authorization.
 
 pub mod error;
 mod gzip;
@@ -35,19 +36,55 @@ pub struct ApiState {
     pub cluster: Option<SharedState>,
 }
 
-/// The Heapster port's routes.
+/// The Heapster port's routes, with the model API and `metrics.k8s.io` (Heapster's).
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    plain_router(state, true)
+}
+
+/// The Heapster port's routes: health and self-metrics, and the model API and `metrics.k8s.io`
+/// when `apis` (`--plain_port_apis`). Without them, their paths answer 404 like any unknown
+/// path, with a message saying where they are served.
+pub fn plain_router(state: ApiState, apis: bool) -> Router {
+    let r = Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .merge(model::router())
-        .merge(resource::router())
-        .layer(axum::middleware::from_fn(gzip::compress))
+        .route("/metrics", get(metrics));
+    let r = if apis {
+        r.merge(model::router()).merge(resource::router())
+    } else {
+        r.fallback(not_served)
+    };
+    r.layer(axum::middleware::from_fn(gzip::compress))
         .layer(axum::middleware::from_fn_with_state(
             limits::Limits::default(),
             limits::check,
         ))
         .with_state(state)
+}
+
+/// The unauthenticated APIs' paths on a plain port that does not serve them.
+async fn not_served(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/v1/model") || path.starts_with("/apis") {
+        error::StatusError::NotServed.into_response()
+    } else {
+        error::StatusError::NoRoute.into_response()
+    }
+}
+
+/// Logs the start-up WARN when the plain port answers the APIs beyond this host (it serves
+/// them and listens on a non-loopback address); returns whether it did.
+pub fn warn_if_plain_apis_exposed(listen: std::net::SocketAddr, apis: bool) -> bool {
+    let exposed = apis && !listen.ip().is_loopback();
+    if exposed {
+        tracing::warn!(
+            addr = %listen,
+            "the model API and metrics.k8s.io on --heapster-port answer without authentication: \
+             anyone who reaches this port reads every pod's name, namespace, labels, node and \
+             usage; set --plain_port_apis=false to serve them only on the secure port \
+             (--secure_port), behind authentication and authorization"
+        );
+    }
+    exposed
 }
 
 async fn healthz(State(s): State<ApiState>) -> Response {

@@ -68,16 +68,23 @@ impl App {
             }
         };
         let clients = apiserver::connect(&source, &*env).await?;
+        if source.kubelet_insecure_implied() {
+            tracing::warn!(
+                "insecure=true: kubelet serving certificates are not verified either (as in \
+                 Heapster); add kubeletInsecure=false to --source to verify them against the \
+                 cluster CA"
+            );
+        }
         let kubelet = KubeletClient::new(
             Arc::clone(&clients.kubelet),
             KubeletClientOptions {
                 timeout: cfg.scrape_timeout,
                 max_response_bytes: cfg.max_response_bytes,
-                insecure: source.kubelet_insecure,
+                insecure: source.kubelet_insecure(),
                 keep_alive: source.kubelet_keep_alive,
             },
         )
-        .map_err(|e| anyhow::anyhow!("kubelet client: {e}"))?;
+        .map_err(|e| anyhow::Error::new(e).context("kubelet client"))?;
         let endpoint = if source.node_proxy {
             Endpoint::Proxy {
                 client: clients.client.clone(),
@@ -211,7 +218,7 @@ impl App {
             ),
             None => None,
         };
-        let router = api::router(api_state);
+        let router = api::plain_router(api_state, cfg.plain_port_apis);
         let server_stop = shutdown.clone();
         let server = tokio::spawn(async move {
             let serve =
@@ -220,7 +227,21 @@ impl App {
                 tracing::error!(error = %e, "http server failed");
             }
         });
-        tracing::info!(%addr, "serving /healthz, /metrics and the APIs");
+        if cfg.plain_port_apis {
+            tracing::info!(%addr, "serving /healthz, /metrics, the model API and metrics.k8s.io");
+        } else {
+            let apis = if cfg.secure.port == 0 {
+                "served nowhere: set --secure_port to serve them with authentication"
+            } else {
+                "on the secure port only"
+            };
+            tracing::info!(
+                %addr,
+                "serving /healthz and /metrics (--plain_port_apis=false); the model API and \
+                 metrics.k8s.io {apis}"
+            );
+        }
+        api::warn_if_plain_apis_exposed(addr, cfg.plain_port_apis);
 
         let looper = tick::TickLoop {
             resolution: cfg.metric_resolution,

@@ -1,5 +1,5 @@
-//! Turns raw measurements into the numbers of issue 7 and prints them as a Markdown table or
-//! JSON.
+//! Turns raw measurements into the figures BENCHMARKS.md reports (per node, and at the margin
+//! between cluster sizes) and prints them as a Markdown table or JSON.
 
 use std::fmt::Write as _;
 

@@ -1,5 +1,5 @@
-//! `heapster-bench`: end-to-end benchmark of the collector against a simulated cluster
-//! (issue 7). For each cluster size it starts `heapster-sim`, the collector (and optional peer
+//! `heapster-bench`: end-to-end benchmark of the collector against a simulated cluster (see
+//! BENCHMARKS.md). For each cluster size it starts `heapster-sim`, the collector (and optional peer
 //! collectors), waits for the warm-up and measured ticks, and prints tick and scrape times,
 //! CPU per cycle and per node, and peak memory, plus the marginal cost per node between sizes.
 

@@ -36,6 +36,10 @@ pub struct RawFlags {
     /// Address of the APIs [default: 127.0.0.1 for the simulated source, 0.0.0.0 otherwise]
     #[arg(long, value_name = "IP", allow_hyphen_values = true)]
     listen_ip: Option<String>,
+    /// Also serve the model API and metrics.k8s.io on --heapster-port, with no authentication
+    /// (health and self-metrics are always served) [default: true]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    plain_port_apis: Option<String>,
     /// Separator of the `labels` tag [default: ,]
     #[arg(long, value_name = "SEP", allow_hyphen_values = true)]
     label_separator: Option<String>,
@@ -119,6 +123,19 @@ impl Problems {
         }
     }
 
+    /// A Go boolean (`strconv.ParseBool`), as Heapster's flags took them.
+    fn boolean(&mut self, flag: &str, raw: Option<&str>, default: bool) -> bool {
+        match raw {
+            None => default,
+            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => true,
+            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => false,
+            Some(other) => {
+                self.add(flag, format!("{other:?} is not a boolean (true or false)"));
+                default
+            }
+        }
+    }
+
     fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
         &mut self,
         flag: &str,
@@ -162,18 +179,12 @@ pub fn validate(
         }
     };
 
-    let disable_metric_sink = match raw.disable_metric_sink.as_deref() {
-        None => false,
-        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => true,
-        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => false,
-        Some(other) => {
-            p.add(
-                "--disable_metric_sink",
-                format!("{other:?} is not a boolean (true or false)"),
-            );
-            false
-        }
-    };
+    let disable_metric_sink = p.boolean(
+        "--disable_metric_sink",
+        raw.disable_metric_sink.as_deref(),
+        false,
+    );
+    let plain_port_apis = p.boolean("--plain_port_apis", raw.plain_port_apis.as_deref(), true);
     let mut sinks = Vec::new();
     if !disable_metric_sink {
         sinks.push(SinkConfig::Metric);
@@ -350,6 +361,7 @@ pub fn validate(
         max_response_bytes,
         heapster_port,
         listen_ip,
+        plain_port_apis,
         label_separator,
         ignore_labels: split_labels(&raw.ignore_label),
         store_labels: split_labels(&raw.store_label),

@@ -88,7 +88,7 @@ fn kubernetes(target: Target) -> Result<KubernetesSource, Vec<String>> {
         )),
         kubelet_port: kubelet_port(&mut options),
         kubelet_https: options.take_bool("kubeletHttps"),
-        kubelet_insecure: options.take_bool("kubeletInsecure").unwrap_or(false),
+        kubelet_insecure: options.take_bool("kubeletInsecure"),
         node_proxy: options.take_bool("nodeProxy").unwrap_or(false),
         address_types: address_types(&mut options),
         kubelet_endpoint: kubelet_endpoint(&mut options),
@@ -230,6 +230,14 @@ mod tests {
                 ..defaults(Some("https://kubernetes.default"))
             }
         );
+        // As in Heapster, insecure=true skips kubelet verification too, unless
+        // kubeletInsecure=false says otherwise.
+        assert!(kubeconfig.kubelet_insecure() && kubeconfig.kubelet_insecure_implied());
+        let verified = kube("kubernetes:https://api?insecure=true&kubeletInsecure=false");
+        assert!(!verified.kubelet_insecure() && !verified.kubelet_insecure_implied());
+        assert!(!kube("kubernetes:https://api").kubelet_insecure());
+        let explicit = kube("kubernetes:https://api?insecure=true&kubeletInsecure=true");
+        assert!(explicit.kubelet_insecure() && !explicit.kubelet_insecure_implied());
     }
 
     #[test]
@@ -263,7 +271,7 @@ mod tests {
              &kubeletInsecure=T&nodeProxy=true&addressTypes=Hostname,InternalDNS,ExternalDNS\
              &serviceAccountDir=/sa&kubeletEndpoint=auto&kubeletKeepAlive=false",
         );
-        assert!(k.use_service_account && k.kubelet_insecure && k.node_proxy);
+        assert!(k.use_service_account && k.kubelet_insecure() && k.node_proxy);
         assert!(!k.kubelet_keep_alive);
         assert!(kube("kubernetes:").kubelet_keep_alive);
         assert_eq!(k.kubelet_port, Some(10250));

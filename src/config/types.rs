@@ -56,8 +56,9 @@ pub struct KubernetesSource {
     pub kubelet_port: Option<u16>,
     /// `kubeletHttps=`: explicit scheme for every node (Heapster's meaning).
     pub kubelet_https: Option<bool>,
-    /// Skip kubelet certificate checks only (`kubeletInsecure=true`).
-    pub kubelet_insecure: bool,
+    /// `kubeletInsecure=`: skip kubelet certificate checks. When not given it follows
+    /// `insecure`, as in Heapster (see [`KubernetesSource::kubelet_insecure`]).
+    pub kubelet_insecure: Option<bool>,
     /// Scrape through the apiserver's node proxy (`nodeProxy=true`).
     pub node_proxy: bool,
     /// Address preference (`addressTypes=InternalIP,ExternalIP,Hostname`).
@@ -110,6 +111,17 @@ pub const DEFAULT_ADDRESS_TYPES: [AddressType; 3] = [
 ];
 
 impl KubernetesSource {
+    /// Whether kubelet certificates go unverified: `kubeletInsecure` when given, else
+    /// `insecure` (Heapster skipped kubelet verification with `insecure=true`).
+    pub fn kubelet_insecure(&self) -> bool {
+        self.kubelet_insecure.unwrap_or(self.insecure)
+    }
+
+    /// True when kubelet verification is off only because `insecure=true` implies it.
+    pub fn kubelet_insecure_implied(&self) -> bool {
+        self.insecure && self.kubelet_insecure.is_none()
+    }
+
     /// Heapster's defaults (in-cluster, modern kubelet endpoint) for an apiserver URL; the
     /// parser and the simulated source start from here.
     pub fn new(api_server: Option<Url>) -> KubernetesSource {
@@ -121,7 +133,7 @@ impl KubernetesSource {
             service_account_dir: PathBuf::from(DEFAULT_SERVICE_ACCOUNT_DIR),
             kubelet_port: None,
             kubelet_https: None,
-            kubelet_insecure: false,
+            kubelet_insecure: None,
             node_proxy: false,
             address_types: DEFAULT_ADDRESS_TYPES.to_vec(),
             kubelet_endpoint: KubeletEndpoint::Summary,
@@ -294,6 +306,9 @@ pub struct Config {
     pub max_response_bytes: usize,
     pub heapster_port: u16,
     pub listen_ip: std::net::IpAddr,
+    /// Whether `--heapster-port` also serves the model API and `metrics.k8s.io`, with no
+    /// authentication (`--plain_port_apis`, default true for Heapster's clients).
+    pub plain_port_apis: bool,
     pub label_separator: String,
     pub ignore_labels: Vec<String>,
     pub store_labels: Vec<String>,

@@ -57,12 +57,14 @@ impl EventerApp {
         let registry = Arc::new(registry);
         let listener = tokio::net::TcpListener::bind((cfg.healthz_ip, cfg.healthz_port)).await?;
         let addr = listener.local_addr()?;
-        let router = api::router(ApiState {
+        // No store: health and self-metrics only.
+        let state = ApiState {
             health: Arc::clone(&health),
             registry: Arc::clone(&registry),
             store: None,
             cluster: None,
-        });
+        };
+        let router = api::plain_router(state, false);
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {

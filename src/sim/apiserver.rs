@@ -1,5 +1,6 @@
 //! The fake apiserver's router: discovery (`/version`, `/api`, `/apis`, `/api/v1`), LIST/WATCH/GET
-//! of nodes, pods, namespaces and events, and the node proxy to `/stats/summary`.
+//! of nodes, pods, namespaces and events, the node proxy to `/stats/summary`, and TokenReview and
+//! SubjectAccessReview ([`review`]).
 //! With https and a token every path but the health probes requires the current bearer token.
 
 use std::sync::Arc;
@@ -9,13 +10,14 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::json;
 
 use super::formulas as f;
 use super::kubelet;
 use super::objects;
+use super::review;
 use super::state::{Kind, Shared};
 use super::watch::{ListQuery, list_or_watch, status};
 
@@ -43,6 +45,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/api/v1/namespaces/{ns}/events",
             get(list_namespaced_events),
+        )
+        .route(
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            post(review::token_review),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            post(review::access_review),
         )
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), auth))
         .route("/healthz", get(|| async { "ok" }))

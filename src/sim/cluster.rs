@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::state::{self, AuthKind, Config, KubeletCounters, NodeState, Shared};
-use super::tls::Pki;
+use super::tls::{KubeletCert, Pki};
 use super::{KubeletFault, KubeletStats, SimAuth, SimError, SimNodeInfo, SimOptions};
 use super::{apiserver, formulas as f, kubeconfig, kubelet, serve};
 use crate::model::time::{NANOS_PER_SEC, align_down, now};
@@ -181,11 +181,19 @@ impl SimCluster {
         node: &NodeState,
         listener: tokio::net::TcpListener,
     ) -> Result<(), SimError> {
+        let ip = self.ip_san.then_some(node.ip);
+        let cert = match node.fault {
+            Some(KubeletFault::SelfSignedCert) => KubeletCert::SelfSigned,
+            Some(KubeletFault::UnknownCaCert) => KubeletCert::OtherCa,
+            Some(KubeletFault::ExpiredCert) => KubeletCert::Expired,
+            Some(KubeletFault::NotYetValidCert) => KubeletCert::NotYetValid,
+            _ => KubeletCert::ClusterCa,
+        };
         let tls = match &self.pki {
             Some(pki) if node.fault == Some(KubeletFault::WrongHostCert) => {
                 Some(pki.kubelet_config("wrong-host.invalid", None)?)
             }
-            Some(pki) => Some(pki.kubelet_config(&node.name, self.ip_san.then_some(node.ip))?),
+            Some(pki) => Some(pki.kubelet_config_with(&node.name, ip, cert)?),
             None => None,
         };
         let router = kubelet::router(
@@ -220,6 +228,22 @@ impl SimCluster {
     /// Rotates the token: the old one is refused from now on.
     pub fn set_token(&self, new: &str) {
         *state::write(&self.shared.token) = Some(new.to_owned());
+    }
+
+    /// Registers a user that TokenReview authenticates by `token`.
+    pub fn add_user(&self, token: &str, name: &str, groups: &[&str]) {
+        state::write(&self.shared.access)
+            .users
+            .push(super::review::SimUser {
+                token: token.to_owned(),
+                name: name.to_owned(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+            });
+    }
+
+    /// Grants a permission that SubjectAccessReview honours.
+    pub fn allow(&self, rule: super::SimRule) {
+        state::write(&self.shared.access).rules.push(rule);
     }
 
     fn client_pki(&self) -> Option<&Pki> {

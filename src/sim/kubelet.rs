@@ -95,7 +95,14 @@ async fn respond(shared: &Shared, node: &NodeState, api: Api) -> Response {
     };
     let ok = |body: Body| ([(header::CONTENT_TYPE, content_type)], body).into_response();
     match node.fault {
-        None | Some(KubeletFault::WrongHostCert) => ok(render().into()),
+        None
+        | Some(
+            KubeletFault::WrongHostCert
+            | KubeletFault::SelfSignedCert
+            | KubeletFault::UnknownCaCert
+            | KubeletFault::ExpiredCert
+            | KubeletFault::NotYetValidCert,
+        ) => ok(render().into()),
         Some(KubeletFault::SummaryForbidden) if api == Api::Resource => ok(render().into()),
         Some(KubeletFault::SummaryForbidden) => (
             StatusCode::FORBIDDEN,

@@ -47,6 +47,8 @@
 //! ([`KubeletStats`]). With https and [`SimAuth::Token`] the apiserver (all but `/healthz`,
 //! `/livez`, `/readyz`) and kubelets answer 401 without the current bearer token; with
 //! [`SimAuth::ClientCert`] the TLS handshake requires a certificate signed by the simulator's CA.
+//! TokenReview and SubjectAccessReview answer for the users and RBAC rules a test registers
+//! ([`SimCluster::add_user`], [`SimCluster::allow`]).
 //! Servers speak HTTP/1.1 only (ALPN `http/1.1`).
 
 mod apiserver;
@@ -61,6 +63,7 @@ mod list;
 mod objects;
 mod payload;
 mod resource;
+mod review;
 mod selector;
 mod serve;
 mod state;
@@ -71,6 +74,7 @@ mod watch;
 pub use cluster::SimCluster;
 pub use events::SimEvent;
 pub use formulas::*;
+pub use review::{SimRule, SimSubject};
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -189,13 +193,23 @@ pub enum KubeletFault {
     /// Serves (https only) a certificate for another host name, without the node's IP SAN:
     /// verification fails.
     WrongHostCert,
+    /// Serves (https only) a self-signed certificate marked as a CA, as kubelets make for
+    /// themselves unless serving-certificate bootstrap is on.
+    SelfSignedCert,
+    /// Serves (https only) a certificate signed by a CA the collector is not told about.
+    UnknownCaCert,
+    /// Serves (https only) a cluster-CA certificate that expired in 2021.
+    ExpiredCert,
+    /// Serves (https only) a cluster-CA certificate valid only from 2090.
+    NotYetValidCert,
 }
 
 impl std::str::FromStr for KubeletFault {
     type Err = String;
 
     /// `hang`, `500`, `garbage`, `truncated`, `huge:<bytes>`, `slow`, `refuse`, `summary403`,
-    /// `hugechunked:<bytes>`, `gzipbomb:<inflated bytes>`, `wronghost`.
+    /// `hugechunked:<bytes>`, `gzipbomb:<inflated bytes>`, `wronghost`, `selfsigned`, `unknownca`,
+    /// `expired`, `notyetvalid`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "hang" => KubeletFault::Hang,
@@ -206,6 +220,10 @@ impl std::str::FromStr for KubeletFault {
             "refuse" => KubeletFault::RefuseConnections,
             "summary403" => KubeletFault::SummaryForbidden,
             "wronghost" => KubeletFault::WrongHostCert,
+            "selfsigned" => KubeletFault::SelfSignedCert,
+            "unknownca" => KubeletFault::UnknownCaCert,
+            "expired" => KubeletFault::ExpiredCert,
+            "notyetvalid" => KubeletFault::NotYetValidCert,
             other => {
                 let size = |prefix: &str| other.strip_prefix(prefix).and_then(|n| n.parse().ok());
                 if let Some(n) = size("huge:") {

@@ -214,6 +214,8 @@ impl EventLog {
 pub(crate) struct Shared {
     pub cfg: Config,
     pub token: RwLock<Option<String>>,
+    /// Users and rules of TokenReview and SubjectAccessReview.
+    pub access: RwLock<super::review::Access>,
     pub nodes: RwLock<Vec<NodeState>>,
     pub log: Mutex<EventLog>,
     /// Core v1 Events (lock after `nodes`, before `log`).
@@ -234,6 +236,7 @@ impl Shared {
         Shared {
             cfg,
             token: RwLock::new(token),
+            access: RwLock::default(),
             nodes: RwLock::new(nodes),
             log: Mutex::new(EventLog::new(1)),
             events: Mutex::new(super::events::EventStore::default()),

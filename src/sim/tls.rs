@@ -20,6 +20,8 @@ use super::SimError;
 pub(crate) struct Pki {
     provider: Arc<CryptoProvider>,
     issuer: Issuer<'static, KeyPair>,
+    /// A CA the collector is never told about (for [`KubeletCert::OtherCa`]).
+    other_issuer: Issuer<'static, KeyPair>,
     pub ca_pem: String,
     /// One key shared by every serving certificate (fast to issue thousands).
     serving_key: KeyPair,
@@ -54,6 +56,9 @@ impl Pki {
         let ca_key = KeyPair::generate().map_err(cert_err)?;
         let ca_cert = params.self_signed(&ca_key).map_err(cert_err)?;
         let ca_der = ca_cert.der().clone();
+        let mut other_params = params.clone();
+        other_params.distinguished_name = dn("heapster-sim-node-ca");
+        let other_issuer = Issuer::new(other_params, KeyPair::generate().map_err(cert_err)?);
         let issuer = Issuer::new(params, ca_key);
 
         let client_key = KeyPair::generate().map_err(cert_err)?;
@@ -81,6 +86,7 @@ impl Pki {
             provider,
             ca_pem: ca_cert.pem(),
             issuer,
+            other_issuer,
             serving_key: KeyPair::generate().map_err(cert_err)?,
             client_cert_pem: client_cert.pem(),
             client_key_pem: client_key.serialize_pem(),
@@ -106,21 +112,59 @@ impl Pki {
         node_name: &str,
         ip: Option<Ipv4Addr>,
     ) -> Result<Arc<ServerConfig>, SimError> {
+        self.kubelet_config_with(node_name, ip, KubeletCert::ClusterCa)
+    }
+
+    /// A kubelet's configuration with a certificate of the given kind.
+    pub fn kubelet_config_with(
+        &self,
+        node_name: &str,
+        ip: Option<Ipv4Addr>,
+        kind: KubeletCert,
+    ) -> Result<Arc<ServerConfig>, SimError> {
         let mut sans = vec![dns(node_name)?];
         sans.extend(ip.map(|ip| SanType::IpAddress(IpAddr::V4(ip))));
-        self.server_config(node_name, sans)
+        let mut params = leaf_params(node_name, sans);
+        let cert = match kind {
+            KubeletCert::ClusterCa => params.signed_by(&self.serving_key, &self.issuer),
+            KubeletCert::SelfSigned => {
+                // What a kubelet makes for itself (and `openssl req -x509`): CA:TRUE, no issuer.
+                params.distinguished_name = dn(&format!("{node_name}@self-signed"));
+                params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                params.key_usages = vec![
+                    KeyUsagePurpose::DigitalSignature,
+                    KeyUsagePurpose::KeyEncipherment,
+                    KeyUsagePurpose::KeyCertSign,
+                ];
+                params.self_signed(&self.serving_key)
+            }
+            KubeletCert::OtherCa => params.signed_by(&self.serving_key, &self.other_issuer),
+            KubeletCert::Expired => {
+                params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+                params.signed_by(&self.serving_key, &self.issuer)
+            }
+            KubeletCert::NotYetValid => {
+                params.not_before = rcgen::date_time_ymd(2090, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2091, 1, 1);
+                params.signed_by(&self.serving_key, &self.issuer)
+            }
+        }
+        .map_err(cert_err)?;
+        self.config_for(cert.der().clone())
     }
 
     fn server_config(&self, cn: &str, sans: Vec<SanType>) -> Result<Arc<ServerConfig>, SimError> {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn(cn);
-        params.subject_alt_names = sans;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = params
+        let cert = leaf_params(cn, sans)
             .signed_by(&self.serving_key, &self.issuer)
             .map_err(cert_err)?;
+        self.config_for(cert.der().clone())
+    }
+
+    /// A server configuration serving `cert` (for the shared serving key).
+    fn config_for(&self, cert: CertificateDer<'static>) -> Result<Arc<ServerConfig>, SimError> {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.serving_key.serialize_der()));
-        let chain: Vec<CertificateDer<'static>> = vec![cert.der().clone()];
+        let chain: Vec<CertificateDer<'static>> = vec![cert];
         let builder = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
             .map_err(SimError::Tls)?;
@@ -134,6 +178,30 @@ impl Pki {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// How a simulated kubelet's serving certificate is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KubeletCert {
+    /// Signed by the cluster CA (what `serverTLSBootstrap` gives).
+    ClusterCa,
+    /// Self-signed, marked as a CA: what kubelets make for themselves by default.
+    SelfSigned,
+    /// A leaf signed by a CA the collector does not know (a per-node CA nobody distributes).
+    OtherCa,
+    /// Signed by the cluster CA, valid 2020 to 2021.
+    Expired,
+    /// Signed by the cluster CA, valid from 2090.
+    NotYetValid,
+}
+
+/// A serving certificate's parameters: subject CN, SANs, server auth.
+fn leaf_params(cn: &str, sans: Vec<SanType>) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(cn);
+    params.subject_alt_names = sans;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params
 }
 
 fn dn(cn: &str) -> DistinguishedName {

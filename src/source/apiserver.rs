@@ -9,6 +9,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use secrecy::ExposeSecret;
 
 use super::credentials::{KubeletCredentials, Secret, TokenSource};
+use crate::certificate::CertProblem;
 use crate::config::{ApiAuth, KubernetesSource};
 
 /// Why the apiserver client could not be built.
@@ -34,6 +35,26 @@ pub enum ClientError {
     Kubeconfig { path: PathBuf, message: String },
     #[error("building the client: {0}")]
     Build(String),
+}
+
+/// What is wrong with the apiserver's serving certificate and the setting that fixes it.
+pub fn certificate_advice(problem: &CertProblem) -> String {
+    match problem {
+        CertProblem::Untrusted { .. } => "the apiserver's certificate is not signed by a CA this \
+             collector knows: put the cluster CA in the kubeconfig (certificate-authority-data) \
+             or the service-account ca.crt, or set insecure=true in --source"
+            .to_string(),
+        CertProblem::WrongName { tried, names } => format!(
+            "the apiserver's certificate does not hold the name tried, {tried} (it holds {}): \
+             use one of those names in the --source URL, or set insecure=true",
+            CertProblem::names(names)
+        ),
+        CertProblem::Expired { .. } | CertProblem::NotYetValid { .. } => format!(
+            "the apiserver's certificate {}: renew it (or fix the clock), or set insecure=true \
+             in --source",
+            problem.dates()
+        ),
+    }
 }
 
 /// The apiserver client plus what the kubelet client needs.

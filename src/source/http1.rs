@@ -206,9 +206,7 @@ impl Http1Client {
         let hint = self.last_body.load(Ordering::Relaxed);
         match self.exchange(&mut stream, &request, hint).await {
             Ok(r) => self.finish(origin, stream, r),
-            Err(Exchange::Stale) => Err(ScrapeError::Body(
-                "connection closed before a response".into(),
-            )),
+            Err(Exchange::Stale) => Err(ScrapeError::Closed("before a response")),
             Err(Exchange::Failed(e)) => Err(e),
         }
     }
@@ -274,8 +272,8 @@ impl Http1Client {
         };
         let tcp = tokio::time::timeout(self.connect_timeout, connect)
             .await
-            .map_err(|_| ScrapeError::Connect("connect timed out".into()))?
-            .map_err(|e| ScrapeError::Connect(e.to_string()))?;
+            .map_err(|_| ScrapeError::ConnectTimeout)?
+            .map_err(ScrapeError::Connect)?;
         // Requests are written whole; the answer is read as it comes.
         let _ = tcp.set_nodelay(true);
         if !origin.https {
@@ -284,13 +282,14 @@ impl Http1Client {
         let name = match host {
             Host::Ipv4(ip) => ServerName::IpAddress(IpAddr::V4(ip).into()),
             Host::Ipv6(ip) => ServerName::IpAddress(IpAddr::V6(ip).into()),
-            Host::Domain(d) => ServerName::try_from(d.to_string())
-                .map_err(|e| ScrapeError::Connect(format!("server name: {e}")))?,
+            Host::Domain(d) => {
+                ServerName::try_from(d.to_string()).map_err(ScrapeError::ServerName)?
+            }
         };
         let tls = tokio::time::timeout(self.connect_timeout, self.tls.connect(name, tcp))
             .await
-            .map_err(|_| ScrapeError::Connect("TLS handshake timed out".into()))?
-            .map_err(|e| ScrapeError::Connect(format!("TLS: {e}")))?;
+            .map_err(|_| ScrapeError::HandshakeTimeout)?
+            .map_err(ScrapeError::Handshake)?;
         Ok(Stream::Tls(Box::new(tls)))
     }
 
@@ -318,11 +317,11 @@ impl Http1Client {
             match read_more(stream, &mut buf).await {
                 Ok(0) | Err(_) if buf.is_empty() => return Err(Exchange::Stale),
                 Ok(0) => {
-                    return Err(Exchange::Failed(ScrapeError::Body(
-                        "connection closed in the response head".into(),
+                    return Err(Exchange::Failed(ScrapeError::Closed(
+                        "in the response head",
                     )));
                 }
-                Err(e) => return Err(Exchange::Failed(ScrapeError::Body(e.to_string()))),
+                Err(e) => return Err(Exchange::Failed(ScrapeError::Read(e))),
                 Ok(_) => {}
             }
             if buf.capacity() < whole {
@@ -332,8 +331,8 @@ impl Http1Client {
                 break head;
             }
             if buf.len() > MAX_HEAD {
-                return Err(Exchange::Failed(ScrapeError::Body(
-                    "response head too large".into(),
+                return Err(Exchange::Failed(ScrapeError::Malformed(
+                    "response head too large",
                 )));
             }
         };
@@ -355,7 +354,7 @@ fn origin(url: &Url) -> Result<Origin, ScrapeError> {
     let https = match url.scheme() {
         "https" => true,
         "http" => false,
-        other => return Err(ScrapeError::Connect(format!("unsupported scheme {other}"))),
+        other => return Err(ScrapeError::Scheme(other.to_string())),
     };
     Ok(Origin {
         https,
@@ -380,7 +379,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ScrapeError> {
     let len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(ScrapeError::Body(format!("invalid response head: {e}"))),
+        Err(e) => return Err(ScrapeError::Head(e)),
     };
     let status = resp.code.unwrap_or(0);
     let mut keep_alive = resp.version == Some(1);
@@ -390,7 +389,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ScrapeError> {
             let n = std::str::from_utf8(h.value)
                 .ok()
                 .and_then(|s| s.trim().parse::<usize>().ok())
-                .ok_or_else(|| ScrapeError::Body("invalid Content-Length".into()))?;
+                .ok_or(ScrapeError::Malformed("invalid Content-Length"))?;
             if framing == Framing::Close {
                 framing = Framing::Length(n);
             }
@@ -399,7 +398,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, ScrapeError> {
             if h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
                 framing = Framing::Chunked;
             } else {
-                return Err(ScrapeError::Body("unsupported Transfer-Encoding".into()));
+                return Err(ScrapeError::Malformed("unsupported Transfer-Encoding"));
             }
         } else if h.name.eq_ignore_ascii_case("connection") {
             for token in h.value.split(|&b| b == b',') {
@@ -432,8 +431,8 @@ async fn read_body(
     max_body: usize,
 ) -> Result<Bytes, ScrapeError> {
     let too_large = || ScrapeError::TooLarge { limit: max_body };
-    let io = |e: std::io::Error| ScrapeError::Body(e.to_string());
-    let eof = || ScrapeError::Body("connection closed in the body".into());
+    let io = ScrapeError::Read;
+    let eof = || ScrapeError::Closed("in the body");
     let start = head.len;
     match head.framing {
         Framing::Length(n) => {
@@ -451,7 +450,7 @@ async fn read_body(
             }
             if buf.len() > end {
                 // More than the body: nothing else was asked for, so the stream is confused.
-                return Err(ScrapeError::Body("data after the response body".into()));
+                return Err(ScrapeError::Malformed("data after the response body"));
             }
             Ok(buf.freeze().slice(start..end))
         }
@@ -473,7 +472,7 @@ async fn read_body(
             loop {
                 let Some(line_end) = find_crlf(&buf[pos..]) else {
                     if buf.len() - pos > 1024 {
-                        return Err(ScrapeError::Body("invalid chunk header".into()));
+                        return Err(ScrapeError::Malformed("invalid chunk header"));
                     }
                     if read_more(stream, &mut buf).await.map_err(io)? == 0 {
                         return Err(eof());
@@ -491,7 +490,7 @@ async fn read_body(
                             Some(n) => t += n + 2,
                             None => {
                                 if buf.len() - t > 8 * 1024 {
-                                    return Err(ScrapeError::Body("trailers too large".into()));
+                                    return Err(ScrapeError::Malformed("trailers too large"));
                                 }
                                 if read_more(stream, &mut buf).await.map_err(io)? == 0 {
                                     return Err(eof());
@@ -500,7 +499,7 @@ async fn read_body(
                         }
                     }
                     if buf.len() > t + 2 {
-                        return Err(ScrapeError::Body("data after the response body".into()));
+                        return Err(ScrapeError::Malformed("data after the response body"));
                     }
                     buf.truncate(out);
                     return Ok(buf.freeze().slice(start..));
@@ -518,7 +517,7 @@ async fn read_body(
                     }
                 }
                 if &buf[data + size..need] != b"\r\n" {
-                    return Err(ScrapeError::Body("invalid chunk end".into()));
+                    return Err(ScrapeError::Malformed("invalid chunk end"));
                 }
                 buf.copy_within(data..data + size, out);
                 out += size;
@@ -539,7 +538,7 @@ fn chunk_size(line: &[u8]) -> Result<usize, ScrapeError> {
         .next()
         .unwrap_or_default()
         .trim_ascii();
-    let bad = || ScrapeError::Body("invalid chunk size".into());
+    let bad = || ScrapeError::Malformed("invalid chunk size");
     if hex.is_empty() || hex.len() > 15 {
         return Err(bad());
     }
@@ -754,13 +753,19 @@ mod tests {
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         let (url, _) = server(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n".to_vec(), 10).await;
-        assert!(matches!(c.get(&url, None).await, Err(ScrapeError::Body(_))));
+        assert!(matches!(
+            c.get(&url, None).await,
+            Err(ScrapeError::Malformed(_))
+        ));
         let (url, _) = server(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec(),
             10,
         )
         .await;
-        assert!(matches!(c.get(&url, None).await, Err(ScrapeError::Body(_))));
+        assert!(matches!(
+            c.get(&url, None).await,
+            Err(ScrapeError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -12,22 +12,58 @@ use url::Url;
 
 use super::credentials::KubeletCredentials;
 use super::http1::Http1Client;
+use crate::certificate::CertProblem;
 
-/// Why a scrape failed. Messages never include credentials.
+/// Why a scrape failed. Messages never include credentials; a variant with a `#[source]` leaves
+/// the cause's words to it (log with [`Chain`](crate::certificate::Chain)).
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
-    #[error("connection failed: {0}")]
-    Connect(String),
+    /// The TCP connection could not be made.
+    #[error("cannot connect")]
+    Connect(#[source] std::io::Error),
+    #[error("connect timed out")]
+    ConnectTimeout,
+    /// The host of the URL is not a valid TLS server name.
+    #[error("invalid TLS server name")]
+    ServerName(#[source] rustls::pki_types::InvalidDnsNameError),
+    /// The TLS handshake failed: see [`ScrapeError::certificate_problem`].
+    #[error("TLS handshake failed")]
+    Handshake(#[source] std::io::Error),
+    #[error("TLS handshake timed out")]
+    HandshakeTimeout,
+    #[error("unsupported URL scheme {0}")]
+    Scheme(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("unexpected status {status}")]
     UnexpectedStatus { status: u16 },
     #[error("response larger than {limit} bytes")]
     TooLarge { limit: usize },
-    #[error("reading the response failed: {0}")]
-    Body(String),
-    #[error("invalid summary: {0}")]
-    Decode(String),
+    /// Reading the response from the socket failed.
+    #[error("reading the response failed")]
+    Read(#[source] std::io::Error),
+    /// The kubelet closed the connection before the end of the answer.
+    #[error("connection closed {0}")]
+    Closed(&'static str),
+    /// The answer is not HTTP/1.1 as this client reads it.
+    #[error("invalid response: {0}")]
+    Malformed(&'static str),
+    #[error("invalid response head")]
+    Head(#[source] httparse::Error),
+    /// A request through the apiserver's node proxy failed.
+    #[error("request through the apiserver failed")]
+    Proxy(#[source] kube::Error),
+    #[error("building the request through the apiserver failed")]
+    ProxyRequest(#[source] http::Error),
+    #[error("reading the answer through the apiserver failed")]
+    ProxyBody(#[source] kube::Error),
+    #[error("invalid summary")]
+    Summary(#[source] serde_json::Error),
+    #[error("invalid /metrics/resource")]
+    Resource(#[source] super::resource::DecodeError),
+    /// The scrape's task panicked or was cancelled.
+    #[error("scrape task failed")]
+    Task(#[source] tokio::task::JoinError),
     #[error("node has no usable address")]
     NoAddress,
     #[error("tick deadline passed before the node answered")]
@@ -38,17 +74,78 @@ impl ScrapeError {
     /// The `reason` label of the failure counter.
     pub fn reason(&self) -> &'static str {
         match self {
-            ScrapeError::Connect(_) => "connect",
+            ScrapeError::Handshake(e) => CertProblem::find(e).map_or("connect", |p| p.reason()),
+            ScrapeError::Connect(_)
+            | ScrapeError::ConnectTimeout
+            | ScrapeError::ServerName(_)
+            | ScrapeError::HandshakeTimeout
+            | ScrapeError::Scheme(_)
+            | ScrapeError::Proxy(_)
+            | ScrapeError::ProxyRequest(_) => "connect",
             ScrapeError::Timeout(_) => "timeout",
             ScrapeError::UnexpectedStatus { status: 401 | 403 } => "unauthorized",
             ScrapeError::UnexpectedStatus { .. } => "http_status",
             ScrapeError::TooLarge { .. } => "too_large",
-            ScrapeError::Body(_) => "body",
-            ScrapeError::Decode(_) => "decode",
+            ScrapeError::Read(_)
+            | ScrapeError::Closed(_)
+            | ScrapeError::Malformed(_)
+            | ScrapeError::Head(_)
+            | ScrapeError::ProxyBody(_)
+            | ScrapeError::Task(_) => "body",
+            ScrapeError::Summary(_) | ScrapeError::Resource(_) => "decode",
             ScrapeError::NoAddress => "no_address",
             ScrapeError::Deadline => "deadline",
         }
     }
+
+    /// Why the kubelet's serving certificate was refused, when that is what failed.
+    pub fn certificate_problem(&self) -> Option<CertProblem> {
+        match self {
+            ScrapeError::Handshake(e) => CertProblem::find(e),
+            _ => None,
+        }
+    }
+}
+
+/// What is wrong with kubelet `node`'s serving certificate and the setting that fixes it.
+pub fn certificate_advice(node: &str, problem: &CertProblem) -> String {
+    match problem {
+        CertProblem::Untrusted { self_signed } => format!(
+            "kubelet {node} serves a {}certificate not signed by the cluster CA (kubelets sign \
+             their own unless serving-certificate bootstrap is on): set kubeletInsecure=true, or \
+             enable serverTLSBootstrap and approve the CSRs",
+            if *self_signed { "self-signed " } else { "" }
+        ),
+        CertProblem::WrongName { tried, names } => format!(
+            "kubelet {node}: the address tried, {tried}, is not in its serving certificate \
+             (which holds {}): set addressTypes=Hostname to connect by a name it holds, or \
+             kubeletInsecure=true",
+            CertProblem::names(names)
+        ),
+        CertProblem::Expired { .. } | CertProblem::NotYetValid { .. } => format!(
+            "kubelet {node} serves a certificate that {}: renew it on the node (or fix the \
+             clock), or set kubeletInsecure=true",
+            problem.dates()
+        ),
+    }
+}
+
+/// Why the kubelet client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletClientError {
+    /// rustls refused the protocol versions (never with the ring provider).
+    #[error("TLS configuration")]
+    Tls(#[source] rustls::Error),
+    #[error("a certificate of the cluster CA is invalid")]
+    ClusterCa(#[source] rustls::Error),
+    #[error("the client certificate is not valid PEM")]
+    ClientCertPem(#[source] std::io::Error),
+    #[error("the client certificate's PEM has no certificate")]
+    NoClientCert,
+    #[error("the client certificate's PEM has no private key")]
+    NoClientKey,
+    #[error("the client certificate or key was refused")]
+    ClientCert(#[source] rustls::Error),
 }
 
 /// Settings of the kubelet client.
@@ -78,7 +175,7 @@ impl KubeletClient {
     pub fn new(
         creds: Arc<KubeletCredentials>,
         opts: KubeletClientOptions,
-    ) -> Result<KubeletClient, String> {
+    ) -> Result<KubeletClient, KubeletClientError> {
         let tls = tls_config(&creds, opts.insecure)?;
         // Idle connections leave room for the scrapes in flight and the other sockets and files.
         let max_idle = if opts.keep_alive {
@@ -128,11 +225,14 @@ impl KubeletClient {
 
 /// TLS for kubelets: the cluster CA (or the system's roots when none is known), or no
 /// verification with `kubeletInsecure=true`; the client certificate when there is one; HTTP/1.1.
-fn tls_config(creds: &KubeletCredentials, insecure: bool) -> Result<ClientConfig, String> {
+fn tls_config(
+    creds: &KubeletCredentials,
+    insecure: bool,
+) -> Result<ClientConfig, KubeletClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?;
+        .map_err(KubeletClientError::Tls)?;
     let builder = if insecure {
         builder
             .dangerous()
@@ -147,7 +247,7 @@ fn tls_config(creds: &KubeletCredentials, insecure: bool) -> Result<ClientConfig
             for der in &creds.ca_der {
                 roots
                     .add(CertificateDer::from(der.clone()))
-                    .map_err(|e| format!("cluster CA: {e}"))?;
+                    .map_err(KubeletClientError::ClusterCa)?;
             }
         }
         builder.with_root_certificates(roots)
@@ -157,17 +257,17 @@ fn tls_config(creds: &KubeletCredentials, insecure: bool) -> Result<ClientConfig
             let pem = pem.expose().as_bytes();
             let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &pem[..])
                 .collect::<Result<_, _>>()
-                .map_err(|_| "client certificate: invalid PEM".to_string())?;
+                .map_err(KubeletClientError::ClientCertPem)?;
             let key = rustls_pemfile::private_key(&mut &pem[..])
                 .ok()
                 .flatten()
-                .ok_or_else(|| "client certificate: no private key in the PEM".to_string())?;
+                .ok_or(KubeletClientError::NoClientKey)?;
             if certs.is_empty() {
-                return Err("client certificate: no certificate in the PEM".into());
+                return Err(KubeletClientError::NoClientCert);
             }
             builder
                 .with_client_auth_cert(certs, key)
-                .map_err(|e| format!("client certificate: {e}"))?
+                .map_err(KubeletClientError::ClientCert)?
         }
         None => builder.with_no_client_auth(),
     };

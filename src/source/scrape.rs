@@ -23,8 +23,9 @@ use rand::Rng;
 use tokio::task::JoinSet;
 use url::Url;
 
-use super::kubelet::{KubeletClient, ScrapeError};
+use super::kubelet::{KubeletClient, ScrapeError, certificate_advice};
 use super::{resource, summary};
+use crate::certificate::Chain;
 use crate::config::KubeletEndpoint;
 use crate::model::cluster::NodeInfo;
 use crate::model::time;
@@ -275,8 +276,7 @@ impl Scraper {
                 }
                 Ok(Some(Err(join_err))) => {
                     if let Some(name) = pending.remove(&join_err.id()) {
-                        let result: Result<(), _> =
-                            Err(ScrapeError::Body(format!("scrape task failed: {join_err}")));
+                        let result: Result<(), _> = Err(ScrapeError::Task(join_err));
                         self.record(&name, &result);
                         if let Err(e) = result {
                             failed.push((name, e));
@@ -356,7 +356,7 @@ impl Scraper {
 
     async fn scrape_summary(&self, node: &NodeInfo) -> Result<NodeSample, ScrapeError> {
         let body = self.fetch(node, Api::Summary).await?;
-        let summary = summary::decode(&body).map_err(|e| ScrapeError::Decode(e.to_string()))?;
+        let summary = summary::decode(&body).map_err(ScrapeError::Summary)?;
         // Taken out while decoding: the lock is not held across the decode.
         let mut names = lock(&self.names).remove(&node.name).unwrap_or_default();
         let sample = decode_summary_with(&summary, &node.name, time::now(), &self.ids, &mut names);
@@ -366,8 +366,8 @@ impl Scraper {
 
     async fn scrape_resource(&self, node: &NodeInfo) -> Result<NodeSample, ScrapeError> {
         let body = self.fetch(node, Api::Resource).await?;
-        let decoded = resource::decode(&body, &node.name, time::now())
-            .map_err(|e| ScrapeError::Decode(e.to_string()))?;
+        let decoded =
+            resource::decode(&body, &node.name, time::now()).map_err(ScrapeError::Resource)?;
         let mut errors = lock(&self.resource_errors);
         if decoded.scrape_error {
             self.metrics.resource_errors.inc();
@@ -392,12 +392,9 @@ impl Scraper {
         let path = format!("/api/v1/nodes/{node}/proxy{}", api.path());
         let req = http::Request::get(path)
             .body(kube::client::Body::empty())
-            .map_err(|e| ScrapeError::Connect(e.to_string()))?;
+            .map_err(ScrapeError::ProxyRequest)?;
         let fetch = async {
-            let resp = client
-                .send(req)
-                .await
-                .map_err(|e| ScrapeError::Connect(e.to_string()))?;
+            let resp = client.send(req).await.map_err(ScrapeError::Proxy)?;
             if !resp.status().is_success() {
                 return Err(ScrapeError::UnexpectedStatus {
                     status: resp.status().as_u16(),
@@ -406,7 +403,7 @@ impl Scraper {
             let mut body = resp.into_body();
             let mut buf = Vec::new();
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| ScrapeError::Body(e.to_string()))?;
+                let frame = frame.map_err(ScrapeError::ProxyBody)?;
                 if let Some(data) = frame.data_ref() {
                     if buf.len() + data.len() > limit {
                         return Err(ScrapeError::TooLarge { limit });
@@ -441,7 +438,15 @@ impl Scraper {
                     .get_or_create(&Outcome { outcome: reason })
                     .inc();
                 if failing.insert(Arc::clone(node), reason) != Some(reason) {
-                    tracing::warn!(node = %node, reason, error = %e, "kubelet scrape failed (logged once until it changes)");
+                    match e.certificate_problem() {
+                        Some(problem) => {
+                            let advice = certificate_advice(node, &problem);
+                            tracing::warn!(node = %node, reason, "{advice} (logged once until it changes)");
+                        }
+                        None => {
+                            tracing::warn!(node = %node, reason, error = %Chain(e), "kubelet scrape failed (logged once until it changes)");
+                        }
+                    }
                 }
             }
         }

@@ -6,8 +6,8 @@
 //! no escapes, so decoding allocates little beyond the vectors.
 //!
 //! Two parsers give the same [`Summary`]. [`decode`] tries [`fast::decode`], a hand-written
-//! single-pass parser (about a third of serde's instructions on simulated 30-pod nodes), and falls
-//! back to serde_json on anything unusual: escapes, duplicate fields, wrong types, invalid JSON,
+//! single-pass parser (a fraction of serde's instructions: see BENCHMARKS.md), and falls back to
+//! serde_json on anything unusual: escapes, duplicate fields, wrong types, invalid JSON,
 //! truncation. The serde structs below are that fallback, which also words every error, and the
 //! specification: whenever the fast parser returns `Some(s)`, serde returns `Ok(t)` with
 //! `s == t` (checked by `testing::fuzz::summary`, the `summary_decode` fuzz target and the

@@ -11,6 +11,7 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch as signal;
 
 use super::quantity;
+use crate::certificate::CertProblem;
 use crate::model::FastMap;
 use crate::model::cluster::{ClusterState, ContainerInfo, Interner, NodeInfo, PodInfo};
 use crate::model::labels::LabelPolicy;
@@ -197,11 +198,12 @@ pub async fn watch_nodes(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "node watch failed; retrying");
+                let error = describe(&e);
+                tracing::warn!(%error, "node watch failed; retrying");
                 synced.send_if_modified(|s| {
                     let first_list_pending = !s.nodes;
                     if first_list_pending {
-                        s.node_error = Some(Arc::from(e.to_string()));
+                        s.node_error = Some(Arc::from(error));
                     }
                     first_list_pending
                 });
@@ -256,8 +258,16 @@ pub async fn watch_pods(
                     write(&state).remove_pod(ns, name);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
+            Err(e) => tracing::warn!(error = %describe(&e), "pod watch failed; retrying"),
         }
+    }
+}
+
+/// A watch failure in words: what to change when the apiserver's certificate was refused.
+fn describe(e: &watcher::Error) -> String {
+    match CertProblem::find(e) {
+        Some(problem) => super::apiserver::certificate_advice(&problem),
+        None => e.to_string(),
     }
 }
 

@@ -20,6 +20,21 @@ pub fn config(args: &[String]) -> heapster_rs::config::Config {
     }
 }
 
+/// `--source` of the in-cluster mode against `cluster`: its token and CA written into a
+/// service-account directory, which lives as long as the returned guard.
+pub fn in_cluster_source(cluster: &heapster_rs::sim::SimCluster) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    cluster
+        .write_service_account_dir(dir.path())
+        .expect("sa dir");
+    let source = format!(
+        "kubernetes:{}?serviceAccountDir={}",
+        cluster.api_url(),
+        dir.path().display()
+    );
+    (dir, source)
+}
+
 /// Starts the collector with `--source=SOURCE` and the test defaults (5 s resolution, 2 s
 /// timeout, an ephemeral port on 127.0.0.1) plus `extra` flags.
 pub async fn start(source: &str, extra: &[&str]) -> App {
@@ -96,4 +111,20 @@ pub fn node_names(batch: &Batch) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// The simulator's kubeconfig without its CA, written to `dir/without-ca`.
+pub fn kubeconfig_without_ca(
+    cluster: &heapster_rs::sim::SimCluster,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let path = dir.join("without-ca");
+    let yaml: String = cluster
+        .kubeconfig_yaml()
+        .lines()
+        .filter(|l| !l.contains("certificate-authority-data"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, yaml).expect("kubeconfig");
+    path
 }

@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 
+pub use super::attributes::Attributes;
 use crate::api::error::StatusError;
 
 /// Paths served without authentication (probes).
@@ -23,76 +24,6 @@ pub struct UserInfo {
     pub name: String,
     pub groups: Vec<String>,
     pub uid: String,
-}
-
-/// What a request does, as a SubjectAccessReview asks it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Attributes {
-    Resource {
-        verb: &'static str,
-        group: String,
-        version: String,
-        resource: &'static str,
-        namespace: Option<String>,
-        name: Option<String>,
-    },
-    NonResource {
-        verb: &'static str,
-        path: String,
-    },
-}
-
-impl Attributes {
-    /// `/apis/<group>/<version>/nodes[/n]`, `.../pods`, `.../namespaces/<ns>/pods[/p]`;
-    /// anything else is a non-resource path.
-    pub fn of(path: &str) -> Attributes {
-        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let res = |group: &str, version: &str, resource, ns: Option<&str>, name: Option<&str>| {
-            Attributes::Resource {
-                verb: if name.is_some() { "get" } else { "list" },
-                group: group.to_string(),
-                version: version.to_string(),
-                resource,
-                namespace: ns.map(String::from),
-                name: name.map(String::from),
-            }
-        };
-        match segs.as_slice() {
-            ["apis", g, v, "nodes"] => res(g, v, "nodes", None, None),
-            ["apis", g, v, "nodes", n] => res(g, v, "nodes", None, Some(n)),
-            ["apis", g, v, "pods"] => res(g, v, "pods", None, None),
-            ["apis", g, v, "namespaces", ns, "pods"] => res(g, v, "pods", Some(ns), None),
-            ["apis", g, v, "namespaces", ns, "pods", p] => res(g, v, "pods", Some(ns), Some(p)),
-            _ => Attributes::NonResource {
-                verb: "get",
-                path: path.to_string(),
-            },
-        }
-    }
-
-    /// The reason a denial gives, as the apiserver words it.
-    pub fn describe(&self, user: &str) -> String {
-        match self {
-            Attributes::Resource {
-                verb,
-                group,
-                resource,
-                namespace,
-                ..
-            } => {
-                let scope = match namespace {
-                    Some(ns) => format!("in the namespace \"{ns}\""),
-                    None => "at the cluster scope".into(),
-                };
-                format!(
-                    "user \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}"
-                )
-            }
-            Attributes::NonResource { verb, path } => {
-                format!("user \"{user}\" cannot {verb} path \"{path}\"")
-            }
-        }
-    }
 }
 
 /// Why a review could not be made (the apiserver is unreachable, answered an error...).
@@ -193,43 +124,5 @@ pub async fn check(State(state): State<AuthState>, req: Request, next: Next) -> 
             ))
             .into_response()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn attributes_of_paths() {
-        let a = Attributes::of("/apis/metrics.k8s.io/v1beta1/namespaces/ns/pods/p");
-        assert_eq!(
-            a,
-            Attributes::Resource {
-                verb: "get",
-                group: "metrics.k8s.io".into(),
-                version: "v1beta1".into(),
-                resource: "pods",
-                namespace: Some("ns".into()),
-                name: Some("p".into()),
-            }
-        );
-        assert!(matches!(
-            Attributes::of("/apis/metrics.k8s.io/v1beta1/nodes"),
-            Attributes::Resource {
-                verb: "list",
-                resource: "nodes",
-                ..
-            }
-        ));
-        assert!(matches!(
-            Attributes::of("/apis/metrics.k8s.io/v1beta1"),
-            Attributes::NonResource { .. }
-        ));
-        assert!(
-            Attributes::of("/apis/metrics.k8s.io/v1beta1/pods")
-                .describe("bob")
-                .contains("cannot list resource \"pods\"")
-        );
     }
 }

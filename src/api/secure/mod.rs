@@ -1,7 +1,10 @@
 //! The secure port: `metrics.k8s.io` and its discovery over TLS, behind the front proxy's
 //! client certificate or a bearer token ([`auth`]), as the apiserver's aggregation layer
-//! expects of an `APIService` backend. The model API stays on the plain Heapster port.
+//! expects of an `APIService` backend; and Heapster's model API behind the same
+//! authentication, each request authorized on the resources its answer reveals
+//! ([`attributes`]).
 
+pub mod attributes;
 pub mod auth;
 pub mod kube;
 pub mod tls;
@@ -37,14 +40,15 @@ pub enum SecureError {
     Bind(#[source] std::io::Error),
 }
 
-/// The secure port's routes: probes, discovery and `metrics.k8s.io`, all behind auth (but the
-/// probes).
+/// The secure port's routes: probes, discovery, `metrics.k8s.io` and the model API, all behind
+/// auth (but the probes).
 pub fn router(state: ApiState, auth: AuthState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .merge(super::resource::router())
+        .merge(super::model::router())
         .fallback(|| async {
             axum::response::IntoResponse::into_response(super::error::StatusError::NoRoute)
         })
@@ -127,6 +131,6 @@ pub async fn serve(
             });
         }
     });
-    tracing::info!(addr = %local, "serving metrics.k8s.io on the secure port");
+    tracing::info!(addr = %local, "serving metrics.k8s.io and the model API on the secure port");
     Ok(local)
 }

@@ -22,8 +22,8 @@ use crate::model::Nanos;
 
 /// The "queue full" warnings: the first at once, then at most one every [`DropWarnings::EVERY`]
 /// with the points dropped since. Against a destination that cannot keep up, points are dropped
-/// a body at a time, which was a warning per body (about 170 a second at 5,000 nodes); every
-/// dropped point is still counted in `heapster_sink_dropped_points_total`.
+/// a body at a time, and a warning per body would flood the log at scale; every dropped point
+/// is still counted in `heapster_sink_dropped_points_total`.
 #[derive(Default)]
 pub struct DropWarnings {
     last: Option<Instant>,

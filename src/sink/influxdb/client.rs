@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use url::Url;
 
+use crate::certificate::CertProblem;
 use crate::config::InfluxConfig;
 use crate::sink::delivery::retry::error_message;
 
@@ -32,8 +33,9 @@ pub enum BuildError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// No HTTP answer: connection refused, timeout, TLS failure.
-    #[error("cannot reach InfluxDB")]
+    /// No HTTP answer: connection refused, timeout, TLS failure (a refused certificate is
+    /// named, with its fix).
+    #[error("{}", unreachable(.0))]
     Transport(#[source] reqwest::Error),
     /// An answer other than the expected one.
     #[error("InfluxDB answered {status}: {message}")]
@@ -282,6 +284,27 @@ impl Client {
     }
 }
 
+/// "cannot reach InfluxDB", or what is wrong with its certificate and the setting that fixes it.
+fn unreachable(err: &reqwest::Error) -> String {
+    let Some(problem) = CertProblem::find(err) else {
+        return "cannot reach InfluxDB".to_string();
+    };
+    let cause = match &problem {
+        CertProblem::Untrusted { .. } => {
+            "is not signed by a CA this host trusts (self-signed?)".to_string()
+        }
+        CertProblem::WrongName { tried, names } => format!(
+            "does not hold the name tried, {tried} (it holds {})",
+            CertProblem::names(names)
+        ),
+        CertProblem::Expired { .. } | CertProblem::NotYetValid { .. } => problem.dates(),
+    };
+    format!(
+        "InfluxDB's certificate {cause}: set insecuressl=true in --sink, or serve a certificate \
+         this host trusts"
+    )
+}
+
 fn api_for(major: u8) -> Api {
     if major >= 2 { Api::V2 } else { Api::V1 }
 }
@@ -325,5 +348,52 @@ mod tests {
         assert_eq!(duration(None), "INF");
         assert_eq!(duration(Some(Duration::from_secs(720 * 3600))), "720h");
         assert_eq!(duration(Some(Duration::from_secs(90))), "90s");
+    }
+
+    /// An https server with a self-signed certificate for 127.0.0.1 (the secure port's) that
+    /// completes handshakes and closes the connection.
+    async fn self_signed_server() -> Url {
+        let config = crate::api::secure::tls::server_config(&Default::default()).expect("tls");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let _ = acceptor.accept(tcp).await;
+            }
+        });
+        Url::parse(&format!("https://{addr}")).expect("url")
+    }
+
+    #[tokio::test]
+    async fn a_refused_certificate_names_insecuressl() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = self_signed_server().await;
+        let args = [
+            "heapster".to_string(),
+            format!("--sink=influxdb:{url}?user=u&pw=s3cret-pw"),
+        ];
+        let crate::config::Parsed::Run(config) = crate::config::parse(args, &|_| None) else {
+            panic!("config");
+        };
+        let cfg = config
+            .sinks
+            .iter()
+            .find_map(|s| match s {
+                crate::config::SinkConfig::InfluxDb(c) => Some(c),
+                _ => None,
+            })
+            .expect("influxdb sink");
+        let client = Client::new(cfg, Duration::from_secs(5)).expect("client");
+        let err = client.detect(Some(1)).await.expect_err("refused");
+        let message = err.to_string();
+        assert!(
+            message.contains("InfluxDB's certificate is not signed by a CA this host trusts")
+                && message.contains("set insecuressl=true"),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret-pw"), "{message}");
     }
 }

@@ -6,7 +6,7 @@
 //! `Ok(t)` with `s == t`. Like serde reading bytes, the parser checks UTF-8 only where serde
 //! does: in the strings it keeps (names, timestamps) and in the keys of structs, not in ignored
 //! values (serde's `IgnoredAny` skips their strings unchecked), so the body is never validated
-//! as a whole (that pass was 3 % of a tick's instructions). Anything unusual returns `None` and
+//! as a whole (a pass over every byte, mostly ignored ones). Anything unusual returns `None` and
 //! the caller falls back to serde, which also words the errors: escapes in keys or kept strings
 //! (serde would own them), control characters and escapes in any string, duplicate known
 //! fields, wrong types (an array where a struct is expected, which serde would accept,
