@@ -4,6 +4,7 @@
 //! logs or error messages.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use url::Url;
@@ -26,6 +27,8 @@ pub struct RemoteWriteTransport {
     /// The URL without credentials or query, for logs.
     shown: String,
     auth: Auth,
+    /// A failed request was logged; cleared by the next success, so each outage says why once.
+    reported: AtomicBool,
 }
 
 impl RemoteWriteTransport {
@@ -68,6 +71,7 @@ impl RemoteWriteTransport {
             url,
             shown: shown.to_string(),
             auth,
+            reported: AtomicBool::new(false),
         })
     }
 }
@@ -108,10 +112,19 @@ impl Transport for RemoteWriteTransport {
                 let status = resp.status();
                 let headers = resp.headers().clone();
                 let text = resp.text().await.unwrap_or_default();
+                if status.is_success() {
+                    self.reported.store(false, Ordering::Relaxed);
+                }
                 should_retry_response(status, &headers, &text)
             }
             Err(e) if is_retriable_error(&e) => {
-                tracing::debug!(error = %e.without_url(), "remote write failed, will retry");
+                let e = e.without_url();
+                if !self.reported.swap(true, Ordering::Relaxed) {
+                    let why = crate::certificate::unreachable(&e, "the remote write endpoint");
+                    tracing::warn!(url = %self.shown, error = %e, "{why}; retrying (logged once until a request succeeds)");
+                } else {
+                    tracing::debug!(error = %e, "remote write failed, will retry");
+                }
                 Verdict::Retry { after: None }
             }
             Err(e) => Verdict::Rejected {
