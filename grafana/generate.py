@@ -782,10 +782,11 @@ def render():
     return out
 
 
-def main():
+def write(rendered, command):
+    """Writes the rendered files, or with --check reports those out of date (exit status 1)."""
     check = "--check" in sys.argv[1:]
     stale = []
-    for path, text in render().items():
+    for path, text in rendered.items():
         current = path.read_text() if path.exists() else None
         if current != text:
             stale.append(path)
@@ -795,9 +796,13 @@ def main():
     if check and stale:
         for p in stale:
             print(f"out of date: {p.relative_to(ROOT.parent)}", file=sys.stderr)
-        print("run: python3 grafana/generate.py", file=sys.stderr)
+        print(f"run: python3 {command}", file=sys.stderr)
         return 1
     return 0
+
+
+def main():
+    return write(render(), "grafana/generate.py")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,28 @@ pub enum CertProblem {
     },
 }
 
+/// What a client that could not reach `who` (`InfluxDB`) says: what is wrong with the server's
+/// certificate and the sink option that fixes it, or `cannot reach {who}` for any other failure.
+pub fn unreachable(err: &(dyn StdError + 'static), who: &str) -> String {
+    let Some(problem) = CertProblem::find(err) else {
+        return format!("cannot reach {who}");
+    };
+    let cause = match &problem {
+        CertProblem::Untrusted { .. } => {
+            "is not signed by a CA this host trusts (self-signed?)".to_string()
+        }
+        CertProblem::WrongName { tried, names } => format!(
+            "does not hold the name tried, {tried} (it holds {})",
+            CertProblem::names(names)
+        ),
+        CertProblem::Expired { .. } | CertProblem::NotYetValid { .. } => problem.dates(),
+    };
+    format!(
+        "{who}'s certificate {cause}: set insecuressl=true in --sink, or serve a certificate \
+         this host trusts"
+    )
+}
+
 impl CertProblem {
     /// The certificate problem among `err`'s causes, if any.
     pub fn find(err: &(dyn StdError + 'static)) -> Option<CertProblem> {

@@ -106,6 +106,12 @@ pub mod fuzz {
                         other.token = other.token.map(|_| "other".into());
                         assert_eq!(format!("{c:?}"), format!("{other:?}"), "{value:?}");
                     }
+                    if let SinkConfig::RemoteWrite(c) = sink {
+                        let mut other = c.clone();
+                        other.password = other.password.map(|_| "other".into());
+                        other.token = other.token.map(|_| "other".into());
+                        assert_eq!(format!("{c:?}"), format!("{other:?}"), "{value:?}");
+                    }
                 }
             }
         }

@@ -349,7 +349,7 @@ fn every_error_names_its_flag() {
         ),
         (
             "--sink=kafka:",
-            "error: --sink: unknown sink kind \"kafka\" (known: influxdb, log, metric)",
+            "error: --sink: unknown sink kind \"kafka\" (known: influxdb, log, metric, remotewrite)",
         ),
         (
             "--sink=influxdb:?concurrency=100",
@@ -369,6 +369,14 @@ fn every_error_names_its_flag() {
     assert!(message.contains("error: --disable_metric_sink: conflicts with --sink=metric"));
     let (_, message) = exit(&["--source=simulated:", "--source=kubernetes:"]);
     assert!(message.contains("error: --source: given 2 times; exactly one source is supported"));
+    let (code, message) = exit(&[
+        "--sink=influxdb:?spool_dir=/var/lib/heapster/spool",
+        "--sink=remotewrite:http://prom:9090/api/v1/write?spool_dir=/var/lib/heapster/spool",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        message.contains("error: --sink: two sinks (--sink or --event_sink) share a spool_dir")
+    );
 }
 
 #[test]

@@ -602,9 +602,15 @@ fn heapster_ports_probes_and_apiservice_agree_with_its_flags() {
         .expect("probe");
     assert_eq!(get.path.as_deref(), Some("/healthz"));
     assert_eq!(resolve_port(e, &get.port), Some(8084));
+    // One database for both; only the collector spools (the eventer's few points a minute
+    // fit its memory buffer through any outage).
+    let database = |f: Option<&str>| {
+        f.and_then(|f| f.split("&spool_dir=").next())
+            .map(str::to_owned)
+    };
     assert_eq!(
-        flag(e, "--sink"),
-        flag(c, "--sink"),
+        database(flag(e, "--sink")),
+        database(flag(c, "--sink")),
         "one database for both"
     );
 }
@@ -679,6 +685,7 @@ fn manifest_flags_parse_with_the_real_config_parser() {
         Some("monitoring-influxdb.kube-system.svc")
     );
     assert_eq!(influx.url.port(), Some(8086));
+    check_spool_volume(deployment(&base(), "heapster"), &influx.spool);
 }
 
 /// The heapster container's args through the real flag parser, with only the container's own
@@ -695,6 +702,78 @@ fn heapster_config(objs: &Objects) -> config::Config {
             panic!("heapster rejects its args in {}:\n{message}", objs.name)
         }
     }
+}
+
+/// The spool directory is on a volume mounted writable, whose size limit (an emptyDir's
+/// `sizeLimit`, or the claim's request) holds `spool_bytes` plus the segment being written
+/// (`spool_bytes`/16, at most 16 MiB): the kubelet evicts a pod whose emptyDir passes its
+/// limit.
+fn check_spool_volume(d: &Deployment, spool: &heapster_rs::sink::delivery::SpoolConfig) -> String {
+    let dir = spool.dir.as_deref().expect("a spool_dir in --sink");
+    let c = container(d, "heapster");
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| dir.starts_with(&m.mount_path))
+        .unwrap_or_else(|| panic!("no volume mounted at {}", dir.display()));
+    assert_ne!(mount.read_only, Some(true));
+    let volume = pod_spec(d)
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .expect("the spool's volume");
+    let needed = spool.bytes as f64 + (spool.bytes / 16).min(16 << 20) as f64;
+    if let Some(e) = &volume.empty_dir {
+        let limit = e.size_limit.as_ref().expect("an emptyDir sizeLimit");
+        assert!(quantity(&limit.0) >= needed, "{} < {needed}", limit.0);
+        return String::new();
+    }
+    let claim = volume
+        .persistent_volume_claim
+        .as_ref()
+        .expect("an emptyDir or a claim");
+    claim.claim_name.clone()
+}
+
+#[test]
+fn the_spool_pvc_component_moves_the_spool_onto_a_claim_large_enough() {
+    if !available("kubectl", &["version", "--client"]) {
+        return;
+    }
+    let objs = render_with_component(&repo().join("deploy/kube-config/components/spool-pvc"));
+    let d = deployment(&objs, "heapster");
+    let cfg = heapster_config(&objs);
+    let influx = cfg
+        .sinks
+        .iter()
+        .find_map(|s| match s {
+            config::SinkConfig::InfluxDb(i) => Some(i),
+            _ => None,
+        })
+        .expect("an influxdb sink");
+    let claim = check_spool_volume(d, &influx.spool);
+    let pvc = objs
+        .pvcs
+        .iter()
+        .find(|p| name_of(&p.metadata) == claim)
+        .unwrap_or_else(|| panic!("claim {claim} in {}", objs.name));
+    let storage = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .expect("a storage request");
+    let needed = influx.spool.bytes as f64 + (influx.spool.bytes / 16).min(16 << 20) as f64;
+    assert!(quantity(&storage.0) >= needed, "{} < {needed}", storage.0);
+    let strategy = d.spec.as_ref().and_then(|s| s.strategy.as_ref());
+    assert_eq!(
+        strategy.and_then(|s| s.type_.as_deref()),
+        Some("Recreate"),
+        "a ReadWriteOnce claim cannot be mounted by the surge pod on another node"
+    );
 }
 
 #[test]
@@ -799,7 +878,11 @@ fn influxdb_and_grafana_match_what_heapster_writes_and_the_dashboards_read() {
         .iter()
         .filter_map(|v| Some((v.name.clone(), v.config_map.as_ref()?.name.clone())))
         .collect();
-    for schema in ["default", "withfields"] {
+    for (schema, source) in [
+        ("default", "monitoring-influxdb"),
+        ("withfields", "monitoring-influxdb"),
+        ("prometheus", "prometheus"),
+    ] {
         let map = cm(&format!("grafana-dashboards-{schema}"));
         let data = map.data.as_ref().expect("data");
         let size: usize = data.values().map(String::len).sum();
@@ -820,11 +903,7 @@ fn influxdb_and_grafana_match_what_heapster_writes_and_the_dashboards_read() {
             let dash: Value = serde_json::from_str(text).expect("dashboard JSON");
             let mut uids = BTreeSet::new();
             datasource_uids(&dash, &mut uids);
-            assert_eq!(
-                uids,
-                BTreeSet::from(["monitoring-influxdb".to_string()]),
-                "{key}"
-            );
+            assert_eq!(uids, BTreeSet::from([source.to_string()]), "{key}");
         }
         let volume = volumes
             .iter()
@@ -1195,8 +1274,10 @@ fn standalone_flags_parse_as_systemd_passes_them() {
         }
     }
     assert!(unit.contains("LoadCredential=kubeconfig:"));
+    assert!(unit.contains("\nStateDirectory=heapster\n"));
     let env = move |k: &str| match k {
         "CREDENTIALS_DIRECTORY" => Some("/run/credentials/heapster.service".to_string()),
+        "STATE_DIRECTORY" => Some("/var/lib/heapster".to_string()),
         other => vars.get(other).cloned(),
     };
     match config::parse(argv, &env) {
@@ -1208,6 +1289,17 @@ fn standalone_flags_parse_as_systemd_passes_them() {
             assert_eq!(
                 k.auth,
                 config::ApiAuth::Kubeconfig("/run/credentials/heapster.service/kubeconfig".into())
+            );
+            let spool = cfg.sinks.iter().find_map(|s| match s {
+                config::SinkConfig::InfluxDb(i) => i.spool.dir.clone(),
+                _ => None,
+            });
+            // The spool is in the state directory, the only path the unit can write.
+            assert!(
+                spool
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with("/var/lib/heapster")),
+                "{spool:?}"
             );
         }
         Parsed::Exit { message, .. } => panic!("standalone flags rejected:\n{message}"),

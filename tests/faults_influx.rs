@@ -14,46 +14,14 @@ use std::time::{Duration, Instant};
 
 use heapster_rs::model::Batch;
 use heapster_rs::sink::influxdb::{DeliveryTuning, InfluxSink};
-use heapster_rs::sink::{FanOut, FanOutMetrics, Sink};
+use heapster_rs::sink::{FanOut, FanOutMetrics};
 use prometheus_client::registry::Registry;
 use support::heapster::Heapster;
-use support::influx_data::{config, count_at, eventually, fast, init, recent, sample_batch, sink};
+use support::influx_data::{
+    all_written, batches, config, count_at, eventually, export_all, fast, init, proxied, sink,
+};
 use support::influxd::Influxd;
-use support::proxy::{Fault, FaultProxy};
-
-/// A real server and the proxy in front of it; None (test skipped) without `influxd`.
-async fn proxied() -> Option<(Influxd, FaultProxy)> {
-    init();
-    let server = Influxd::start()?;
-    let proxy = FaultProxy::start(server.url()).await;
-    Some((server, proxy))
-}
-
-fn batches(n: i64) -> Vec<Batch> {
-    (0..n).map(|i| sample_batch(recent(n + 5 - i))).collect()
-}
-
-/// Exports every batch; each export must return within the wait for room (`fast()`: 5 s)
-/// whatever InfluxDB does.
-async fn export_all(sink: &mut InfluxSink, batches: &[Batch]) {
-    for b in batches {
-        tokio::time::timeout(Duration::from_secs(10), sink.export(Arc::new(b.clone())))
-            .await
-            .expect("export waits on InfluxDB at most the wait for room");
-    }
-}
-
-/// Every batch is in InfluxDB, whole.
-async fn all_written(server: &Influxd, db: &str, batches: &[Batch]) {
-    for b in batches {
-        assert_eq!(
-            count_at(server, db, b.timestamp).await,
-            b.point_count() as u64,
-            "batch at {}",
-            b.timestamp
-        );
-    }
-}
+use support::proxy::Fault;
 
 #[tokio::test]
 async fn errors_500_and_429_are_retried_and_nothing_is_lost() {

@@ -17,7 +17,9 @@ use crate::api::{self, ApiState, health::Health};
 use crate::config::{Config, SinkConfig, SourceConfig};
 use crate::model::cluster::ClusterState;
 use crate::model::labels::LabelPolicy;
+use crate::sink::delivery::SinkFamilies;
 use crate::sink::influxdb::{DeliveryTuning, InfluxSink};
+use crate::sink::remotewrite::RemoteWriteSink;
 use crate::sink::{FanOut, FanOutMetrics, log::LogSink};
 use crate::source::apiserver;
 use crate::source::kubelet::{KubeletClient, KubeletClientOptions};
@@ -147,6 +149,7 @@ impl App {
         );
 
         let mut fanout = FanOut::new(FanOutMetrics::register(&mut registry));
+        let delivery = SinkFamilies::register(&mut registry);
         let mut store = None;
         for sink in &cfg.sinks {
             match sink {
@@ -168,8 +171,17 @@ impl App {
                         room_wait: cfg.metric_resolution,
                         ..DeliveryTuning::default()
                     };
-                    let sink = InfluxSink::with_tuning(influx, &mut registry, tuning)
-                        .map_err(|e| anyhow::anyhow!("influxdb sink: {e}"))?;
+                    let sink = InfluxSink::build(influx, &delivery, &mut registry, tuning)
+                        .map_err(|e| anyhow::Error::new(e).context("influxdb sink"))?;
+                    fanout.add(sink, 4);
+                }
+                SinkConfig::RemoteWrite(rw) => {
+                    let tuning = DeliveryTuning {
+                        room_wait: cfg.metric_resolution,
+                        ..DeliveryTuning::default()
+                    };
+                    let sink = RemoteWriteSink::build(rw, &delivery, tuning)
+                        .map_err(|e| anyhow::Error::new(e).context("remotewrite sink"))?;
                     fanout.add(sink, 4);
                 }
             }

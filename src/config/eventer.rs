@@ -110,6 +110,9 @@ pub(super) fn event_sink(
         SinkConfig::Metric => Err(vec![
             "the metric sink takes no events (known for events: influxdb, log)".into(),
         ]),
+        SinkConfig::RemoteWrite(_) => Err(vec![
+            "the remotewrite sink takes no events (known for events: influxdb, log)".into(),
+        ]),
         other => Ok(other),
     }
 }

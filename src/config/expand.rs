@@ -237,6 +237,25 @@ impl Options {
         }
     }
 
+    /// A size in bytes: a whole number with an optional unit (`k`, `M`, `G` in powers of
+    /// 1,000; `Ki`, `Mi`, `Gi` in powers of 1,024; `B` after any of them is allowed).
+    pub fn take_bytes(&mut self, name: &str, default: u64, min: u64) -> u64 {
+        let Some(value) = self.take(name) else {
+            return default;
+        };
+        match parse_bytes(&value) {
+            Some(n) if n >= min => n,
+            _ => {
+                let shown = self.show(name, &value);
+                self.error(
+                    name,
+                    format!("{shown} is not a size of at least {min} bytes (e.g. 512Mi, 2Gi)"),
+                );
+                default
+            }
+        }
+    }
+
     /// A Go duration (`90s`, `1h`, `0`).
     pub fn take_duration(&mut self, name: &str) -> Option<std::time::Duration> {
         let value = self.take(name)?;
@@ -285,6 +304,25 @@ impl Options {
         }
         out
     }
+}
+
+/// `512Mi`, `2G`, `1000000` as bytes.
+pub fn parse_bytes(value: &str) -> Option<u64> {
+    let v = value.trim();
+    let v = v.strip_suffix('B').unwrap_or(v);
+    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(digits);
+    let scale: u64 = match unit {
+        "" => 1,
+        "k" | "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => return None,
+    };
+    n.parse::<u64>().ok()?.checked_mul(scale)
 }
 
 #[cfg(test)]
@@ -357,6 +395,25 @@ mod tests {
             let errors = o.finish(&["pw"]).concat();
             assert!(!errors.contains("zz_tail"), "{rest}: {errors}");
             assert!(errors.contains("unknown option \"x\""), "{rest}: {errors}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        let cases = [
+            ("1000", Some(1000)),
+            ("64Ki", Some(64 << 10)),
+            ("512MiB", Some(512 << 20)),
+            ("2Gi", Some(2 << 30)),
+            ("3G", Some(3_000_000_000)),
+            ("5k", Some(5_000)),
+            ("1.5Gi", None),
+            ("Gi", None),
+            ("-1", None),
+            ("99999999999Gi", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_bytes(text), want, "{text}");
         }
     }
 

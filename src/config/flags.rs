@@ -21,7 +21,7 @@ pub struct RawFlags {
     /// Where metrics come from: kubernetes:URL?options or simulated:?nodes=N [default: simulated:]
     #[arg(long, value_name = "KIND:URL?OPTIONS", allow_hyphen_values = true)]
     source: Vec<String>,
-    /// Where metrics go (repeatable): log, metric, influxdb:URL?options
+    /// Where metrics go (repeatable): log, metric, influxdb:URL?options, remotewrite:URL?options
     #[arg(long, value_name = "KIND:URL?OPTIONS", allow_hyphen_values = true)]
     sink: Vec<String>,
     /// Also export cluster events to this sink (repeatable): influxdb:URL?options, log
@@ -211,6 +211,19 @@ pub fn validate(
         match super::eventer::event_sink(value, env) {
             Ok(sink) => event_sinks.push(sink),
             Err(errors) => errors.into_iter().for_each(|e| p.add("--event_sink", e)),
+        }
+    }
+    // Each sink's spool holds its own segments: two sharing a directory would send each
+    // other's.
+    let mut spools = std::collections::BTreeSet::new();
+    for sink in sinks.iter().chain(&event_sinks) {
+        if let Some(dir) = sink.spool_dir()
+            && !spools.insert(dir)
+        {
+            p.add(
+                "--sink",
+                "two sinks (--sink or --event_sink) share a spool_dir; give each its own",
+            );
         }
     }
 

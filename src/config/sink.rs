@@ -1,15 +1,17 @@
 //! `--sink=kind:URL?options`: `log`, `metric` and `influxdb` (REFERENCE.md §2 plus the 2.x and
 //! batching options). Every problem is returned, one message each.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use url::Url;
 
 use super::duration;
 use super::expand::{self, Target};
-use super::types::{InfluxConfig, SinkConfig};
+use super::types::{InfluxConfig, RemoteWriteConfig, SinkConfig};
+use crate::sink::delivery::SpoolConfig;
 
-const KINDS: &str = "influxdb, log, metric";
+const KINDS: &str = "influxdb, log, metric, remotewrite";
 
 const INFLUX_OPTIONS: &[&str] = &[
     "user",
@@ -30,6 +32,8 @@ const INFLUX_OPTIONS: &[&str] = &[
     "batch_size",
     "buffer_points",
     "gzip",
+    "spool_dir",
+    "spool_bytes",
 ];
 
 /// Heapster's address when `influxdb:` names none.
@@ -37,6 +41,8 @@ const DEFAULT_INFLUX_URL: &str = "http://localhost:8086";
 const DEFAULT_INFLUX_PORT: u16 = 8086;
 /// InfluxDB refuses retention policies shorter than an hour.
 const MIN_RETENTION: Duration = Duration::from_secs(3600);
+/// One segment of the spool at its smallest.
+const MIN_SPOOL_BYTES: u64 = 64 << 10;
 
 /// Parses one `--sink` value. Messages do not carry the `--sink` prefix.
 pub fn parse(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<SinkConfig, Vec<String>> {
@@ -49,6 +55,9 @@ pub fn parse(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<SinkCo
         "metric" => Ok(SinkConfig::Metric),
         "influxdb" => {
             influxdb(Target::parse(rest, env)?).map(|c| SinkConfig::InfluxDb(Box::new(c)))
+        }
+        "remotewrite" => {
+            remote_write(Target::parse(rest, env)?).map(|c| SinkConfig::RemoteWrite(Box::new(c)))
         }
         _ => Err(vec![format!("unknown sink kind {kind:?} (known: {KINDS})")]),
     }
@@ -124,12 +133,149 @@ fn influxdb(target: Target) -> Result<InfluxConfig, Vec<String>> {
         batch_size: options.take_num("batch_size", 5_000, 1, 100_000),
         buffer_points: options.take_num("buffer_points", 1_000_000, 1, usize::MAX),
         gzip: options.take_bool("gzip").unwrap_or(true),
+        spool: spool(&mut options),
     };
     errors.extend(options.finish(INFLUX_OPTIONS));
     if errors.is_empty() {
         Ok(config)
     } else {
         Err(errors)
+    }
+}
+
+const REMOTE_WRITE_OPTIONS: &[&str] = &[
+    "user",
+    "pw",
+    "token",
+    "token_file",
+    "insecuressl",
+    "cluster_name",
+    "labels",
+    "samples_per_request",
+    "concurrency",
+    "buffer_points",
+    "spool_dir",
+    "spool_bytes",
+];
+
+fn remote_write(target: Target) -> Result<RemoteWriteConfig, Vec<String>> {
+    let Target { url, mut options } = target;
+    let mut errors = Vec::new();
+    let url = match url {
+        Some(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+        Some(url) => {
+            let shown = options.show("scheme", url.scheme());
+            errors.push(format!(
+                "remote write URL scheme {shown} is not supported (use http or https, e.g. \
+                 http://prometheus:9090/api/v1/write)"
+            ));
+            None
+        }
+        None => {
+            errors.push(
+                "remotewrite needs the write URL (e.g. remotewrite:http://prometheus:9090/api/v1/write)"
+                    .to_string(),
+            );
+            None
+        }
+    };
+    let mut optional = |name: &str| options.take(name).filter(|v| !v.is_empty());
+    let (user, password, token) = (optional("user"), optional("pw"), optional("token"));
+    let token_file = optional("token_file").map(PathBuf::from);
+    if token.is_some() && token_file.is_some() {
+        options.error("token_file", "give token or token_file, not both");
+    }
+    if (token.is_some() || token_file.is_some()) && (user.is_some() || password.is_some()) {
+        options.error(
+            "user",
+            "give basic auth (user, pw) or a bearer token, not both",
+        );
+    }
+    let mut labels = Vec::new();
+    if let Some(list) = options.take("labels").filter(|v| !v.is_empty()) {
+        for pair in list.split(',') {
+            match pair.split_once(':') {
+                Some((k, v))
+                    if valid_label_name(k) && !k.starts_with("__") && !OWN_LABELS.contains(&k) =>
+                {
+                    labels.push((k.to_string(), v.to_string()));
+                }
+                _ => {
+                    let shown = options.show("labels", pair);
+                    options.error(
+                        "labels",
+                        format!(
+                            "{shown} is not name:value with a Prometheus label name of your own \
+                             (not {})",
+                            OWN_LABELS.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    labels.sort();
+    labels.dedup_by(|a, b| a.0 == b.0);
+    let config = RemoteWriteConfig {
+        url: url.unwrap_or_else(|| {
+            Url::parse("http://localhost:9090/api/v1/write").expect("a valid URL")
+        }),
+        user,
+        password,
+        token,
+        token_file,
+        insecure_ssl: options.take_bool("insecuressl").unwrap_or(false),
+        cluster_name: options.take_string("cluster_name", "default", false),
+        labels,
+        samples_per_request: options.take_num("samples_per_request", 5_000, 1, 1_000_000),
+        concurrency: options.take_num("concurrency", 4, 1, 64),
+        buffer_points: options.take_num("buffer_points", 1_000_000, 1, usize::MAX),
+        spool: spool(&mut options),
+    };
+    errors.extend(options.finish(REMOTE_WRITE_OPTIONS));
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The labels the remote write sink sets itself.
+const OWN_LABELS: &[&str] = &[
+    "cluster",
+    "container",
+    "device",
+    "namespace",
+    "node",
+    "pod",
+    "type",
+];
+
+/// `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The disk spool options every delivery sink takes: `spool_dir` (off when absent) and
+/// `spool_bytes`.
+fn spool(options: &mut expand::Options) -> SpoolConfig {
+    let dir = options
+        .take("spool_dir")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
+    if let Some(d) = &dir
+        && d.is_relative()
+    {
+        let shown = options.show("spool_dir", &d.display().to_string());
+        options.error("spool_dir", format!("{shown} is not an absolute path"));
+    }
+    SpoolConfig {
+        dir,
+        bytes: options.take_bytes("spool_bytes", SpoolConfig::DEFAULT_BYTES, MIN_SPOOL_BYTES),
     }
 }
 
@@ -164,7 +310,7 @@ mod tests {
         assert!(errors("log:http://x").contains("takes no URL or options"));
         assert_eq!(
             errors("kafka:?brokers=x"),
-            "unknown sink kind \"kafka\" (known: influxdb, log, metric)"
+            "unknown sink kind \"kafka\" (known: influxdb, log, metric, remotewrite)"
         );
     }
 
@@ -188,6 +334,7 @@ mod tests {
             );
             assert_eq!((c.token, c.org, c.bucket), (None, None, None));
             assert_eq!((c.batch_size, c.buffer_points), (5_000, 1_000_000));
+            assert_eq!(c.spool, SpoolConfig::default());
         }
     }
 
@@ -196,7 +343,8 @@ mod tests {
         let c = influx(
             "influxdb:http://$INFLUX_HOST/prefix?user=u&pw=$INFLUX_PW&db=d&retention=48h&rp=two_days\
              &secure=true&insecuressl=1&withfields=true&cluster_name=prod&disable_counter_metrics=t\
-             &concurrency=64&version=2&token=tok&org=o&bucket=b&batch_size=100000&buffer_points=7&gzip=false",
+             &concurrency=64&version=2&token=tok&org=o&bucket=b&batch_size=100000&buffer_points=7&gzip=false\
+             &spool_dir=/var/lib/heapster/spool&spool_bytes=2Gi",
         );
         assert_eq!(c.url.as_str(), "https://monitoring-influxdb:8086/prefix");
         assert_eq!(
@@ -216,6 +364,13 @@ mod tests {
             (Some("o"), Some("b"))
         );
         assert_eq!((c.batch_size, c.buffer_points), (100_000, 7));
+        assert_eq!(
+            c.spool,
+            SpoolConfig {
+                dir: Some("/var/lib/heapster/spool".into()),
+                bytes: 2 << 30
+            }
+        );
         assert_eq!(influx("influxdb:http://h:9999?retention=0").retention, None);
         assert_eq!(
             influx("influxdb:http://h:9999").url.as_str(),
@@ -251,6 +406,14 @@ mod tests {
             ("influxdb:?batch_size=100001", "option batch_size"),
             ("influxdb:?buffer_points=0", "option buffer_points"),
             (
+                "influxdb:?spool_dir=spool",
+                "option spool_dir: \"spool\" is not an absolute",
+            ),
+            (
+                "influxdb:?spool_bytes=1k",
+                "option spool_bytes: \"1k\" is not a size of at least",
+            ),
+            (
                 "influxdb:?gzip=yes",
                 "option gzip: \"yes\" is not a boolean",
             ),
@@ -273,6 +436,77 @@ mod tests {
         }
         let all = errors("influxdb:?concurrency=0&version=9&withfields=x&x=1");
         assert_eq!(all.lines().count(), 4, "{all}");
+    }
+
+    fn remote(value: &str) -> RemoteWriteConfig {
+        match parse(value, &env) {
+            Ok(SinkConfig::RemoteWrite(c)) => *c,
+            other => panic!("{value}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn remote_write_options() {
+        let c = remote("remotewrite:http://prom:9090/api/v1/write");
+        assert_eq!(c.url.as_str(), "http://prom:9090/api/v1/write");
+        assert_eq!((c.user, c.password, c.token), (None, None, None));
+        assert_eq!(
+            (
+                c.samples_per_request,
+                c.concurrency,
+                c.cluster_name.as_str()
+            ),
+            (5_000, 4, "default")
+        );
+        let c = remote(
+            "remotewrite:https://mimir/api/v1/push?user=u&pw=$INFLUX_PW&insecuressl=true\
+             &cluster_name=prod&labels=region:eu,env:prod&samples_per_request=100&concurrency=8\
+             &buffer_points=9&spool_dir=/spool/rw&spool_bytes=1Gi",
+        );
+        assert_eq!(
+            (c.user.as_deref(), c.password.as_deref()),
+            (Some("u"), Some("pa55word"))
+        );
+        assert!(c.insecure_ssl);
+        assert_eq!(
+            c.labels,
+            [
+                ("env".into(), "prod".into()),
+                ("region".into(), "eu".into())
+            ]
+        );
+        assert_eq!(
+            (c.samples_per_request, c.concurrency, c.buffer_points),
+            (100, 8, 9)
+        );
+        assert_eq!(
+            c.spool.dir.as_deref(),
+            Some(std::path::Path::new("/spool/rw"))
+        );
+        let c = remote("remotewrite:http://vm:8428/api/v1/write?token_file=/var/run/token");
+        assert_eq!(
+            c.token_file.as_deref(),
+            Some(std::path::Path::new("/var/run/token"))
+        );
+        let cases: &[(&str, &str)] = &[
+            ("remotewrite:", "needs the write URL"),
+            ("remotewrite:ftp://x/", "scheme \"ftp\" is not supported"),
+            ("remotewrite:http://x/?token=a&token_file=/t", "not both"),
+            ("remotewrite:http://x/?token=a&user=u", "not both"),
+            ("remotewrite:http://x/?labels=9x:1", "option labels"),
+            ("remotewrite:http://x/?labels=__name__:1", "option labels"),
+            ("remotewrite:http://x/?labels=node:1", "of your own"),
+            ("remotewrite:http://x/?concurrency=0", "option concurrency"),
+            ("remotewrite:http://x/?db=k8s", "unknown option \"db\""),
+        ];
+        for (value, want) in cases {
+            let got = errors(value);
+            assert!(got.contains(want), "{value}: {got}");
+        }
+        let debug = format!("{:?}", remote("remotewrite:http://x/?pw=hunter2"));
+        assert!(!debug.contains("hunter2"), "{debug}");
+        let debug = format!("{:?}", remote("remotewrite:http://x/?token=hunter2"));
+        assert!(!debug.contains("hunter2"), "{debug}");
     }
 
     #[test]

@@ -187,6 +187,8 @@ pub struct InfluxConfig {
     pub buffer_points: usize,
     /// Gzip request bodies (default true).
     pub gzip: bool,
+    /// The disk spool (`spool_dir`, `spool_bytes`); off by default.
+    pub spool: crate::sink::delivery::SpoolConfig,
 }
 
 impl std::fmt::Debug for InfluxConfig {
@@ -211,6 +213,51 @@ impl std::fmt::Debug for InfluxConfig {
             .field("batch_size", &self.batch_size)
             .field("buffer_points", &self.buffer_points)
             .field("gzip", &self.gzip)
+            .field("spool", &self.spool)
+            .finish()
+    }
+}
+
+/// `--sink=remotewrite:URL?options`: Prometheus remote write.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RemoteWriteConfig {
+    /// The full write URL (`http://prometheus:9090/api/v1/write`).
+    pub url: Url,
+    /// Basic auth.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// `Authorization: Bearer`, from the option or read from a file at each request.
+    pub token: Option<String>,
+    pub token_file: Option<std::path::PathBuf>,
+    pub insecure_ssl: bool,
+    /// The `cluster` label on every series.
+    pub cluster_name: String,
+    /// Extra labels on every series (`labels=k:v,k2:v2`), sorted by name.
+    pub labels: Vec<(String, String)>,
+    pub samples_per_request: usize,
+    pub concurrency: usize,
+    /// Samples held in memory (the delivery layer's queue).
+    pub buffer_points: usize,
+    pub spool: crate::sink::delivery::SpoolConfig,
+}
+
+impl std::fmt::Debug for RemoteWriteConfig {
+    /// Secrets print as `**REDACTED**`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |s: &Option<String>| s.as_ref().map(|_| "**REDACTED**");
+        f.debug_struct("RemoteWriteConfig")
+            .field("url", &self.url.as_str())
+            .field("user", &self.user)
+            .field("password", &redacted(&self.password))
+            .field("token", &redacted(&self.token))
+            .field("token_file", &self.token_file)
+            .field("insecure_ssl", &self.insecure_ssl)
+            .field("cluster_name", &self.cluster_name)
+            .field("labels", &self.labels)
+            .field("samples_per_request", &self.samples_per_request)
+            .field("concurrency", &self.concurrency)
+            .field("buffer_points", &self.buffer_points)
+            .field("spool", &self.spool)
             .finish()
     }
 }
@@ -222,6 +269,18 @@ pub enum SinkConfig {
     /// The in-memory store for the APIs (on by default; `--disable_metric_sink` turns it off).
     Metric,
     InfluxDb(Box<InfluxConfig>),
+    RemoteWrite(Box<RemoteWriteConfig>),
+}
+
+impl SinkConfig {
+    /// The sink's spool directory, if it has one.
+    pub fn spool_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            SinkConfig::Log | SinkConfig::Metric => None,
+            SinkConfig::InfluxDb(c) => c.spool.dir.as_deref(),
+            SinkConfig::RemoteWrite(c) => c.spool.dir.as_deref(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -28,7 +28,7 @@ impl EventSink {
     ) -> Result<Option<EventSink>, BuildError> {
         Ok(match cfg {
             SinkConfig::Log => Some(EventSink::Log(LogEventSink)),
-            SinkConfig::Metric => None,
+            SinkConfig::Metric | SinkConfig::RemoteWrite(_) => None,
             SinkConfig::InfluxDb(influx) => {
                 let sub = registry.sub_registry_with_prefix(format!("events_{index}"));
                 Some(EventSink::Influx(Box::new(InfluxEventSink::new(

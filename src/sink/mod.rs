@@ -4,9 +4,11 @@
 //! never blocks scraping: when its queue is full the oldest batch is dropped and counted.
 //! [`FanOut`] hands every batch to every sink.
 
+pub mod delivery;
 pub mod influxdb;
 pub mod log;
 pub mod queue;
+pub mod remotewrite;
 
 use std::future::Future;
 use std::sync::Arc;

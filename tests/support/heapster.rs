@@ -110,6 +110,12 @@ impl Heapster {
         assert!(ok, "kill -TERM failed");
     }
 
+    /// Sends SIGKILL and reaps it: no flush, no cleanup.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits up to `limit` for it to exit.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;

@@ -41,6 +41,7 @@ pub fn config(url: url::Url, db: &str) -> InfluxConfig {
         batch_size: 5000,
         buffer_points: 1_000_000,
         gzip: true,
+        spool: Default::default(),
     }
 }
 
@@ -254,4 +255,41 @@ pub async fn count_at(server: &Influxd, db: &str, ts: i64) -> u64 {
         .iter()
         .map(|(_, r)| r["count"].as_u64().unwrap_or(0))
         .sum()
+}
+
+/// Exports every batch; each export must return within the wait for room (`fast()`: 5 s)
+/// whatever InfluxDB does.
+pub async fn export_all(sink: &mut InfluxSink, batches: &[Batch]) {
+    use heapster_rs::sink::Sink;
+    for b in batches {
+        tokio::time::timeout(Duration::from_secs(10), sink.export(Arc::new(b.clone())))
+            .await
+            .expect("export waits on InfluxDB at most the wait for room");
+    }
+}
+
+/// Every batch is in InfluxDB, whole (one value per series and timestamp: a point sent twice
+/// would not count twice, a point lost would be missing).
+pub async fn all_written(server: &Influxd, db: &str, batches: &[Batch]) {
+    for b in batches {
+        assert_eq!(
+            count_at(server, db, b.timestamp).await,
+            b.point_count() as u64,
+            "batch at {}",
+            b.timestamp
+        );
+    }
+}
+
+/// A real server and the fault proxy in front of it; None (test skipped) without `influxd`.
+pub async fn proxied() -> Option<(Influxd, super::proxy::FaultProxy)> {
+    init();
+    let server = Influxd::start()?;
+    let proxy = super::proxy::FaultProxy::start(server.url()).await;
+    Some((server, proxy))
+}
+
+/// `n` sample batches a few minutes old, oldest first.
+pub fn batches(n: i64) -> Vec<Batch> {
+    (0..n).map(|i| sample_batch(recent(n + 5 - i))).collect()
 }

@@ -1,4 +1,5 @@
-//! Starts real InfluxDB 1.x (`influxd`) and VictoriaMetrics servers on loopback for tests.
+//! Starts real InfluxDB 1.x (`influxd`), VictoriaMetrics and Prometheus servers on loopback for
+//! tests.
 //!
 //! Each server gets free ports on 127.0.0.1 and a temporary directory; it is killed on drop.
 //! A missing binary skips the test with a message, unless `HEAPSTER_REQUIRE_SERVERS=1` (CI),
@@ -32,7 +33,9 @@ pub fn available(bin: &str) -> bool {
     if std::env::var("HEAPSTER_REQUIRE_SERVERS").as_deref() == Ok("1") {
         panic!("{bin} is not installed and HEAPSTER_REQUIRE_SERVERS=1");
     }
-    eprintln!("skipped: {bin} not installed (apt-get install -y influxdb victoria-metrics)");
+    eprintln!(
+        "skipped: {bin} not installed (apt-get install -y influxdb victoria-metrics prometheus)"
+    );
     false
 }
 
@@ -208,6 +211,8 @@ impl VictoriaMetrics {
                     dir.path().join("data").display()
                 ))
                 .arg("-retentionPeriod=100y")
+                // Queries see the newest samples at once (PromQL checks right after a write).
+                .arg("-search.latencyOffset=0s")
                 .arg("-loggerLevel=ERROR"),
             &log,
         );
@@ -249,4 +254,75 @@ impl Drop for VictoriaMetrics {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A real Prometheus server taking remote write, with no scrape targets.
+pub struct Prometheus {
+    child: Child,
+    _dir: TempDir,
+    pub port: u16,
+}
+
+impl Prometheus {
+    pub fn start() -> Option<Prometheus> {
+        if !available("prometheus") {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let log = dir.path().join("prometheus.log");
+        let mut child = spawn(
+            Command::new("prometheus")
+                .arg("--web.enable-remote-write-receiver")
+                .arg("--config.file=/dev/null")
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--log.level=warn"),
+            &log,
+        );
+        wait_ready(port, "/-/ready", &mut child, &log);
+        Some(Prometheus {
+            child,
+            _dir: dir,
+            port,
+        })
+    }
+
+    pub fn url(&self) -> url::Url {
+        url::Url::parse(&format!("http://127.0.0.1:{}", self.port)).expect("url")
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An instant PromQL query (`/api/v1/query`, Prometheus or VictoriaMetrics): each series'
+/// labels and value.
+pub async fn promql(base: &url::Url, q: &str) -> Vec<(serde_json::Value, f64)> {
+    let mut url = base.join("api/v1/query").expect("url");
+    url.query_pairs_mut().append_pair("query", q);
+    let text = reqwest::get(url)
+        .await
+        .expect("query")
+        .text()
+        .await
+        .expect("body");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON answer");
+    assert_eq!(json["status"], "success", "{q}: {json}");
+    json["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let v = r["value"][1].as_str().and_then(|v| v.parse().ok());
+            (r["metric"].clone(), v.unwrap_or(f64::NAN))
+        })
+        .collect()
 }

@@ -10,9 +10,8 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use url::Url;
 
-use super::retry::error_message;
-use crate::certificate::CertProblem;
 use crate::config::InfluxConfig;
+use crate::sink::delivery::retry::error_message;
 
 /// Which write API to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,23 +285,7 @@ impl Client {
 
 /// "cannot reach InfluxDB", or what is wrong with its certificate and the setting that fixes it.
 fn unreachable(err: &reqwest::Error) -> String {
-    let Some(problem) = CertProblem::find(err) else {
-        return "cannot reach InfluxDB".to_string();
-    };
-    let cause = match &problem {
-        CertProblem::Untrusted { .. } => {
-            "is not signed by a CA this host trusts (self-signed?)".to_string()
-        }
-        CertProblem::WrongName { tried, names } => format!(
-            "does not hold the name tried, {tried} (it holds {})",
-            CertProblem::names(names)
-        ),
-        CertProblem::Expired { .. } | CertProblem::NotYetValid { .. } => problem.dates(),
-    };
-    format!(
-        "InfluxDB's certificate {cause}: set insecuressl=true in --sink, or serve a certificate \
-         this host trusts"
-    )
+    crate::certificate::unreachable(err, "InfluxDB")
 }
 
 fn api_for(major: u8) -> Api {

@@ -1,4 +1,5 @@
-//! What to do after a write: the retry policy as plain functions, and backoff with jitter.
+//! What to do after a request: the retry policy ([`should_retry_response`],
+//! [`is_retriable_error`]) and backoff with jitter ([`Backoff`]), the same for every sink.
 
 use std::time::Duration;
 
@@ -10,16 +11,23 @@ use rand::Rng;
 pub enum Verdict {
     /// 2xx: every point is stored.
     Written,
-    /// Transient (connection error, timeout, 5xx, 429): keep the chunk and try again.
+    /// Transient (connection error, timeout, 5xx, 429): keep the body and try again, after
+    /// `Retry-After` when the answer had one.
     Retry { after: Option<Duration> },
-    /// 404 `database not found` (1.x): create it, then retry.
-    MissingDatabase,
+    /// The destination lacks something the sink sets up (InfluxDB 1.x: 404 `database not
+    /// found`): set up again, then retry.
+    Setup,
+    /// 413: the body is too large for the destination; split it in two and retry the halves.
+    TooLarge,
+    /// 401 or 403: the credentials are wrong or lack a right. Nothing is dropped: the data
+    /// waits (in the spool when there is one) until the credentials are fixed.
+    Unauthorized { status: u16, message: String },
     /// 400 `partial write`: the good lines are stored, `dropped` were refused; don't retry.
     Partial {
         dropped: Option<u64>,
         message: String,
     },
-    /// Any other 4xx: the chunk will never be accepted; drop it.
+    /// Any other 4xx (400, 422): the body will never be accepted; drop it.
     Rejected { status: u16, message: String },
 }
 
@@ -32,8 +40,15 @@ pub fn should_retry_response(status: StatusCode, headers: &HeaderMap, body: &str
         Verdict::Retry {
             after: retry_after(headers),
         }
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Verdict::TooLarge
+    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        Verdict::Unauthorized {
+            status: status.as_u16(),
+            message,
+        }
     } else if status == StatusCode::NOT_FOUND && message.contains("database not found") {
-        Verdict::MissingDatabase
+        Verdict::Setup
     } else if status == StatusCode::BAD_REQUEST && message.contains("partial write") {
         Verdict::Partial {
             dropped: dropped_count(&message),
@@ -75,7 +90,7 @@ fn dropped_count(message: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is rare from InfluxDB and is ignored).
+/// `Retry-After` in seconds (the HTTP-date form is rare from metrics stores and is ignored).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let secs: u64 = headers
         .get(http::header::RETRY_AFTER)?
@@ -153,7 +168,17 @@ mod tests {
                 404,
                 r#"{"error":"database not found: \"k8s\""}"#,
                 None,
-                Verdict::MissingDatabase,
+                Verdict::Setup,
+            ),
+            (413, "", None, Verdict::TooLarge),
+            (
+                422,
+                "out of bounds",
+                None,
+                Verdict::Rejected {
+                    status: 422,
+                    message: "out of bounds".into(),
+                },
             ),
             (
                 400,
@@ -168,7 +193,7 @@ mod tests {
                 401,
                 r#"{"code":"unauthorized","message":"unauthorized access"}"#,
                 None,
-                Verdict::Rejected {
+                Verdict::Unauthorized {
                     status: 401,
                     message: "unauthorized access".into(),
                 },
