@@ -17,6 +17,7 @@ fn batch(more: bool) -> Batch {
     node.labeled = vec![LabeledValue {
         metric: Metric::FilesystemUsage,
         resource_id: "/dev/sda1".into(),
+        pvc: None,
         value: Value::Int(42),
     }];
     let mut c = MetricSet::new(
