@@ -2,8 +2,9 @@
 //!
 //! A tick at 1,000 nodes of 30 pods is millions of samples of eight-odd labels each; building
 //! `TimeSeries` messages would allocate two strings per label per sample. Instead each set's
-//! labels are encoded once, sorted by name with slots for `__name__` (encoded once per metric)
-//! and `device`, and each sample copies those bytes around its own. [`super::proto`] decodes
+//! labels are encoded once, sorted by name with slots for `__name__` (encoded once per metric),
+//! `device` and `persistentvolumeclaim` (a claim's volume), and each sample copies those bytes
+//! around its own. [`super::proto`] decodes
 //! the result in tests and for a 413 split, so the two cannot drift apart.
 
 use bytes::Bytes;
@@ -51,11 +52,16 @@ fn label(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
-/// A set's labels, sorted by name, as bytes around the `__name__` and `device` slots.
+/// The label of a volume's claim, as the kubelet's `kubelet_volume_stats_*` series name it.
+const CLAIM: &str = "persistentvolumeclaim";
+
+/// A set's labels, sorted by name, as bytes around the `__name__`, `device` and
+/// `persistentvolumeclaim` slots.
 #[derive(Default)]
 struct Template {
-    /// Encoded labels before `__name__`, between it and `device`, and after `device`.
-    parts: [Vec<u8>; 3],
+    /// Encoded labels before `__name__`, between it and `device`, between `device` and
+    /// `persistentvolumeclaim`, and after that.
+    parts: [Vec<u8>; 4],
 }
 
 pub struct Encoder {
@@ -70,6 +76,7 @@ pub struct Encoder {
     open_ts: Nanos,
     template: Template,
     device: Vec<u8>,
+    claim: Vec<u8>,
 }
 
 impl Encoder {
@@ -96,6 +103,7 @@ impl Encoder {
             open_ts: 0,
             template: Template::default(),
             device: Vec::new(),
+            claim: Vec::new(),
         }
     }
 
@@ -112,11 +120,11 @@ impl Encoder {
         for set in &batch.sets {
             self.set_template(set);
             for (metric, value) in set.values.iter() {
-                non_finite += usize::from(!self.sample(metric, value, ms, None, out));
+                non_finite += usize::from(!self.sample(metric, value, ms, None, None, out));
             }
             for l in &set.labeled {
-                non_finite +=
-                    usize::from(!self.sample(l.metric, l.value, ms, Some(&l.resource_id), out));
+                let (device, claim) = (Some(&*l.resource_id), l.pvc.as_deref());
+                non_finite += usize::from(!self.sample(l.metric, l.value, ms, device, claim, out));
             }
         }
         if !batch.more {
@@ -137,6 +145,7 @@ impl Encoder {
         value: Value,
         ms: i64,
         device: Option<&str>,
+        claim: Option<&str>,
         out: &mut Vec<Body>,
     ) -> bool {
         let (name, scale) = &self.names[metric as usize];
@@ -151,13 +160,19 @@ impl Encoder {
         if let Some(d) = device {
             label(&mut self.device, "device", d);
         }
+        self.claim.clear();
+        if let Some(c) = claim {
+            label(&mut self.claim, CLAIM, c);
+        }
         // Sample: value (key + 8 bytes) and timestamp (key + varint).
         let sample = 1 + 8 + 1 + varint_len(ms as u64);
-        let [before, middle, after] = &self.template.parts;
+        let [before, middle, between, after] = &self.template.parts;
         let series = before.len()
             + name.len()
             + middle.len()
             + self.device.len()
+            + between.len()
+            + self.claim.len()
             + after.len()
             + 1
             + varint_len(sample as u64)
@@ -169,6 +184,8 @@ impl Encoder {
         o.extend_from_slice(name);
         o.extend_from_slice(middle);
         o.extend_from_slice(&self.device);
+        o.extend_from_slice(between);
+        o.extend_from_slice(&self.claim);
         o.extend_from_slice(after);
         o.push(FIELD2_LEN);
         put_varint(o, sample as u64);
@@ -183,7 +200,8 @@ impl Encoder {
         true
     }
 
-    /// Encodes the set's labels (all but `__name__` and `device`) around their slots.
+    /// Encodes the set's labels (all but `__name__`, `device` and the claim) around their
+    /// slots.
     fn set_template(&mut self, set: &MetricSet) {
         let mut labels: Vec<(&str, &str)> = self
             .common
@@ -220,7 +238,8 @@ impl Encoder {
             let slot = match k {
                 k if k < "__name__" => 0,
                 k if k < "device" => 1,
-                _ => 2,
+                k if k < CLAIM => 2,
+                _ => 3,
             };
             label(&mut self.template.parts[slot], k, v);
         }

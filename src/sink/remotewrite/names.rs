@@ -1,6 +1,6 @@
-//! Heapster's metric names and units as Prometheus names: base units (cores, seconds, bytes),
-//! `_total` on counters, a `heapster_` prefix so they never collide with cAdvisor's or
-//! kubelet's own series in the same store.
+//! Heapster's metric names and units as Prometheus names: base units (cores, seconds, bytes,
+//! ratios 0–1 for percentages), `_total` on counters, a `heapster_` prefix so they never collide
+//! with cAdvisor's or kubelet's own series in the same store.
 
 use crate::model::{Metric, MetricKind};
 
@@ -14,6 +14,14 @@ pub struct PromName {
 /// The Prometheus name of `metric`, from its name, units and kind (a metric added to the
 /// catalogue gets one without a change here).
 pub fn prom_name(metric: Metric) -> PromName {
+    // `_count` is the suffix of a histogram's or summary's sample count: a gauge of processes
+    // is named as cAdvisor's `container_processes`.
+    if metric == Metric::ProcessCount {
+        return PromName {
+            name: "heapster_processes".into(),
+            scale: 1.0,
+        };
+    }
     let base = format!("heapster_{}", metric.name().replace('/', "_"));
     let rate = base.strip_suffix("_rate").unwrap_or(&base);
     let counter = metric.kind() == MetricKind::Cumulative;
@@ -27,6 +35,9 @@ pub fn prom_name(metric: Metric) -> PromName {
         ("bytes/s", _) => (format!("{rate}_bytes_per_second"), 1.0),
         ("count/s", _) => (format!("{rate}_per_second"), 1.0),
         ("fraction", _) => (format!("{base}_ratio"), 1.0),
+        // Pressure stall percentages as the fraction of time stalled, the base unit PromQL
+        // users compare with `cpu/node_utilization` and alert on (`> 0.1`).
+        ("percent", _) => (format!("{base}_ratio"), 1e-2),
         _ => (base, 1.0),
     };
     PromName { name, scale }
@@ -71,6 +82,48 @@ mod tests {
             ),
             (Metric::FilesystemInodes, "heapster_filesystem_inodes", 1.0),
             (Metric::RestartCount, "heapster_restart_count_total", 1.0),
+            (
+                Metric::CpuPressureSome,
+                "heapster_cpu_pressure_some_ratio",
+                1e-2,
+            ),
+            (
+                Metric::CpuPressureFull,
+                "heapster_cpu_pressure_full_ratio",
+                1e-2,
+            ),
+            (
+                Metric::MemoryPressureSome,
+                "heapster_memory_pressure_some_ratio",
+                1e-2,
+            ),
+            (
+                Metric::MemoryPressureFull,
+                "heapster_memory_pressure_full_ratio",
+                1e-2,
+            ),
+            (
+                Metric::IoPressureSome,
+                "heapster_io_pressure_some_ratio",
+                1e-2,
+            ),
+            (
+                Metric::IoPressureFull,
+                "heapster_io_pressure_full_ratio",
+                1e-2,
+            ),
+            (
+                Metric::MemorySwapUsage,
+                "heapster_memory_swap_usage_bytes",
+                1.0,
+            ),
+            (
+                Metric::MemorySwapAvailable,
+                "heapster_memory_swap_available_bytes",
+                1.0,
+            ),
+            (Metric::ProcessCount, "heapster_processes", 1.0),
+            (Metric::ProcessLimit, "heapster_process_limit", 1.0),
         ];
         for (m, name, scale) in cases {
             assert_eq!(
@@ -88,8 +141,28 @@ mod tests {
             all.iter()
                 .all(|n| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         );
+        // No gauge ends in `_total`, nor in a histogram's or summary's `_count` or `_sum`.
+        for m in Metric::ALL {
+            let name = prom_name(*m).name;
+            if m.kind() == MetricKind::Gauge {
+                assert!(!name.ends_with("_total"), "{name}");
+            }
+            assert!(
+                !name.ends_with("_count") && !name.ends_with("_sum"),
+                "{name}"
+            );
+        }
         all.sort();
         all.dedup();
         assert_eq!(all.len(), Metric::ALL.len());
+    }
+
+    #[test]
+    fn the_readme_maps_every_metric_as_the_sink_names_it() {
+        let readme = include_str!("../../../README.md");
+        for m in Metric::ALL {
+            let row = format!("| `{}` | `{}` |", m.name(), prom_name(*m).name);
+            assert!(readme.contains(&row), "README lacks {row}");
+        }
     }
 }

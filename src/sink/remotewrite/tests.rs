@@ -129,3 +129,44 @@ fn extra_labels_sort_around_the_name_and_device_slots() {
         assert_eq!(names[..3], ["Zone", "__name__", "app_tier"]);
     }
 }
+
+#[test]
+fn a_claims_volume_carries_the_claim_label_in_sorted_place() {
+    let mut pod = MetricSet::new(
+        SetKey::Pod {
+            namespace: "db".into(),
+            pod: "pg-0".into(),
+        },
+        TS,
+    );
+    pod.node = Some("n1".into());
+    pod.labeled = vec![
+        LabeledValue {
+            metric: Metric::FilesystemUsage,
+            resource_id: "Volume:data".into(),
+            pvc: Some("data-pg-0".into()),
+            value: Value::Int(7),
+        },
+        LabeledValue {
+            metric: Metric::FilesystemUsage,
+            resource_id: "Volume:tmp".into(),
+            pvc: None,
+            value: Value::Int(3),
+        },
+    ];
+    let extra = [("owner".to_string(), "x".to_string())];
+    let mut enc = Encoder::new("prod", &extra, 100);
+    let mut out = Vec::new();
+    enc.encode(&Batch::new(TS, vec![pod]), &mut out);
+    let got: Vec<String> = decode(&out[0]).timeseries.iter().map(render).collect();
+    let ms = TS / 1_000_000;
+    let want = [
+        format!(
+            "__name__=heapster_filesystem_usage_bytes,cluster=prod,device=Volume:data,namespace=db,node=n1,owner=x,persistentvolumeclaim=data-pg-0,pod=pg-0,type=pod [Sample {{ value: 7.0, timestamp: {ms} }}]"
+        ),
+        format!(
+            "__name__=heapster_filesystem_usage_bytes,cluster=prod,device=Volume:tmp,namespace=db,node=n1,owner=x,pod=pg-0,type=pod [Sample {{ value: 3.0, timestamp: {ms} }}]"
+        ),
+    ];
+    assert_eq!(got, want);
+}
