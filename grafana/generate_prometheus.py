@@ -25,7 +25,7 @@ DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 CORES = "suffix: cores"
 BYTES = "bytes"
 BYTES_RATE = "binBps"
-FRACTION = "percentunit"
+FRACTION = "percentunit"  # *_ratio, pressure stall included, are 0..1
 PER_SEC = "short"
 COUNT = "short"
 SECONDS = "s"
@@ -43,9 +43,10 @@ def m(name, **labels):
     return f"heapster_{name}{sel(**labels)}"
 
 
-def total(name, by=(), **labels):
+def total(name, by=(), fn="sum", **labels):
+    """`fn` (sum, or max for a value every series repeats) over the series, `by` labels."""
     group = f" by ({', '.join(by)})" if by else ""
-    return f"sum{group}({m(name, **labels)})"
+    return f"{fn}{group}({m(name, **labels)})"
 
 
 def target(expr, legend, ref):
@@ -277,6 +278,41 @@ def nodes():
             ],
         ),
         timeseries("Uptime", SECONDS, [(m("uptime_seconds", **by), "{{node}}")]),
+        row("Pressure, swap and processes ($node)"),
+        timeseries(
+            "Pressure stall: some tasks",
+            FRACTION,
+            [
+                (m("cpu_pressure_some_ratio", **by), "{{node}} cpu"),
+                (m("memory_pressure_some_ratio", **by), "{{node}} memory"),
+                (m("io_pressure_some_ratio", **by), "{{node}} io"),
+            ],
+            "Share of the time at least one task waited for the resource (PSI, kubelets 1.34+ on cgroup v2).",
+        ),
+        timeseries(
+            "Pressure stall: all tasks",
+            FRACTION,
+            [
+                (m("cpu_pressure_full_ratio", **by), "{{node}} cpu"),
+                (m("memory_pressure_full_ratio", **by), "{{node}} memory"),
+                (m("io_pressure_full_ratio", **by), "{{node}} io"),
+            ],
+            "Share of the time all non-idle tasks waited at once: time lost outright.",
+        ),
+        timeseries(
+            "Swap",
+            BYTES,
+            [
+                (m("memory_swap_usage_bytes", **by), "{{node}} used"),
+                (m("memory_swap_available_bytes", **by), "{{node}} available"),
+            ],
+        ),
+        timeseries(
+            "Processes",
+            COUNT,
+            [(m("processes", **by), "{{node}} processes"), (m("process_limit", **by), "{{node}} limit")],
+            "Processes running against the node's PID limit: PID exhaustion stops new processes.",
+        ),
         row("System containers"),
         timeseries("System containers CPU", CORES, [(m("cpu_usage_cores", **sys_c), "{{node}} {{container}}")]),
         timeseries(
@@ -287,6 +323,12 @@ def nodes():
         row("Pods on $node"),
         timeseries("Pod CPU", CORES, [(m("cpu_usage_cores", **pods), "{{namespace}}/{{pod}}")]),
         timeseries("Pod memory (working set)", BYTES, [(m("memory_working_set_bytes", **pods), "{{namespace}}/{{pod}}")]),
+        timeseries(
+            "Pod cpu pressure (some tasks stalled)",
+            FRACTION,
+            [(m("cpu_pressure_some_ratio", **pods), "{{namespace}}/{{pod}}")],
+        ),
+        timeseries("Pod processes", COUNT, [(m("processes", **pods), "{{namespace}}/{{pod}}")]),
     ]
     return dashboard("nodes", "Nodes", [var_cluster(), var_node()], items)
 
@@ -328,6 +370,8 @@ def namespaces():
             COUNT,
             [(total("restart_count_total", ["namespace"], **pods), "{{namespace}}")],
         ),
+        timeseries("Processes", COUNT, [(m("processes", **ns), "{{namespace}} processes")]),
+        timeseries("Swap used", BYTES, [(m("memory_swap_usage_bytes", **ns), "{{namespace}}")]),
         row("Pods in $namespace"),
         timeseries("Pod CPU", CORES, [(m("cpu_usage_cores", **pods), "{{namespace}}/{{pod}}")]),
         timeseries("Pod memory (working set)", BYTES, [(m("memory_working_set_bytes", **pods), "{{namespace}}/{{pod}}")]),
@@ -338,6 +382,8 @@ def namespaces():
 def pods():
     ctr = {"type": "pod_container", "namespace": "=~$namespace", "pod": "=~$pod"}
     pod = {"type": "pod", "namespace": "=~$namespace", "pod": "=~$pod"}
+    claims = {"type": "pod", "namespace": "=~$namespace", "persistentvolumeclaim": "=~.+"}
+    claim = ["namespace", "persistentvolumeclaim"]
     c = "{{pod}}/{{container}}"
     items = [
         row("Containers of $pod"),
@@ -376,6 +422,25 @@ def pods():
             [(m("filesystem_usage_bytes", **ctr), f"{c} {{{{device}}}}")],
             "rootfs (/) and logs of each container.",
         ),
+        timeseries(
+            "Container pressure stall: some tasks",
+            FRACTION,
+            [
+                (m("cpu_pressure_some_ratio", **ctr), f"{c} cpu"),
+                (m("memory_pressure_some_ratio", **ctr), f"{c} memory"),
+                (m("io_pressure_some_ratio", **ctr), f"{c} io"),
+            ],
+            "Share of the time at least one task of the container waited for the resource: "
+            "cpu pressure with low usage means throttling.",
+        ),
+        timeseries(
+            "Container swap",
+            BYTES,
+            [
+                (m("memory_swap_usage_bytes", **ctr), f"{c} used"),
+                (m("memory_swap_available_bytes", **ctr), f"{c} available"),
+            ],
+        ),
         row("Pod $pod"),
         timeseries(
             "Network",
@@ -403,6 +468,28 @@ def pods():
             "Pod filesystems and volumes",
             BYTES,
             [(m("filesystem_usage_bytes", **pod), "{{pod}} {{device}}")],
+        ),
+        timeseries(
+            "Pod pressure stall",
+            FRACTION,
+            [
+                (m(f"{r}_pressure_{w}_ratio", **pod), f"{{{{pod}}}} {r} {w}")
+                for r in ("cpu", "memory", "io")
+                for w in ("some", "full")
+            ],
+            "some: at least one task waited; full: all non-idle tasks waited at once.",
+        ),
+        timeseries("Pod swap", BYTES, [(m("memory_swap_usage_bytes", **pod), "{{pod}} used")]),
+        timeseries("Pod processes", COUNT, [(m("processes", **pod), "{{pod}}")]),
+        row("Volumes by claim ($namespace)"),
+        timeseries(
+            "Volumes by claim",
+            BYTES,
+            [
+                (total("filesystem_usage_bytes", claim, fn="max", **claims), "{{namespace}}/{{persistentvolumeclaim}} used"),
+                (total("filesystem_limit_bytes", claim, fn="max", **claims), "{{namespace}}/{{persistentvolumeclaim}} capacity"),
+            ],
+            "Fill level of each PersistentVolumeClaim, whichever pod mounts it: the series follow the claim across pod restarts.",
         ),
     ]
     return dashboard("pods", "Pods", [var_cluster(), var_namespace(), var_pod()], items)

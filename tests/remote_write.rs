@@ -1,6 +1,7 @@
 //! Simulator → collector → remote write into a real Prometheus and a real VictoriaMetrics,
 //! read back through PromQL (`/api/v1/query`): the simulator's known rates and sizes come back
-//! exact, in base units, with the labels PromQL users expect.
+//! exact, in base units, with the labels PromQL users expect (a claim's volume its
+//! `persistentvolumeclaim`, pressure stall as a ratio).
 
 mod common;
 mod support;
@@ -76,6 +77,29 @@ async fn known_values_come_back_exact(base: url::Url, write: url::Url) {
         r#"heapster_network_rx_bytes_per_second{{type="pod",namespace="{ns}",pod="{pod}"}}"#
     );
     assert_eq!(value(&base, &q).await, rate, "{q}");
+
+    // A pod's cpu pressure as a ratio: the simulator's stall rate (µs of stall per second).
+    let stall = sim::pod_cpu_stall_us_per_sec(0, 2) as f64 / 1e6;
+    let q = format!(
+        r#"heapster_cpu_pressure_some_ratio{{type="pod",namespace="{ns}",pod="{pod}",node="sim-node-0000"}}"#
+    );
+    let got = value(&base, &q).await;
+    assert!(
+        (got - stall).abs() <= stall * 0.01,
+        "{q}: {got}, expected {stall}"
+    );
+
+    // A claim's volume carries the claim; other volumes carry none.
+    let (claim_ns, claim_pod) = (sim::pod_namespace(3), sim::pod_name(0, 3));
+    assert!(sim::pod_has_data_volume(3));
+    let q = format!(
+        r#"heapster_filesystem_usage_bytes{{type="pod",namespace="{claim_ns}",pod="{claim_pod}",device="Volume:data",persistentvolumeclaim="data-{claim_pod}"}}"#
+    );
+    let want = sim::pod_data_volume_used_bytes(3);
+    assert_eq!(value(&base, &q).await, want as f64, "{q}");
+    let q = r#"count(heapster_filesystem_usage_bytes{type="pod",persistentvolumeclaim!=""})"#;
+    let with_claims = 3 * (0..6).filter(|&p| sim::pod_has_data_volume(p)).count();
+    assert_eq!(value(&base, q).await, with_claims as f64, "{q}");
 
     // Counters are counters: a rate over them works.
     let q = r#"rate(heapster_cpu_usage_seconds_total{type="node",node="sim-node-0001"}[1m])"#;
