@@ -168,6 +168,146 @@ pub mod fuzz {
         }
     }
 
+    /// One HTTP request through the Heapster port's router, in-process (`oneshot`, no socket),
+    /// against a store and cluster state of one node and one pod. `input`'s first line is the
+    /// request target (`/path?query`), each further line a `name: value` header. Never
+    /// panics, never answers 500, and an answer stays under 1 MiB.
+    pub fn api_request(input: &[u8]) {
+        use tower::ServiceExt;
+
+        let Ok(text) = std::str::from_utf8(input) else {
+            return;
+        };
+        let mut lines = text.split('\n');
+        let target = lines.next().unwrap_or("");
+        let mut req = http::Request::builder().uri(target);
+        for line in lines {
+            if let Some((k, v)) = line.split_once(':') {
+                req = req.header(k.trim(), v.trim());
+            }
+        }
+        let Ok(req) = req.body(axum::body::Body::empty()) else {
+            return; // not a valid request line or header: hyper would have refused it
+        };
+        let (app, rt) = api::app();
+        let res = rt
+            .block_on(app.clone().oneshot(req))
+            .expect("the router is infallible");
+        let status = res.status();
+        assert!(
+            status != http::StatusCode::INTERNAL_SERVER_ERROR,
+            "{target:?}"
+        );
+        let body = rt
+            .block_on(axum::body::to_bytes(res.into_body(), 1 << 20))
+            .expect("answers stay under 1 MiB");
+        std::hint::black_box(body);
+    }
+
+    mod api {
+        use std::sync::{Arc, OnceLock, RwLock};
+
+        use axum::Router;
+        use prometheus_client::registry::Registry;
+
+        use crate::api::health::Health;
+        use crate::api::{ApiState, router};
+        use crate::model::cluster::{ClusterState, NodeInfo, PodInfo};
+        use crate::model::{Batch, Metric, MetricSet, SetKey, Value};
+        use crate::store::{HistoryMetrics, SeriesLimit, Store, StoreOptions};
+
+        const SEC: i64 = 1_000_000_000;
+        const T0: i64 = 1_767_225_600 * SEC;
+
+        fn s(x: &str) -> Arc<str> {
+            Arc::from(x)
+        }
+
+        fn batch(t: i64) -> Batch {
+            let keys = [
+                SetKey::Cluster,
+                SetKey::Node { node: s("n1") },
+                SetKey::Namespace {
+                    namespace: s("default"),
+                },
+                SetKey::Pod {
+                    namespace: s("default"),
+                    pod: s("p1"),
+                },
+                SetKey::PodContainer {
+                    namespace: s("default"),
+                    pod: s("p1"),
+                    container: s("app"),
+                },
+                SetKey::SysContainer {
+                    node: s("n1"),
+                    container: s("kubelet"),
+                },
+            ];
+            let sets = keys
+                .into_iter()
+                .map(|key| {
+                    let mut m = MetricSet::new(key, t);
+                    m.node = Some(s("n1"));
+                    m.create_time = Some(T0 - 100 * SEC);
+                    m.set(Metric::CpuUsage, Value::Int((t - T0) / 10 + 1_000));
+                    m.set(Metric::CpuUsageRate, Value::Int(100));
+                    m.set(Metric::MemoryUsage, Value::Int(1 << 20));
+                    m.set(Metric::MemoryWorkingSet, Value::Int(1 << 19));
+                    m
+                })
+                .collect();
+            Batch::new(t, sets)
+        }
+
+        /// The router over two batches, and the runtime requests run on (built once).
+        pub(super) fn app() -> (&'static Router, &'static tokio::runtime::Runtime) {
+            static APP: OnceLock<Router> = OnceLock::new();
+            static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+            let app = APP.get_or_init(|| {
+                let mut registry = Registry::default();
+                let opts = StoreOptions {
+                    history: 900 * SEC,
+                    resolution: 10 * SEC,
+                    limit: SeriesLimit::Series(1_000),
+                    history_metrics: HistoryMetrics::ALL,
+                };
+                let store = Store::new(opts, &mut registry);
+                store.push(&batch(T0));
+                store.push(&batch(T0 + 10 * SEC));
+                let mut cluster = ClusterState::default();
+                let labels: Box<[(Arc<str>, Arc<str>)]> = Box::new([(s("app"), s("web"))]);
+                cluster.nodes.insert(
+                    s("n1"),
+                    Arc::new(NodeInfo {
+                        name: s("n1"),
+                        label_map: labels.clone(),
+                        ready: true,
+                        ..Default::default()
+                    }),
+                );
+                cluster.insert_pod(Arc::new(PodInfo {
+                    namespace: s("default"),
+                    name: s("p1"),
+                    label_map: labels,
+                    ..Default::default()
+                }));
+                router(ApiState {
+                    health: Arc::new(Health::new(10 * SEC)),
+                    registry: Arc::new(registry),
+                    store: Some(Arc::new(store)),
+                    cluster: Some(Arc::new(RwLock::new(cluster))),
+                })
+            });
+            let rt = RT.get_or_init(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime")
+            });
+            (app, rt)
+        }
+    }
+
     /// A `/metrics/resource` body (Prometheus text): decoding it never panics.
     pub fn resource(body: &[u8]) {
         let node: Arc<str> = Arc::from("n1");
