@@ -6,6 +6,7 @@
 
 pub mod delivery;
 pub mod influxdb;
+pub mod kafka;
 pub mod log;
 pub mod queue;
 pub mod remotewrite;

@@ -178,7 +178,7 @@ fn tls_config(creds: &KubeletCredentials, insecure: bool) -> Result<ClientConfig
 /// Accepts any server certificate (`kubeletInsecure=true`), but still checks that the server
 /// holds the key of the certificate it sent.
 #[derive(Debug)]
-struct AnyServerCert(Arc<CryptoProvider>);
+pub(crate) struct AnyServerCert(pub(crate) Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AnyServerCert {
     fn verify_server_cert(
