@@ -5,6 +5,7 @@
 //! [`FanOut`] hands every batch to every sink.
 
 pub mod delivery;
+pub mod encoded;
 pub mod influxdb;
 pub mod kafka;
 pub mod log;

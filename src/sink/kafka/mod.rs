@@ -9,18 +9,16 @@
 pub mod encode;
 pub mod transport;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
 
-use super::Sink;
-use super::delivery::metrics::reason;
 use super::delivery::{Body, DeliveryOptions, DeliveryTuning, Pipeline, SinkFamilies, Stats};
+use super::encoded::{Encode, EncodedSink};
 use crate::config::KafkaConfig;
 use crate::events::Record;
 use crate::events::schema::hostname;
+use crate::model::Batch;
 pub use encode::Encoder;
 use transport::KafkaTransport;
 
@@ -55,10 +53,16 @@ fn pipeline(
 }
 
 /// The `kafka` sink for metrics (`timeseriestopic`).
-pub struct KafkaSink {
-    encoder: Encoder,
-    bodies: Vec<Body>,
-    pipeline: Pipeline<KafkaTransport>,
+pub type KafkaSink = EncodedSink<Encoder, KafkaTransport>;
+
+impl Encode for Encoder {
+    fn encode(&mut self, batch: &Batch, out: &mut Vec<Body>) -> usize {
+        Encoder::encode(self, batch, out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<Body>) {
+        Encoder::finish(self, out);
+    }
 }
 
 impl KafkaSink {
@@ -77,49 +81,11 @@ impl KafkaSink {
         families: &SinkFamilies,
         tuning: DeliveryTuning,
     ) -> Result<KafkaSink, BuildError> {
-        Ok(KafkaSink {
-            encoder: Encoder::new(cfg.batch_size),
-            bodies: Vec::new(),
-            pipeline: pipeline(cfg, &cfg.timeseries_topic, families, tuning)?,
-        })
-    }
-
-    /// A snapshot of the sink's counters.
-    pub fn stats(&self) -> Stats {
-        self.pipeline.stats()
-    }
-
-    async fn queue(&mut self, deadline: Option<tokio::time::Instant>) {
-        let mut bodies = std::mem::take(&mut self.bodies);
-        for b in bodies.drain(..) {
-            self.pipeline.push(b, deadline).await;
-        }
-        self.bodies = bodies;
-    }
-}
-
-impl Sink for KafkaSink {
-    fn name(&self) -> &'static str {
-        "kafka"
-    }
-
-    async fn export(&mut self, batch: Arc<crate::model::Batch>) {
-        let non_finite = self.encoder.encode(&batch, &mut self.bodies);
-        self.pipeline
-            .metrics()
-            .dropped(reason::NON_FINITE, non_finite);
-        let deadline = self.pipeline.tick_deadline(batch.timestamp, batch.more);
-        self.queue(Some(deadline)).await;
-    }
-
-    fn on_shutdown(&mut self, closing: CancellationToken) {
-        self.pipeline.on_shutdown(closing);
-    }
-
-    async fn flush(&mut self, budget: Duration) {
-        self.encoder.finish(&mut self.bodies);
-        self.queue(None).await;
-        self.pipeline.flush(budget).await;
+        Ok(EncodedSink::from_parts(
+            "kafka",
+            Encoder::new(cfg.batch_size),
+            pipeline(cfg, &cfg.timeseries_topic, families, tuning)?,
+        ))
     }
 }
 
