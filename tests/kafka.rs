@@ -176,15 +176,7 @@ async fn known_values_come_back_in_heapsters_json() {
     );
     assert_eq!(m["MetricsTags"]["nodename"], "sim-node-0000");
     // A float Heapster computes: exactly what it computed.
-    let rate = last
-        .sets
-        .iter()
-        .find(|s| matches!(&s.key, SetKey::Pod { pod: p, .. } if **p == *pod))
-        .and_then(|s| s.values.get(Metric::NetworkRxRate))
-        .expect("the pod's rx rate");
-    let Value::Float(rate) = rate else {
-        panic!("{rate:?}")
-    };
+    let rate = common::pod_float(&last, &pod, Metric::NetworkRxRate);
     let m = find("network/rx_rate", &[("type", "pod"), ("pod_name", &pod)]);
     assert_eq!(m["MetricsValue"]["value"].as_f64(), Some(rate));
     // A labeled value carries its resource_id.
