@@ -102,22 +102,30 @@ pub fn split(b: &Body) -> Option<(Body, Body)> {
     Some((half(first), half(second)))
 }
 
-/// Appends `s` as a JSON string.
+/// Appends `s` as a JSON string; runs that need no escaping are copied whole.
 pub fn json_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let mut start = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte matched above is ASCII, so `i` is a character boundary.
+        out.push_str(&s[start..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escaped);
         }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
@@ -197,7 +205,9 @@ impl Encoder {
     /// Closes the open body.
     pub fn finish(&mut self, out: &mut Vec<Body>) {
         if self.messages > 0 {
-            let bytes = std::mem::take(&mut self.open);
+            // The next body is likely as large: allocated once rather than grown.
+            let next = Vec::with_capacity(self.open.len());
+            let bytes = std::mem::replace(&mut self.open, next);
             out.push(body(bytes, self.messages, self.open_ts));
             self.messages = 0;
         }
@@ -376,6 +386,22 @@ mod tests {
         assert_eq!(msgs[1].1["MetricsValue"]["value"], 1.5);
         let (a, b) = split(&out[0]).map_or((0, 0), |(a, b)| (a.points, b.points));
         assert_eq!((a, b), (0, 0), "one message does not split");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        for s in [
+            "plain",
+            "a \"quoted\" \\ path\n\t\r",
+            "\u{1}ctl",
+            "ünïcode ✓",
+            "",
+        ] {
+            let mut out = String::new();
+            json_str(&mut out, s);
+            assert_eq!(serde_json::from_str::<String>(&out).expect(&out), s);
+            assert_eq!(out, serde_json::to_string(s).expect("json"));
+        }
     }
 
     #[test]
