@@ -112,6 +112,11 @@ pub mod fuzz {
                         other.token = other.token.map(|_| "other".into());
                         assert_eq!(format!("{c:?}"), format!("{other:?}"), "{value:?}");
                     }
+                    if let SinkConfig::Kafka(c) = sink {
+                        let mut other = c.clone();
+                        other.password = other.password.map(|_| "other".into());
+                        assert_eq!(format!("{c:?}"), format!("{other:?}"), "{value:?}");
+                    }
                 }
             }
         }

@@ -349,7 +349,11 @@ fn every_error_names_its_flag() {
         ),
         (
             "--sink=kafka:",
-            "error: --sink: unknown sink kind \"kafka\" (known: influxdb, log, metric, remotewrite)",
+            "error: --sink: option brokers: at least one is required (e.g. brokers=kafka:9092)",
+        ),
+        (
+            "--sink=riemann:",
+            "error: --sink: unknown sink kind \"riemann\" (known: influxdb, kafka, log, metric, remotewrite)",
         ),
         (
             "--sink=influxdb:?concurrency=100",

@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use heapster_rs::model::{Metric, SetKey, Value};
+use heapster_rs::model::Metric;
 use heapster_rs::sim;
 use support::influxd::{Prometheus, VictoriaMetrics, promql};
 
@@ -64,15 +64,7 @@ async fn known_values_come_back_exact(base: url::Url, write: url::Url) {
 
     // A pod's network receive rate (a float Heapster computes): exactly what it computed.
     let last = batches.last().expect("a batch");
-    let rate = last
-        .sets
-        .iter()
-        .find(|s| matches!(&s.key, SetKey::Pod { pod: p, .. } if **p == *pod))
-        .and_then(|s| s.values.get(Metric::NetworkRxRate))
-        .expect("the pod's rx rate");
-    let Value::Float(rate) = rate else {
-        panic!("{rate:?}")
-    };
+    let rate = common::pod_float(last, &pod, Metric::NetworkRxRate);
     let q = format!(
         r#"heapster_network_rx_bytes_per_second{{type="pod",namespace="{ns}",pod="{pod}"}}"#
     );

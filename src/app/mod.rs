@@ -19,6 +19,7 @@ use crate::model::cluster::ClusterState;
 use crate::model::labels::LabelPolicy;
 use crate::sink::delivery::SinkFamilies;
 use crate::sink::influxdb::{DeliveryTuning, InfluxSink};
+use crate::sink::kafka::KafkaSink;
 use crate::sink::remotewrite::RemoteWriteSink;
 use crate::sink::{FanOut, FanOutMetrics, log::LogSink};
 use crate::source::apiserver;
@@ -184,6 +185,15 @@ impl App {
                         .map_err(|e| anyhow::Error::new(e).context("remotewrite sink"))?;
                     fanout.add(sink, 4);
                 }
+                SinkConfig::Kafka(kafka) => {
+                    let tuning = DeliveryTuning {
+                        room_wait: cfg.metric_resolution,
+                        ..DeliveryTuning::default()
+                    };
+                    let sink = KafkaSink::build(kafka, &delivery, tuning)
+                        .map_err(|e| anyhow::Error::new(e).context("kafka sink"))?;
+                    fanout.add(sink, 4);
+                }
             }
         }
 
@@ -311,7 +321,7 @@ fn start_events(
     let mut sinks = Vec::new();
     for (i, sink) in cfg.event_sinks.iter().enumerate() {
         let built = EventSink::from_config(sink, i, registry)
-            .map_err(|e| anyhow::anyhow!("event sink: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("event sink: {e:#}"))?;
         sinks.extend(built);
     }
     let opts = EventerOptions {

@@ -57,7 +57,7 @@ struct RawEventerFlags {
 #[derive(Clone, Debug)]
 pub struct EventerConfig {
     pub source: KubernetesSource,
-    /// `log` and `influxdb` sinks.
+    /// `log`, `influxdb` and `kafka` sinks.
     pub sinks: Vec<SinkConfig>,
     pub frequency: Duration,
     pub healthz_port: u16,
@@ -101,17 +101,17 @@ where
     }
 }
 
-/// Parses one `--sink`/`--event_sink` value for events: `log` or `influxdb:...`.
+/// Parses one `--sink`/`--event_sink` value for events: `log`, `influxdb:...` or `kafka:...`.
 pub(super) fn event_sink(
     value: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<SinkConfig, Vec<String>> {
     match sink::parse(value, env)? {
         SinkConfig::Metric => Err(vec![
-            "the metric sink takes no events (known for events: influxdb, log)".into(),
+            "the metric sink takes no events (known for events: influxdb, kafka, log)".into(),
         ]),
         SinkConfig::RemoteWrite(_) => Err(vec![
-            "the remotewrite sink takes no events (known for events: influxdb, log)".into(),
+            "the remotewrite sink takes no events (known for events: influxdb, kafka, log)".into(),
         ]),
         other => Ok(other),
     }

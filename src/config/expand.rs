@@ -138,6 +138,8 @@ pub struct Options {
     errors: Vec<String>,
     /// Names given more than once, reported by [`Options::finish`].
     duplicates: Vec<String>,
+    /// The values after the first of names given more than once (see [`Options::take_all`]).
+    repeats: Vec<(String, String)>,
 }
 
 impl Options {
@@ -145,6 +147,7 @@ impl Options {
     pub fn new(query: &str, from_env: bool) -> Options {
         let mut pairs: Vec<(String, String)> = Vec::new();
         let mut duplicates: Vec<String> = Vec::new();
+        let mut repeats = Vec::new();
         let mut hidden = HashSet::new();
         let mut after_secret = false;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -154,8 +157,9 @@ impl Options {
             after_secret = SECRET_OPTIONS.contains(&&*key);
             if pairs.iter().any(|(k, _)| *k == key) {
                 if !duplicates.iter().any(|d| *d == key) {
-                    duplicates.push(key.into_owned());
+                    duplicates.push(key.to_string());
                 }
+                repeats.push((key.into_owned(), value.into_owned()));
                 continue;
             }
             pairs.push((key.into_owned(), value.into_owned()));
@@ -167,6 +171,7 @@ impl Options {
             hidden,
             errors: Vec::new(),
             duplicates,
+            repeats,
         }
     }
 
@@ -177,6 +182,29 @@ impl Options {
         } else {
             format!("{key:?}")
         }
+    }
+
+    /// Every value of a repeatable option, in order (`brokers=a&brokers=b`); repeating it is
+    /// then no error.
+    pub fn take_all(&mut self, name: &str) -> Vec<String> {
+        self.taken.insert(name.to_string());
+        self.duplicates.retain(|d| d != name);
+        let mut all: Vec<String> = (self.pairs.iter())
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect();
+        all.extend(
+            (self.repeats.iter())
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.clone()),
+        );
+        all
+    }
+
+    /// Whether an error about `name` was recorded.
+    pub fn has_error(&self, name: &str) -> bool {
+        let prefix = format!("option {name}:");
+        self.errors.iter().any(|e| e.starts_with(&prefix))
     }
 
     /// The raw value of `name`, if given.

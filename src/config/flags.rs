@@ -21,10 +21,12 @@ pub struct RawFlags {
     /// Where metrics come from: kubernetes:URL?options or simulated:?nodes=N [default: simulated:]
     #[arg(long, value_name = "KIND:URL?OPTIONS", allow_hyphen_values = true)]
     source: Vec<String>,
-    /// Where metrics go (repeatable): log, metric, influxdb:URL?options, remotewrite:URL?options
+    /// Where metrics go (repeatable): log, metric, influxdb:URL?options, remotewrite:URL?options,
+    /// kafka:?brokers=HOST:PORT&options
     #[arg(long, value_name = "KIND:URL?OPTIONS", allow_hyphen_values = true)]
     sink: Vec<String>,
-    /// Also export cluster events to this sink (repeatable): influxdb:URL?options, log
+    /// Also export cluster events to this sink (repeatable): influxdb:URL?options, kafka:?options,
+    /// log
     #[arg(long, value_name = "KIND:URL?OPTIONS", allow_hyphen_values = true)]
     event_sink: Vec<String>,
     /// Scrape interval, a Go duration (at least 5s) [default: 60s]

@@ -8,10 +8,10 @@ use url::Url;
 
 use super::duration;
 use super::expand::{self, Target};
-use super::types::{InfluxConfig, RemoteWriteConfig, SinkConfig};
+use super::types::{InfluxConfig, KafkaCompression, KafkaConfig, RemoteWriteConfig, SinkConfig};
 use crate::sink::delivery::SpoolConfig;
 
-const KINDS: &str = "influxdb, log, metric, remotewrite";
+const KINDS: &str = "influxdb, kafka, log, metric, remotewrite";
 
 const INFLUX_OPTIONS: &[&str] = &[
     "user",
@@ -56,6 +56,7 @@ pub fn parse(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<SinkCo
         "influxdb" => {
             influxdb(Target::parse(rest, env)?).map(|c| SinkConfig::InfluxDb(Box::new(c)))
         }
+        "kafka" => kafka(Target::parse(rest, env)?).map(|c| SinkConfig::Kafka(Box::new(c))),
         "remotewrite" => {
             remote_write(Target::parse(rest, env)?).map(|c| SinkConfig::RemoteWrite(Box::new(c)))
         }
@@ -240,6 +241,126 @@ fn remote_write(target: Target) -> Result<RemoteWriteConfig, Vec<String>> {
     }
 }
 
+const KAFKA_OPTIONS: &[&str] = &[
+    "brokers",
+    "timeseriestopic",
+    "eventstopic",
+    "compression",
+    "user",
+    "password",
+    "cacert",
+    "cert",
+    "key",
+    "insecuressl",
+    "batch_size",
+    "concurrency",
+    "buffer_points",
+    "spool_dir",
+    "spool_bytes",
+];
+
+/// `kafka:?brokers=host:9092&...`: Heapster's options, plus batching and the spool.
+fn kafka(target: Target) -> Result<KafkaConfig, Vec<String>> {
+    let Target { url, mut options } = target;
+    let mut errors = Vec::new();
+    if url.is_some() {
+        errors.push(
+            "kafka takes its brokers as options, not a URL (e.g. kafka:?brokers=kafka:9092)"
+                .to_string(),
+        );
+    }
+    let mut brokers = Vec::new();
+    for b in options.take_all("brokers") {
+        if valid_broker(&b) {
+            brokers.push(b);
+        } else {
+            let shown = options.show("brokers", &b);
+            options.error(
+                "brokers",
+                format!("{shown} is not host:port (e.g. kafka:9092)"),
+            );
+        }
+    }
+    if brokers.is_empty() && !options.has_error("brokers") {
+        options.error(
+            "brokers",
+            "at least one is required (e.g. brokers=kafka:9092)",
+        );
+    }
+    let compression = match options.take("compression").as_deref() {
+        None | Some("" | "none") => KafkaCompression::None,
+        Some("gzip") => KafkaCompression::Gzip,
+        Some("snappy") => KafkaCompression::Snappy,
+        Some("lz4") => KafkaCompression::Lz4,
+        Some(other) => {
+            let shown = options.show("compression", other);
+            options.error(
+                "compression",
+                format!("{shown} is not none, gzip, snappy or lz4"),
+            );
+            KafkaCompression::None
+        }
+    };
+    let mut optional = |name: &str| options.take(name).filter(|v| !v.is_empty());
+    let (user, password) = (optional("user"), optional("password"));
+    let ca_cert = optional("cacert").map(PathBuf::from);
+    let (cert, key) = (
+        optional("cert").map(PathBuf::from),
+        optional("key").map(PathBuf::from),
+    );
+    if user.is_some() != password.is_some() {
+        options.error(
+            "user",
+            "give user and password together (SASL PLAIN), or neither",
+        );
+    }
+    if cert.is_some() != key.is_some() {
+        options.error(
+            "cert",
+            "give cert and key together (a client certificate), or neither",
+        );
+    }
+    let config = KafkaConfig {
+        brokers,
+        timeseries_topic: options.take_string("timeseriestopic", "heapster-metrics", true),
+        events_topic: options.take_string("eventstopic", "heapster-events", true),
+        compression,
+        user,
+        password,
+        ca_cert,
+        cert,
+        key,
+        insecure_ssl: options.take_bool("insecuressl").unwrap_or(false),
+        batch_size: options.take_num("batch_size", 1_000, 1, 100_000),
+        concurrency: options.take_num("concurrency", 4, 1, 64),
+        buffer_points: options.take_num("buffer_points", 1_000_000, 1, usize::MAX),
+        spool: spool(&mut options),
+    };
+    errors.extend(options.finish(KAFKA_OPTIONS));
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `host:port`: a host name or IP address (IPv6 in brackets) and a port.
+fn valid_broker(b: &str) -> bool {
+    let Some((host, port)) = b.rsplit_once(':') else {
+        return false;
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    port.parse::<u16>().is_ok_and(|p| p > 0)
+        && !host.is_empty()
+        && (host.parse::<std::net::IpAddr>().is_ok()
+            || host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_'))
+}
+
 /// The labels the remote write sink sets itself.
 const OWN_LABELS: &[&str] = &[
     "cluster",
@@ -309,8 +430,8 @@ mod tests {
         assert_eq!(parse("metric", &env), Ok(SinkConfig::Metric));
         assert!(errors("log:http://x").contains("takes no URL or options"));
         assert_eq!(
-            errors("kafka:?brokers=x"),
-            "unknown sink kind \"kafka\" (known: influxdb, log, metric, remotewrite)"
+            errors("elasticsearch:?nodes=x"),
+            "unknown sink kind \"elasticsearch\" (known: influxdb, kafka, log, metric, remotewrite)"
         );
     }
 
@@ -436,6 +557,60 @@ mod tests {
         }
         let all = errors("influxdb:?concurrency=0&version=9&withfields=x&x=1");
         assert_eq!(all.lines().count(), 4, "{all}");
+    }
+
+    fn kafka(value: &str) -> KafkaConfig {
+        match parse(value, &env) {
+            Ok(SinkConfig::Kafka(c)) => *c,
+            other => panic!("{value}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kafka_options() {
+        let c = kafka("kafka:?brokers=k1:9092&brokers=10.0.0.2:9093");
+        assert_eq!(c.brokers, ["k1:9092", "10.0.0.2:9093"]);
+        assert_eq!(c.timeseries_topic, "heapster-metrics");
+        assert_eq!(c.events_topic, "heapster-events");
+        assert_eq!(c.compression, KafkaCompression::None);
+        assert!(!c.tls());
+        let c = kafka(
+            "kafka:?brokers=k:9092&timeseriestopic=m&eventstopic=e&compression=snappy\
+             &user=u&password=hunter2&cacert=/ca.pem&insecuressl=true",
+        );
+        assert_eq!(
+            (c.timeseries_topic.as_str(), c.events_topic.as_str()),
+            ("m", "e")
+        );
+        assert_eq!(c.compression, KafkaCompression::Snappy);
+        assert_eq!(c.password.as_deref(), Some("hunter2"));
+        assert!(c.tls());
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn kafka_errors_name_the_option() {
+        for (value, want) in [
+            ("kafka:", "option brokers: at least one is required"),
+            ("kafka:?brokers=k", "option brokers: \"k\" is not host:port"),
+            ("kafka:?brokers=k:x", "option brokers"),
+            (
+                "kafka:?brokers=k:9092&compression=zstd",
+                "option compression",
+            ),
+            ("kafka:?brokers=k:9092&user=u", "option user"),
+            ("kafka:?brokers=k:9092&cert=/c", "option cert"),
+            ("kafka:?brokers=k:9092&topic=x", "unknown option \"topic\""),
+            ("kafka:http://k:9092", "not a URL"),
+        ] {
+            let errors = parse(value, &env).expect_err(value);
+            assert!(
+                errors.iter().any(|e| e.contains(want)),
+                "{value}: {errors:?}"
+            );
+        }
+        let errors = parse("kafka:?brokers=bad&password=hunter2&user=", &env).expect_err("bad");
+        assert!(!errors.join("\n").contains("hunter2"), "{errors:?}");
     }
 
     fn remote(value: &str) -> RemoteWriteConfig {

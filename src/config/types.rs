@@ -262,6 +262,68 @@ impl std::fmt::Debug for RemoteWriteConfig {
     }
 }
 
+/// Compression of Kafka record batches (`compression=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KafkaCompression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+}
+
+/// `--sink=kafka:?brokers=...`: JSON messages to Kafka topics, as Heapster's Kafka sink.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port`.
+    pub brokers: Vec<String>,
+    pub timeseries_topic: String,
+    pub events_topic: String,
+    pub compression: KafkaCompression,
+    /// SASL PLAIN; both or neither.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// TLS: on when any of these is given.
+    pub ca_cert: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+    pub insecure_ssl: bool,
+    /// Messages per produce request.
+    pub batch_size: usize,
+    pub concurrency: usize,
+    /// Messages held in memory (the delivery layer's queue).
+    pub buffer_points: usize,
+    pub spool: crate::sink::delivery::SpoolConfig,
+}
+
+impl KafkaConfig {
+    /// Whether the connection uses TLS.
+    pub fn tls(&self) -> bool {
+        self.ca_cert.is_some() || self.cert.is_some() || self.insecure_ssl
+    }
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    /// The password prints as `**REDACTED**`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("timeseries_topic", &self.timeseries_topic)
+            .field("events_topic", &self.events_topic)
+            .field("compression", &self.compression)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "**REDACTED**"))
+            .field("ca_cert", &self.ca_cert)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("insecure_ssl", &self.insecure_ssl)
+            .field("batch_size", &self.batch_size)
+            .field("concurrency", &self.concurrency)
+            .field("buffer_points", &self.buffer_points)
+            .field("spool", &self.spool)
+            .finish()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SinkConfig {
     /// Prints batches (debugging).
@@ -270,6 +332,7 @@ pub enum SinkConfig {
     Metric,
     InfluxDb(Box<InfluxConfig>),
     RemoteWrite(Box<RemoteWriteConfig>),
+    Kafka(Box<KafkaConfig>),
 }
 
 impl SinkConfig {
@@ -279,6 +342,7 @@ impl SinkConfig {
             SinkConfig::Log | SinkConfig::Metric => None,
             SinkConfig::InfluxDb(c) => c.spool.dir.as_deref(),
             SinkConfig::RemoteWrite(c) => c.spool.dir.as_deref(),
+            SinkConfig::Kafka(c) => c.spool.dir.as_deref(),
         }
     }
 }
@@ -294,7 +358,7 @@ pub enum LogFormat {
 pub struct Config {
     pub source: SourceConfig,
     pub sinks: Vec<SinkConfig>,
-    /// `--event_sink`: also export cluster events (influxdb, log); empty = no events.
+    /// `--event_sink`: also export cluster events (influxdb, kafka, log); empty = no events.
     pub event_sinks: Vec<SinkConfig>,
     pub metric_resolution: Duration,
     /// Per-node scrape timeout (default min(10s, 0.9 × resolution)).

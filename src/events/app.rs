@@ -48,7 +48,7 @@ impl EventerApp {
         let mut sinks = Vec::new();
         for (i, sink) in cfg.sinks.iter().enumerate() {
             let built = EventSink::from_config(sink, i, &mut registry)
-                .map_err(|e| anyhow::anyhow!("sink: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("sink: {e:#}"))?;
             sinks.extend(built);
         }
         let frequency_ns = i64::try_from(opts.frequency.as_nanos()).unwrap_or(i64::MAX);

@@ -1,5 +1,6 @@
-//! Event sinks: `log` (one line per event) and `influxdb` (Heapster's event schema, delivered
-//! by the metrics sink's machinery: batching, gzip, retries, the bounded outage buffer).
+//! Event sinks: `log` (one line per event), `influxdb` and `kafka` (Heapster's event schemas,
+//! delivered by the metrics sinks' machinery: batching, compression, retries, the bounded
+//! outage buffer and the spool).
 
 use std::time::Duration;
 
@@ -11,21 +12,24 @@ use super::schema::{EventSchema, hostname};
 use crate::config::{InfluxConfig, SinkConfig};
 use crate::sink::Sink;
 use crate::sink::influxdb::{BuildError, InfluxSink, Stats};
+use crate::sink::kafka::KafkaEventSink;
 
 /// A destination for event records.
 pub enum EventSink {
     Log(LogEventSink),
     Influx(Box<InfluxEventSink>),
+    Kafka(Box<KafkaEventSink>),
 }
 
 impl EventSink {
     /// The sink for a `--sink`/`--event_sink` value; `None` for kinds that take no events
-    /// (`metric`). Each InfluxDB sink's counters go under `events_<n>_` in `registry`.
+    /// (`metric`). Each InfluxDB or Kafka sink's counters go under `events_<n>_` in
+    /// `registry`.
     pub fn from_config(
         cfg: &SinkConfig,
         index: usize,
         registry: &mut Registry,
-    ) -> Result<Option<EventSink>, BuildError> {
+    ) -> anyhow::Result<Option<EventSink>> {
         Ok(match cfg {
             SinkConfig::Log => Some(EventSink::Log(LogEventSink)),
             SinkConfig::Metric | SinkConfig::RemoteWrite(_) => None,
@@ -35,6 +39,10 @@ impl EventSink {
                     influx, sub,
                 )?)))
             }
+            SinkConfig::Kafka(kafka) => {
+                let sub = registry.sub_registry_with_prefix(format!("events_{index}"));
+                Some(EventSink::Kafka(Box::new(KafkaEventSink::new(kafka, sub)?)))
+            }
         })
     }
 
@@ -42,6 +50,7 @@ impl EventSink {
         match self {
             EventSink::Log(_) => "log",
             EventSink::Influx(_) => "influxdb",
+            EventSink::Kafka(_) => "kafka",
         }
     }
 
@@ -50,14 +59,17 @@ impl EventSink {
         let exported = match self {
             EventSink::Log(s) => s.export(records),
             EventSink::Influx(s) => s.export(records, metrics),
+            EventSink::Kafka(s) => s.export(records),
         };
         metrics.exported(self.name(), exported);
     }
 
     /// Delivers what is buffered within `budget`.
     pub async fn flush(&mut self, budget: Duration) {
-        if let EventSink::Influx(s) = self {
-            s.sink.flush(budget).await;
+        match self {
+            EventSink::Log(_) => {}
+            EventSink::Influx(s) => s.sink.flush(budget).await,
+            EventSink::Kafka(s) => s.flush(budget).await,
         }
     }
 }

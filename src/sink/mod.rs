@@ -5,7 +5,9 @@
 //! [`FanOut`] hands every batch to every sink.
 
 pub mod delivery;
+pub mod encoded;
 pub mod influxdb;
+pub mod kafka;
 pub mod log;
 pub mod queue;
 pub mod remotewrite;

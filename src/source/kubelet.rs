@@ -278,7 +278,7 @@ fn tls_config(
 /// Accepts any server certificate (`kubeletInsecure=true`), but still checks that the server
 /// holds the key of the certificate it sent.
 #[derive(Debug)]
-struct AnyServerCert(Arc<CryptoProvider>);
+pub(crate) struct AnyServerCert(pub(crate) Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AnyServerCert {
     fn verify_server_cert(

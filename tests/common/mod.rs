@@ -128,3 +128,17 @@ pub fn kubeconfig_without_ca(
     std::fs::write(&path, yaml).expect("kubeconfig");
     path
 }
+
+/// A pod's float value of `metric` in `batch` (a rate Heapster computes).
+pub fn pod_float(batch: &Batch, pod: &str, metric: heapster_rs::model::Metric) -> f64 {
+    let value = batch
+        .sets
+        .iter()
+        .find(|s| matches!(&s.key, heapster_rs::model::SetKey::Pod { pod: p, .. } if **p == *pod))
+        .and_then(|s| s.values.get(metric))
+        .expect("the pod's value");
+    let heapster_rs::model::Value::Float(v) = value else {
+        panic!("{metric:?} of {pod}: {value:?}")
+    };
+    v
+}

@@ -9,3 +9,5 @@ pub mod influx_data;
 pub mod influxd;
 #[allow(dead_code)]
 pub mod proxy;
+#[allow(dead_code)]
+pub mod tansu;

@@ -15,16 +15,11 @@ pub mod names;
 pub mod proto;
 pub mod transport;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use prometheus_client::registry::Registry;
 use prost::Message;
-use tokio_util::sync::CancellationToken;
 
-use super::Sink;
-use super::delivery::metrics::reason;
-use super::delivery::{Body, DeliveryOptions, DeliveryTuning, Pipeline, SinkFamilies, Stats};
+use super::delivery::{Body, DeliveryOptions, DeliveryTuning, Pipeline, SinkFamilies};
+use super::encoded::{Encode, EncodedSink};
 use crate::config::RemoteWriteConfig;
 use crate::model::{Batch, Nanos};
 pub use encode::Encoder;
@@ -61,10 +56,16 @@ pub fn split(b: &Body) -> Option<(Body, Body)> {
 }
 
 /// The `remotewrite` sink.
-pub struct RemoteWriteSink {
-    encoder: Encoder,
-    bodies: Vec<Body>,
-    pipeline: Pipeline<RemoteWriteTransport>,
+pub type RemoteWriteSink = EncodedSink<Encoder, RemoteWriteTransport>;
+
+impl Encode for Encoder {
+    fn encode(&mut self, batch: &Batch, out: &mut Vec<Body>) -> usize {
+        Encoder::encode(self, batch, out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<Body>) {
+        Encoder::finish(self, out);
+    }
 }
 
 impl RemoteWriteSink {
@@ -90,49 +91,11 @@ impl RemoteWriteSink {
             spool: cfg.spool.clone(),
         };
         let pipeline = Pipeline::new(transport, families.sink("remotewrite"), opts, tuning)?;
-        Ok(RemoteWriteSink {
-            encoder: Encoder::new(&cfg.cluster_name, &cfg.labels, cfg.samples_per_request),
-            bodies: Vec::new(),
+        Ok(EncodedSink::from_parts(
+            "remotewrite",
+            Encoder::new(&cfg.cluster_name, &cfg.labels, cfg.samples_per_request),
             pipeline,
-        })
-    }
-
-    /// A snapshot of the sink's counters.
-    pub fn stats(&self) -> Stats {
-        self.pipeline.stats()
-    }
-
-    async fn queue(&mut self, deadline: Option<tokio::time::Instant>) {
-        let mut bodies = std::mem::take(&mut self.bodies);
-        for b in bodies.drain(..) {
-            self.pipeline.push(b, deadline).await;
-        }
-        self.bodies = bodies;
-    }
-}
-
-impl Sink for RemoteWriteSink {
-    fn name(&self) -> &'static str {
-        "remotewrite"
-    }
-
-    async fn export(&mut self, batch: Arc<Batch>) {
-        let non_finite = self.encoder.encode(&batch, &mut self.bodies);
-        self.pipeline
-            .metrics()
-            .dropped(reason::NON_FINITE, non_finite);
-        let deadline = self.pipeline.tick_deadline(batch.timestamp, batch.more);
-        self.queue(Some(deadline)).await;
-    }
-
-    fn on_shutdown(&mut self, closing: CancellationToken) {
-        self.pipeline.on_shutdown(closing);
-    }
-
-    async fn flush(&mut self, budget: Duration) {
-        self.encoder.finish(&mut self.bodies);
-        self.queue(None).await;
-        self.pipeline.flush(budget).await;
+        ))
     }
 }
 
