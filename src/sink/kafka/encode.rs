@@ -182,7 +182,8 @@ impl Encoder {
                 }
             }
             for l in &set.labeled {
-                let rid = Some(&*l.resource_id);
+                // A claim's volume also names its claim (`pvc_name`, as in InfluxDB).
+                let rid = Some((&*l.resource_id, l.pvc.as_deref()));
                 if !self.message(
                     l.metric.name(),
                     rid,
@@ -265,7 +266,7 @@ impl Encoder {
     fn message(
         &mut self,
         name: &str,
-        resource_id: Option<&str>,
+        resource_id: Option<(&str, Option<&str>)>,
         value: Value,
         ts: &str,
         key: Option<&[u8]>,
@@ -292,8 +293,13 @@ impl Encoder {
         line.push_str(&self.head);
         let has_head = self.head.len() > 1;
         let has_tail = self.tail.len() > 1;
-        if let Some(r) = resource_id {
+        if let Some((r, pvc)) = resource_id {
             if has_head {
+                line.push(',');
+            }
+            if let Some(p) = pvc {
+                line.push_str("\"pvc_name\":");
+                json_str(line, p);
                 line.push(',');
             }
             line.push_str("\"resource_id\":");
@@ -361,13 +367,20 @@ mod tests {
         set.labeled.push(crate::model::LabeledValue {
             metric: Metric::FilesystemUsage,
             resource_id: "/dev/sda1".into(),
+            pvc: None,
             value: Value::Float(1.5),
+        });
+        set.labeled.push(crate::model::LabeledValue {
+            metric: Metric::FilesystemUsage,
+            resource_id: "Volume:data".into(),
+            pvc: Some("data-web-1".into()),
+            value: Value::Int(7),
         });
         let batch = Batch::new(1_767_225_615_000_000_000, vec![set]);
         let mut enc = Encoder::new(1);
         let mut out = Vec::new();
         assert_eq!(enc.encode(&batch, &mut out), 1);
-        assert_eq!(out.len(), 2);
+        assert_eq!(out.len(), 3);
         let msgs = decode(&out);
         assert_eq!(msgs[0].0.as_deref(), Some("node-1"));
         assert_eq!(
@@ -384,6 +397,9 @@ mod tests {
         );
         assert_eq!(msgs[1].1["MetricsTags"]["resource_id"], "/dev/sda1");
         assert_eq!(msgs[1].1["MetricsValue"]["value"], 1.5);
+        assert_eq!(msgs[1].1["MetricsTags"].get("pvc_name"), None);
+        assert_eq!(msgs[2].1["MetricsTags"]["pvc_name"], "data-web-1");
+        assert_eq!(msgs[2].1["MetricsTags"]["resource_id"], "Volume:data");
         let (a, b) = split(&out[0]).map_or((0, 0), |(a, b)| (a.points, b.points));
         assert_eq!((a, b), (0, 0), "one message does not split");
     }
