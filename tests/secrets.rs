@@ -159,6 +159,14 @@ async fn secrets_never_appear_in_logs_metrics_errors_or_debug_output() {
             source.as_str(),
             &format!("--sink=influxdb:{influx}?user=heapster&pw=$INFLUX_PW&version=1"),
             &format!("--sink=influxdb:{unreachable}?version=2&token=$INFLUX_TOKEN&org=o"),
+            // The same secrets through the other network sinks: remote write answered 401 and
+            // unreachable, Kafka (SASL PLAIN) with no broker.
+            &format!("--sink=remotewrite:{influx}/api/v1/write?user=heapster&pw=$INFLUX_PW"),
+            &format!("--sink=remotewrite:{unreachable}/api/v1/write?token=$INFLUX_TOKEN"),
+            &format!(
+                "--sink=kafka:?brokers={}&user=heapster&password=$INFLUX_PW",
+                unreachable.trim_start_matches("http://")
+            ),
             "--metric_resolution=5s",
             "--heapster-port=0",
             "--listen_ip=127.0.0.1",
