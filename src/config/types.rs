@@ -191,6 +191,11 @@ pub struct InfluxConfig {
     pub spool: crate::sink::delivery::SpoolConfig,
 }
 
+/// An optional secret as `Debug` prints it: `**REDACTED**` when set.
+fn redacted(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "**REDACTED**")
+}
+
 impl std::fmt::Debug for InfluxConfig {
     /// Secrets print as `**REDACTED**`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -207,7 +212,7 @@ impl std::fmt::Debug for InfluxConfig {
             .field("disable_counter_metrics", &self.disable_counter_metrics)
             .field("concurrency", &self.concurrency)
             .field("version", &self.version)
-            .field("token", &self.token.as_ref().map(|_| "**REDACTED**"))
+            .field("token", &redacted(&self.token))
             .field("org", &self.org)
             .field("bucket", &self.bucket)
             .field("batch_size", &self.batch_size)
@@ -244,7 +249,6 @@ pub struct RemoteWriteConfig {
 impl std::fmt::Debug for RemoteWriteConfig {
     /// Secrets print as `**REDACTED**`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redacted = |s: &Option<String>| s.as_ref().map(|_| "**REDACTED**");
         f.debug_struct("RemoteWriteConfig")
             .field("url", &self.url.as_str())
             .field("user", &self.user)
@@ -311,7 +315,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("events_topic", &self.events_topic)
             .field("compression", &self.compression)
             .field("user", &self.user)
-            .field("password", &self.password.as_ref().map(|_| "**REDACTED**"))
+            .field("password", &redacted(&self.password))
             .field("ca_cert", &self.ca_cert)
             .field("cert", &self.cert)
             .field("key", &self.key)
