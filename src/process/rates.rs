@@ -3,8 +3,9 @@
 //! A rate exists only when the entity was in both samples, time advanced, its start time did
 //! not change (a restart gives a gap) and the counter did not decrease. So no rate is ever
 //! negative. Pressure (the share of a tick some or all tasks were stalled, in percent) is the
-//! rate of the kubelet's pressure stall totals under the same guards, and never above 100. The state is rebuilt from each tick; entries of nodes that failed a scrape are
-//! carried over for a few ticks so one missed scrape costs one rate, not two.
+//! rate of the kubelet's pressure stall totals under the same guards, and never above 100.
+//! The state is rebuilt from each tick; entries of nodes that failed a scrape are carried over
+//! for a few ticks so one missed scrape costs one rate, not two.
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
@@ -165,7 +166,7 @@ pub fn pressure_rate(old: (Nanos, i64), new: (Nanos, i64)) -> Option<Value> {
 }
 
 /// Remembers the previous sample of every entity, node by node: a node's entries are one
-/// `Vec` of 96-byte [`Prev`]s in the order its kubelet lists them, found by position first and
+/// `Vec` of 152-byte [`Prev`]s in the order its kubelet lists them, found by position first and
 /// by hash when the order changed. No key is held: a table keyed by [`SetKey`] took 176 bytes
 /// an entry plus its index, about twice as much, and hashed and compared names for each set.
 #[derive(Default)]
