@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
+use crate::model::cluster::ClusterReader;
 use crate::model::time;
-use crate::source::watch::SharedState;
 use crate::store::Store;
 use health::Health;
 
@@ -33,7 +33,7 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     pub store: Option<Arc<Store>>,
     /// Node and pod labels (label selectors, `NodeMetrics.metadata.labels`).
-    pub cluster: Option<SharedState>,
+    pub cluster: Option<ClusterReader>,
 }
 
 /// The Heapster port's routes, with the model API and `metrics.k8s.io` (Heapster's).

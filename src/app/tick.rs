@@ -11,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::health::Health;
 use crate::model::Batch;
+use crate::model::cluster::ClusterReader;
 use crate::model::time::{self, Nanos};
 use crate::process::Processor;
 use crate::sink::FanOut;
 use crate::source::scrape::Scraper;
-use crate::source::watch::{SharedState, Synced};
+use crate::source::watch::Synced;
 
 #[derive(Clone)]
 pub struct TickMetrics {
@@ -73,7 +74,7 @@ impl TickMetrics {
 pub struct TickLoop {
     pub resolution: Duration,
     pub scraper: Arc<Scraper>,
-    pub cluster: SharedState,
+    pub cluster: ClusterReader,
     pub synced: tokio::sync::watch::Receiver<Synced>,
     pub health: Arc<Health>,
     pub metrics: TickMetrics,
@@ -134,7 +135,7 @@ impl TickLoop {
     async fn tick(&self, processor: &mut Processor, fanout: &FanOut, window_end: Nanos) {
         let started = Instant::now();
         let nodes: Vec<_> = {
-            let state = self.cluster.read().unwrap_or_else(|e| e.into_inner());
+            let state = self.cluster.read();
             self.metrics.nodes_known.set(state.nodes.len() as i64);
             self.metrics.pods_known.set(state.pod_count() as i64);
             state.nodes.values().filter(|n| n.ready).cloned().collect()
@@ -148,7 +149,7 @@ impl TickLoop {
             .scrape_each(nodes, deadline, |sample| {
                 let node = Arc::clone(&sample.node);
                 let sets = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let state = self.cluster.read().unwrap_or_else(|e| e.into_inner());
+                    let state = self.cluster.read();
                     processor.node(&mut tick, sample, &state)
                 }));
                 let Ok(sets) = sets else {

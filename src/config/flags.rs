@@ -172,7 +172,63 @@ pub fn validate(
 ) -> Result<Config, Vec<String>> {
     let mut p = Problems::default();
     let secure = secure_serving(&mut p, &raw);
-    let source = match raw.source.as_slice() {
+    let source = source_flag(&mut p, &raw, env);
+    let (sinks, event_sinks, disable_metric_sink) = sink_flags(&mut p, &raw, env);
+    let timing = timing_flags(&mut p, &raw);
+    let simulated = matches!(source, Some(SourceConfig::Simulated(_)));
+    let (heapster_port, listen_ip) = listen_flags(&mut p, &raw, simulated);
+    let plain_port_apis = p.boolean("--plain_port_apis", raw.plain_port_apis.as_deref(), true);
+    let (label_separator, log_format, log_level) = text_flags(&mut p, &raw);
+    let max_concurrent_scrapes = p.number(
+        "--max_concurrent_scrapes",
+        raw.max_concurrent_scrapes.as_deref(),
+        1,
+        256,
+    );
+    let max_response_bytes = p.number(
+        "--max_response_bytes",
+        raw.max_response_bytes.as_deref(),
+        1024,
+        64 << 20,
+    );
+
+    let (series_limit, history_metrics) = store_flags(&mut p, &raw);
+
+    let Some(source) = source.filter(|_| p.0.is_empty()) else {
+        return Err(p.0);
+    };
+    Ok(Config {
+        source,
+        sinks,
+        event_sinks,
+        metric_resolution: timing.resolution,
+        scrape_timeout: timing.scrape_timeout,
+        max_concurrent_scrapes,
+        max_response_bytes,
+        heapster_port,
+        listen_ip,
+        plain_port_apis,
+        label_separator,
+        ignore_labels: split_labels(&raw.ignore_label),
+        store_labels: split_labels(&raw.store_label),
+        disable_metric_sink,
+        log_format,
+        log_level,
+        metric_history: timing.history,
+        shutdown_timeout: timing.shutdown,
+        series_limit,
+        history_metrics,
+        secure,
+    })
+}
+
+/// `--source`: exactly one, the simulated cluster when none.
+fn source_flag(
+    p: &mut Problems,
+    raw: &RawFlags,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<SourceConfig> {
+    match raw.source.as_slice() {
         [] => Some(SourceConfig::Simulated(source::simulated_default())),
         [one] => source::parse(one, env)
             .map_err(|errors| errors.into_iter().for_each(|e| p.add("--source", e)))
@@ -185,14 +241,21 @@ pub fn validate(
             );
             None
         }
-    };
+    }
+}
 
+/// `--sink`, `--event_sink` and `--disable_metric_sink`: the metric sinks (the store first
+/// unless disabled), the event sinks, and whether the store is disabled.
+fn sink_flags(
+    p: &mut Problems,
+    raw: &RawFlags,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<SinkConfig>, Vec<SinkConfig>, bool) {
     let disable_metric_sink = p.boolean(
         "--disable_metric_sink",
         raw.disable_metric_sink.as_deref(),
         false,
     );
-    let plain_port_apis = p.boolean("--plain_port_apis", raw.plain_port_apis.as_deref(), true);
     let mut sinks = Vec::new();
     if !disable_metric_sink {
         sinks.push(SinkConfig::Metric);
@@ -228,7 +291,20 @@ pub fn validate(
             );
         }
     }
+    (sinks, event_sinks, disable_metric_sink)
+}
 
+/// The durations: resolution, scrape timeout, history, shutdown budget.
+struct Timing {
+    resolution: Duration,
+    scrape_timeout: Duration,
+    history: Duration,
+    shutdown: Duration,
+}
+
+/// `--metric_resolution`, `--scrape_timeout`, `--metric_history`, `--shutdown_timeout`, and
+/// how they bound each other.
+fn timing_flags(p: &mut Problems, raw: &RawFlags) -> Timing {
     let resolution = p.duration(
         "--metric_resolution",
         raw.metric_resolution.as_deref(),
@@ -277,7 +353,16 @@ pub fn validate(
             Duration::ZERO,
         )
         .unwrap_or(Duration::from_secs(10));
+    Timing {
+        resolution,
+        scrape_timeout,
+        history: metric_history,
+        shutdown: shutdown_timeout,
+    }
+}
 
+/// `--heapster-port` and `--listen_ip` (loopback by default for the simulated cluster).
+fn listen_flags(p: &mut Problems, raw: &RawFlags, simulated: bool) -> (u16, IpAddr) {
     let heapster_port = match raw.heapster_port.as_deref().map(str::parse::<u16>) {
         None => 8082,
         Some(Ok(port)) => port,
@@ -286,13 +371,12 @@ pub fn validate(
                 "--heapster-port",
                 format!(
                     "{:?} is not a port (0 to 65535)",
-                    raw.heapster_port.unwrap_or_default()
+                    raw.heapster_port.as_deref().unwrap_or_default()
                 ),
             );
             8082
         }
     };
-    let simulated = matches!(source, Some(SourceConfig::Simulated(_)));
     let listen_ip = match raw.listen_ip.as_deref() {
         None if simulated => IpAddr::V4(Ipv4Addr::LOCALHOST),
         None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -301,7 +385,12 @@ pub fn validate(
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         }),
     };
-    let label_separator = raw.label_separator.unwrap_or_else(|| ",".into());
+    (heapster_port, listen_ip)
+}
+
+/// `--label_separator`, `--log-format`, `--log-level`.
+fn text_flags(p: &mut Problems, raw: &RawFlags) -> (String, LogFormat, String) {
+    let label_separator = raw.label_separator.clone().unwrap_or_else(|| ",".into());
     if label_separator.is_empty() {
         p.add("--label_separator", "must not be empty");
     }
@@ -316,7 +405,7 @@ pub fn validate(
             LogFormat::Text
         }
     };
-    let log_level = raw.log_level.unwrap_or_else(|| "info".into());
+    let log_level = raw.log_level.clone().unwrap_or_else(|| "info".into());
     if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
         p.add(
             "--log-level",
@@ -328,19 +417,14 @@ pub fn validate(
             "must not be empty (e.g. info, heapster_rs=debug)",
         );
     }
-    let max_concurrent_scrapes = p.number(
-        "--max_concurrent_scrapes",
-        raw.max_concurrent_scrapes.as_deref(),
-        1,
-        256,
-    );
-    let max_response_bytes = p.number(
-        "--max_response_bytes",
-        raw.max_response_bytes.as_deref(),
-        1024,
-        64 << 20,
-    );
+    (label_separator, log_format, log_level)
+}
 
+/// `--store_memory_bytes`, `--max_series` and `--history_metrics`.
+fn store_flags(
+    p: &mut Problems,
+    raw: &RawFlags,
+) -> (crate::store::SeriesLimit, crate::store::HistoryMetrics) {
     let store_memory_bytes = match raw.store_memory_bytes.as_deref().map(parse_bytes) {
         None => crate::store::DEFAULT_STORE_MEMORY_BYTES,
         Some(Ok(b)) if b >= MIN_STORE_BYTES => b,
@@ -365,33 +449,7 @@ pub fn validate(
             crate::store::HistoryMetrics::default()
         }),
     };
-
-    let Some(source) = source.filter(|_| p.0.is_empty()) else {
-        return Err(p.0);
-    };
-    Ok(Config {
-        source,
-        sinks,
-        event_sinks,
-        metric_resolution: resolution,
-        scrape_timeout,
-        max_concurrent_scrapes,
-        max_response_bytes,
-        heapster_port,
-        listen_ip,
-        plain_port_apis,
-        label_separator,
-        ignore_labels: split_labels(&raw.ignore_label),
-        store_labels: split_labels(&raw.store_label),
-        disable_metric_sink,
-        log_format,
-        log_level,
-        metric_history,
-        shutdown_timeout,
-        series_limit,
-        history_metrics,
-        secure,
-    })
+    (series_limit, history_metrics)
 }
 
 /// The least `--store_memory_bytes`: 1 MiB.
