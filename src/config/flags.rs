@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::types::{Config, LogFormat, SecureServing, SinkConfig, SourceConfig};
+use super::types::{Config, LogFormat, PeerConfig, SecureServing, SinkConfig, SourceConfig};
 use super::{duration, sink, source};
 
 /// Heapster-compatible flags, as given. Validation happens in [`validate`].
@@ -104,6 +104,13 @@ pub struct RawFlags {
     /// Accepted front-proxy client certificate CNs, comma-separated [default: any]
     #[arg(long, value_name = "NAMES", allow_hyphen_values = true)]
     requestheader_allowed_names: Vec<String>,
+    /// Bound on each request to another replica, below --metric_resolution
+    /// [default: min(5s, 0.9 x resolution)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    peer_timeout: Option<String>,
+    /// CA (PEM) that signs the other replicas' serving certificates [default: not verified]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    peer_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Every problem found, one `error: --flag: message` line each.
@@ -175,6 +182,7 @@ pub fn validate(
     let source = source_flag(&mut p, &raw, env);
     let (sinks, event_sinks, disable_metric_sink) = sink_flags(&mut p, &raw, env);
     let timing = timing_flags(&mut p, &raw);
+    let peers = peer_flags(&mut p, &raw, timing.resolution);
     let simulated = matches!(source, Some(SourceConfig::Simulated(_)));
     let (heapster_port, listen_ip) = listen_flags(&mut p, &raw, simulated);
     let plain_port_apis = p.boolean("--plain_port_apis", raw.plain_port_apis.as_deref(), true);
@@ -219,6 +227,7 @@ pub fn validate(
         series_limit,
         history_metrics,
         secure,
+        peers,
     })
 }
 
@@ -358,6 +367,35 @@ fn timing_flags(p: &mut Problems, raw: &RawFlags) -> Timing {
         scrape_timeout,
         history: metric_history,
         shutdown: shutdown_timeout,
+    }
+}
+
+/// `--peer_timeout` (below the resolution) and `--peer_ca_file`.
+fn peer_flags(p: &mut Problems, raw: &RawFlags, resolution: Duration) -> PeerConfig {
+    let max = resolution * 9 / 10;
+    let timeout = match p.duration(
+        "--peer_timeout",
+        raw.peer_timeout.as_deref(),
+        Duration::ZERO,
+    ) {
+        None => Duration::from_secs(5).min(max),
+        Some(Duration::ZERO) => {
+            p.add("--peer_timeout", "must be greater than 0");
+            max
+        }
+        Some(d) if d >= resolution => {
+            let (given, res) = (duration::format(d), duration::format(resolution));
+            p.add(
+                "--peer_timeout",
+                format!("{given} is not below --metric_resolution ({res})"),
+            );
+            max
+        }
+        Some(d) => d,
+    };
+    PeerConfig {
+        timeout,
+        ca_file: raw.peer_ca_file.clone(),
     }
 }
 
