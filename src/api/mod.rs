@@ -9,6 +9,7 @@ mod gzip;
 pub mod health;
 pub mod limits;
 pub mod model;
+pub mod peers;
 pub mod resource;
 pub mod secure;
 
@@ -22,7 +23,9 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 use crate::model::cluster::ClusterReader;
+use crate::model::replica::Peers;
 use crate::model::time;
+use crate::shard::peer::PeerClient;
 use crate::store::Store;
 use health::Health;
 
@@ -34,6 +37,39 @@ pub struct ApiState {
     pub store: Option<Arc<Store>>,
     /// Node and pod labels (label selectors, `NodeMetrics.metadata.labels`).
     pub cluster: Option<ClusterReader>,
+    /// The other replicas, asked for the whole cluster's answers ([`NoPeers`](crate::model::replica::NoPeers)
+    /// unless sharded).
+    pub peers: Arc<dyn Peers>,
+    /// How they are asked; `None`: never.
+    pub peer_client: Option<Arc<PeerClient>>,
+}
+
+impl ApiState {
+    /// A replica alone: nobody to ask.
+    pub fn new(
+        health: Arc<Health>,
+        registry: Arc<Registry>,
+        store: Option<Arc<Store>>,
+        cluster: Option<ClusterReader>,
+    ) -> ApiState {
+        ApiState {
+            health,
+            registry,
+            store,
+            cluster,
+            peers: Arc::new(crate::model::replica::NoPeers),
+            peer_client: None,
+        }
+    }
+
+    /// Answers for the whole cluster, asking `peers` with `client`.
+    pub fn with_peers(self, peers: Arc<dyn Peers>, client: Arc<PeerClient>) -> ApiState {
+        ApiState {
+            peers,
+            peer_client: Some(client),
+            ..self
+        }
+    }
 }
 
 /// The Heapster port's routes, with the model API and `metrics.k8s.io` (Heapster's).
@@ -49,7 +85,9 @@ pub fn plain_router(state: ApiState, apis: bool) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics));
     let r = if apis {
-        r.merge(model::router()).merge(resource::router())
+        r.merge(model::router())
+            .merge(resource::router())
+            .nest(peers::LOCAL_PREFIX, peers::local_router(&state))
     } else {
         r.fallback(not_served)
     };

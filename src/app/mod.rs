@@ -14,15 +14,18 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, health::Health};
-use crate::config::{Config, KubernetesSource, SinkConfig, SourceConfig};
+use crate::config::{ApiAuth, Config, KubernetesSource, SinkConfig, SourceConfig};
 use crate::model::cluster::{ClusterReader, cluster_state};
 use crate::model::labels::LabelPolicy;
+use crate::model::replica::Peers;
+use crate::shard::peer::{PeerClient, PeerMetrics, PeerOptions};
 use crate::sink::delivery::SinkFamilies;
 use crate::sink::influxdb::{DeliveryTuning, InfluxSink};
 use crate::sink::kafka::KafkaSink;
 use crate::sink::remotewrite::RemoteWriteSink;
 use crate::sink::{FanOut, FanOutMetrics, log::LogSink};
 use crate::source::apiserver;
+use crate::source::credentials::TokenSource;
 use crate::source::kubelet::{KubeletClient, KubeletClientOptions};
 use crate::source::scrape::{Endpoint, ScrapeMetrics, Scraper};
 use crate::source::watch;
@@ -56,6 +59,16 @@ impl App {
     /// Builds everything and starts the tasks. Fails only on what cannot work at all (a port
     /// in use, unreadable credentials); an unreachable apiserver is retried.
     pub async fn start(cfg: Config, env: Env) -> anyhow::Result<App> {
+        App::start_with_peers(cfg, env, None).await
+    }
+
+    /// [`App::start`], with the APIs answering for the whole cluster by asking `peers` (the
+    /// other replicas) with a [`PeerClient`] built from `--peer_timeout` and `--peer_ca_file`.
+    pub async fn start_with_peers(
+        cfg: Config,
+        env: Env,
+        peers: Option<Arc<dyn Peers>>,
+    ) -> anyhow::Result<App> {
         let mut registry = Registry::with_prefix("heapster");
         let health = Arc::new(Health::new(nanos(cfg.metric_resolution)));
         health.waiting("connecting to the apiserver");
@@ -80,13 +93,20 @@ impl App {
                 &mut registry,
             ))
         });
-        let registry = Arc::new(registry);
-        let api_state = ApiState {
-            health: Arc::clone(&health),
-            registry: Arc::clone(&registry),
-            store: store.clone(),
-            cluster: Some(cluster.clone()),
+        let peer_client = match peers {
+            Some(peers) => Some((peers, peer_client(&cfg, &source, &mut registry)?)),
+            None => None,
         };
+        let registry = Arc::new(registry);
+        let mut api_state = ApiState::new(
+            Arc::clone(&health),
+            Arc::clone(&registry),
+            store.clone(),
+            Some(cluster.clone()),
+        );
+        if let Some((peers, client)) = peer_client {
+            api_state = api_state.with_peers(peers, client);
+        }
         let (addr, secure_addr, server) =
             serve_apis(&cfg, api_state, authorizer, &shutdown).await?;
 
@@ -146,6 +166,33 @@ impl App {
 /// A duration in nanoseconds, saturated.
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The client that asks the other replicas: the in-cluster service-account token (the one
+/// TokenReview knows this replica by) goes to https peers.
+fn peer_client(
+    cfg: &Config,
+    source: &KubernetesSource,
+    registry: &mut Registry,
+) -> anyhow::Result<Arc<PeerClient>> {
+    let token = (source.auth == ApiAuth::InCluster || source.use_service_account)
+        .then(|| TokenSource::file(source.service_account_dir.join("token")));
+    let opts = PeerOptions {
+        ca_file: cfg.peers.ca_file.clone(),
+        token,
+        ..PeerOptions::new(cfg.peers.timeout)
+    };
+    let client = PeerClient::new(opts, PeerMetrics::register(registry))
+        .map_err(|e| anyhow::Error::new(e).context("peer client"))?;
+    if !client.verifies_peers() {
+        tracing::warn!(
+            "--peer_ca_file is not set: the other replicas' serving certificates are not \
+             verified, so whoever answers at a replica's address (the Lease annotation \
+             heapster.k8s.io/address) over https receives this replica's service-account \
+             token; give the CA that signs their certificates with --peer_ca_file"
+        );
+    }
+    Ok(Arc::new(client))
 }
 
 /// The kubelet client and the scraper, on the endpoint the source says.
