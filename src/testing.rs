@@ -302,6 +302,7 @@ pub mod fuzz {
                     registry: Arc::new(registry),
                     store: Some(Arc::new(store)),
                     cluster: Some(crate::model::cluster::ClusterReader::fixed(cluster)),
+                    partials: None,
                 })
             });
             let rt = RT.get_or_init(|| {

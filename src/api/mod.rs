@@ -9,6 +9,7 @@ mod gzip;
 pub mod health;
 pub mod limits;
 pub mod model;
+mod partials;
 pub mod resource;
 pub mod secure;
 
@@ -34,6 +35,8 @@ pub struct ApiState {
     pub store: Option<Arc<Store>>,
     /// Node and pod labels (label selectors, `NodeMetrics.metadata.labels`).
     pub cluster: Option<ClusterReader>,
+    /// This replica's contributions to the aggregates, when sharded (`/internal/shard/`).
+    pub partials: Option<Arc<crate::shard::partials::PartialsBook>>,
 }
 
 /// The Heapster port's routes, with the model API and `metrics.k8s.io` (Heapster's).
@@ -49,7 +52,9 @@ pub fn plain_router(state: ApiState, apis: bool) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics));
     let r = if apis {
-        r.merge(model::router()).merge(resource::router())
+        r.merge(model::router())
+            .merge(resource::router())
+            .merge(partials::router())
     } else {
         r.fallback(not_served)
     };

@@ -2,6 +2,7 @@
 //! tick loop that drives them. [`App::start`] returns handles so tests run it in-process.
 
 pub mod process;
+mod shard;
 pub mod simulated;
 mod tick;
 
@@ -17,6 +18,9 @@ use crate::api::{self, ApiState, health::Health};
 use crate::config::{Config, KubernetesSource, SinkConfig, SourceConfig};
 use crate::model::cluster::{ClusterReader, cluster_state};
 use crate::model::labels::LabelPolicy;
+use crate::shard::membership::{Membership, MembershipOptions};
+use crate::shard::partials::PartialsBook;
+use crate::shard::peer::PeerClient;
 use crate::sink::delivery::SinkFamilies;
 use crate::sink::influxdb::{DeliveryTuning, InfluxSink};
 use crate::sink::kafka::KafkaSink;
@@ -72,6 +76,7 @@ impl App {
         let shutdown = CancellationToken::new();
         let (cluster, synced) = start_watchers(&cfg, &clients.client, &shutdown);
         let (fanout, store) = build_sinks(&cfg, &mut registry)?;
+        let (shard, partials) = build_shard(&cfg, &clients.client, &mut registry)?;
         let eventer = start_events(&cfg, &clients.client, &mut registry)?;
         let tick_metrics = tick::TickMetrics::register(&mut registry);
         let authorizer = (cfg.secure.port != 0).then(|| {
@@ -86,12 +91,17 @@ impl App {
             registry: Arc::clone(&registry),
             store: store.clone(),
             cluster: Some(cluster.clone()),
+            partials,
         };
         let (addr, secure_addr, server) =
             serve_apis(&cfg, api_state, authorizer, &shutdown).await?;
 
+        let membership = shard
+            .as_ref()
+            .map(|s| tokio::spawn(Arc::clone(&s.membership).run(shutdown.child_token())));
         let looper = tick::TickLoop {
             resolution: cfg.metric_resolution,
+            shard,
             scraper,
             cluster: cluster.clone(),
             synced,
@@ -102,6 +112,9 @@ impl App {
         let shutdown_budget = cfg.shutdown_timeout;
         let task = tokio::spawn(async move {
             looper.run(&fanout, stop).await;
+            if let Some(membership) = membership {
+                let _ = membership.await;
+            }
             tracing::info!(budget = ?shutdown_budget, "stopping: flushing sinks");
             fanout.shutdown(shutdown_budget).await;
             if let Some(eventer) = eventer {
@@ -227,12 +240,53 @@ fn start_watchers(
     (reader, synced_rx)
 }
 
-/// The metric sinks behind one fan-out, and the store when `--sink=metric` is among them.
+/// With `--sharding`: this replica's membership and share of the work, and the book of its
+/// contributions that `/internal/shard/partials` serves.
+fn build_shard(
+    cfg: &Config,
+    client: &kube::Client,
+    registry: &mut Registry,
+) -> anyhow::Result<(Option<shard::Shard>, Option<Arc<PartialsBook>>)> {
+    let Some(sharding) = &cfg.sharding else {
+        return Ok((None, None));
+    };
+    let options = MembershipOptions {
+        namespace: sharding.namespace.clone(),
+        identity: sharding.identity.clone(),
+        address: sharding.address.as_str().trim_end_matches('/').to_owned(),
+        resolution: cfg.metric_resolution,
+    };
+    let membership = Membership::new(client.clone(), options, registry);
+    let book = Arc::new(PartialsBook::new(sharding.peer_timeout.mul_f64(0.8)));
+    let peers = PeerClient::new(sharding.peer_timeout)
+        .map_err(|e| anyhow::Error::new(e).context("peer client"))?;
+    tracing::info!(
+        identity = %sharding.identity,
+        namespace = %sharding.namespace,
+        address = %sharding.address,
+        replication = sharding.replication,
+        "sharding on: scraping this replica's share of the nodes"
+    );
+    let shard = shard::Shard::new(
+        membership,
+        sharding.replication,
+        Arc::clone(&book),
+        peers,
+        sharding.peer_timeout,
+        shard::ShardMetrics::register(registry),
+    );
+    Ok((Some(shard), Some(book)))
+}
+
+/// The metric sinks behind two fan-outs (the store, which backs the APIs; the others), and the
+/// store when `--sink=metric` is among them.
 fn build_sinks(
     cfg: &Config,
     registry: &mut Registry,
-) -> anyhow::Result<(FanOut, Option<Arc<Store>>)> {
-    let mut fanout = FanOut::new(FanOutMetrics::register(registry));
+) -> anyhow::Result<(tick::Sinks, Option<Arc<Store>>)> {
+    let metrics = FanOutMetrics::register(registry);
+    let mut local = FanOut::new(metrics.clone());
+    let mut fanout = FanOut::new(metrics);
     let delivery = SinkFamilies::register(registry);
     // A tick's points may wait for room in a network sink's buffer until the next is due.
     let tuning = DeliveryTuning {
@@ -250,7 +304,7 @@ fn build_sinks(
                     history_metrics: cfg.history_metrics,
                 };
                 let s = Arc::new(Store::new(opts, registry));
-                fanout.add(MetricSink(Arc::clone(&s)), 4);
+                local.add(MetricSink(Arc::clone(&s)), 4);
                 store = Some(s);
             }
             SinkConfig::Log => fanout.add(LogSink::default(), 4),
@@ -271,7 +325,11 @@ fn build_sinks(
             }
         }
     }
-    Ok((fanout, store))
+    let sinks = tick::Sinks {
+        local,
+        network: fanout,
+    };
+    Ok((sinks, store))
 }
 
 /// The Heapster port and, with `--secure_port`, the secure port; returns their addresses and

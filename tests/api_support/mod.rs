@@ -186,6 +186,7 @@ pub fn state(batches: &[Nanos]) -> ApiState {
         cluster: Some(heapster_rs::model::cluster::ClusterReader::fixed(
             cluster_state(),
         )),
+        partials: None,
     }
 }
 
