@@ -20,13 +20,14 @@ use crate::model::cluster::{ClusterReader, cluster_state};
 use crate::model::labels::LabelPolicy;
 use crate::shard::membership::{Membership, MembershipOptions};
 use crate::shard::partials::PartialsBook;
-use crate::shard::peer::PeerClient;
+use crate::shard::peer::{PeerClient, PeerMetrics, PeerOptions};
 use crate::sink::delivery::SinkFamilies;
 use crate::sink::influxdb::{DeliveryTuning, InfluxSink};
 use crate::sink::kafka::KafkaSink;
 use crate::sink::remotewrite::RemoteWriteSink;
 use crate::sink::{FanOut, FanOutMetrics, log::LogSink};
 use crate::source::apiserver;
+use crate::source::credentials::TokenSource;
 use crate::source::kubelet::{KubeletClient, KubeletClientOptions};
 use crate::source::scrape::{Endpoint, ScrapeMetrics, Scraper};
 use crate::source::watch;
@@ -76,7 +77,12 @@ impl App {
         let shutdown = CancellationToken::new();
         let (cluster, synced) = start_watchers(&cfg, &clients.client, &shutdown);
         let (fanout, store) = build_sinks(&cfg, &mut registry)?;
-        let (shard, partials) = build_shard(&cfg, &clients.client, &mut registry)?;
+        let (shard, partials) = build_shard(
+            &cfg,
+            &clients.client,
+            &source.service_account_dir,
+            &mut registry,
+        )?;
         let eventer = start_events(&cfg, &clients.client, &mut registry)?;
         let tick_metrics = tick::TickMetrics::register(&mut registry);
         let authorizer = (cfg.secure.port != 0).then(|| {
@@ -245,6 +251,7 @@ fn start_watchers(
 fn build_shard(
     cfg: &Config,
     client: &kube::Client,
+    service_account_dir: &std::path::Path,
     registry: &mut Registry,
 ) -> anyhow::Result<(Option<shard::Shard>, Option<Arc<PartialsBook>>)> {
     let Some(sharding) = &cfg.sharding else {
@@ -257,8 +264,14 @@ fn build_shard(
         resolution: cfg.metric_resolution,
     };
     let membership = Membership::new(client.clone(), options, registry);
-    let book = Arc::new(PartialsBook::new(sharding.peer_timeout.mul_f64(0.8)));
-    let peers = PeerClient::new(sharding.peer_timeout)
+    let timeout = cfg.peers.timeout;
+    let book = Arc::new(PartialsBook::new(timeout.mul_f64(0.8)));
+    let options = PeerOptions {
+        ca_file: cfg.peers.ca_file.clone(),
+        token: Some(TokenSource::file(service_account_dir.join("token"))),
+        ..PeerOptions::new(timeout)
+    };
+    let peers = PeerClient::new(options, PeerMetrics::register(registry))
         .map_err(|e| anyhow::Error::new(e).context("peer client"))?;
     tracing::info!(
         identity = %sharding.identity,
@@ -272,7 +285,7 @@ fn build_shard(
         sharding.replication,
         Arc::clone(&book),
         peers,
-        sharding.peer_timeout,
+        timeout,
         shard::ShardMetrics::register(registry),
     );
     Ok((Some(shard), Some(book)))

@@ -215,10 +215,9 @@ impl Shard {
             match answer.map(|body| partials::decode(&body)) {
                 Ok(Ok(p)) if p.window_end == window_end => parts.push(Arc::new(p)),
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %peer.identity, error = %e, "unreadable partials")
-                }
-                Err(e) => tracing::debug!(peer = %peer.identity, error = %e, "no partials"),
+                Ok(Err(e)) => self.peers.invalid(&peer, e),
+                // Counted and logged by the client.
+                Err(_) => {}
             }
         }
         match partials::merge(window_end, &parts, &plan.assignment, expected) {

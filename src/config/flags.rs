@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::types::{Config, LogFormat, SecureServing, SinkConfig, SourceConfig};
+use super::types::{Config, LogFormat, PeerConfig, SecureServing, SinkConfig, SourceConfig};
 use super::{duration, sink, source};
 
 /// Heapster-compatible flags, as given. Validation happens in [`validate`].
@@ -120,9 +120,13 @@ pub struct RawFlags {
     /// How many replicas scrape each node, 1 to 3; the first writes its points [default: 1]
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     replication: Option<String>,
-    /// Bound on any request to another replica, below the resolution [default: min(5s, resolution/2)]
+    /// Bound on each request to another replica, below --metric_resolution
+    /// [default: min(5s, 0.9 x resolution)]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     peer_timeout: Option<String>,
+    /// CA (PEM) that signs the other replicas' serving certificates [default: not verified]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    peer_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Every problem found, one `error: --flag: message` line each.
@@ -194,6 +198,7 @@ pub fn validate(
     let source = source_flag(&mut p, &raw, env);
     let (sinks, event_sinks, disable_metric_sink) = sink_flags(&mut p, &raw, env);
     let timing = timing_flags(&mut p, &raw);
+    let peers = peer_flags(&mut p, &raw, timing.resolution);
     let simulated = matches!(source, Some(SourceConfig::Simulated(_)));
     let (heapster_port, listen_ip) = listen_flags(&mut p, &raw, simulated);
     let plain_port_apis = p.boolean("--plain_port_apis", raw.plain_port_apis.as_deref(), true);
@@ -212,14 +217,7 @@ pub fn validate(
     );
 
     let (series_limit, history_metrics) = store_flags(&mut p, &raw);
-    let sharding = sharding_flags(
-        &mut p,
-        &raw,
-        heapster_port,
-        secure.port,
-        timing.resolution,
-        env,
-    );
+    let sharding = sharding_flags(&mut p, &raw, heapster_port, secure.port, env);
 
     let Some(source) = source.filter(|_| p.0.is_empty()) else {
         return Err(p.0);
@@ -247,6 +245,7 @@ pub fn validate(
         history_metrics,
         secure,
         sharding,
+        peers,
     })
 }
 
@@ -256,7 +255,6 @@ fn sharding_flags(
     raw: &RawFlags,
     heapster_port: u16,
     secure_port: u16,
-    resolution: Duration,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<super::sharding::Sharding> {
     let given = super::sharding::RawSharding {
@@ -265,12 +263,10 @@ fn sharding_flags(
         identity: raw.sharding_identity.as_deref(),
         address: raw.sharding_address.as_deref(),
         replication: raw.replication.as_deref(),
-        peer_timeout: raw.peer_timeout.as_deref(),
     };
     let ports = super::sharding::Ports {
         heapster_port,
         secure_port,
-        resolution,
     };
     super::sharding::validate(&given, &ports, env).unwrap_or_else(|problems| {
         for (flag, message) in problems {
@@ -416,6 +412,35 @@ fn timing_flags(p: &mut Problems, raw: &RawFlags) -> Timing {
         scrape_timeout,
         history: metric_history,
         shutdown: shutdown_timeout,
+    }
+}
+
+/// `--peer_timeout` (below the resolution) and `--peer_ca_file`.
+fn peer_flags(p: &mut Problems, raw: &RawFlags, resolution: Duration) -> PeerConfig {
+    let max = resolution * 9 / 10;
+    let timeout = match p.duration(
+        "--peer_timeout",
+        raw.peer_timeout.as_deref(),
+        Duration::ZERO,
+    ) {
+        None => Duration::from_secs(5).min(max),
+        Some(Duration::ZERO) => {
+            p.add("--peer_timeout", "must be greater than 0");
+            max
+        }
+        Some(d) if d >= resolution => {
+            let (given, res) = (duration::format(d), duration::format(resolution));
+            p.add(
+                "--peer_timeout",
+                format!("{given} is not below --metric_resolution ({res})"),
+            );
+            max
+        }
+        Some(d) => d,
+    };
+    PeerConfig {
+        timeout,
+        ca_file: raw.peer_ca_file.clone(),
     }
 }
 

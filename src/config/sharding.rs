@@ -1,11 +1,8 @@
 //! `--sharding` and the flags that go with it: who this replica is, where its peers reach it,
-//! how many replicas scrape each node, how long a peer may take to answer.
-
-use std::time::Duration;
+//! how many replicas scrape each node. (`--peer_timeout` and `--peer_ca_file`, which the APIs
+//! use too, are [`super::PeerConfig`].)
 
 use url::Url;
-
-use super::duration;
 
 /// The sharding flags as given.
 #[derive(Debug, Default)]
@@ -15,7 +12,6 @@ pub(super) struct RawSharding<'a> {
     pub identity: Option<&'a str>,
     pub address: Option<&'a str>,
     pub replication: Option<&'a str>,
-    pub peer_timeout: Option<&'a str>,
 }
 
 /// Sharded, replicated collection (`--sharding=true`).
@@ -29,8 +25,6 @@ pub struct Sharding {
     pub address: Url,
     /// How many replicas scrape each node (`--replication`, 1 to 3).
     pub replication: usize,
-    /// The bound on any request to a peer (`--peer_timeout`).
-    pub peer_timeout: Duration,
 }
 
 /// The most replicas that scrape one node.
@@ -40,7 +34,6 @@ pub const MAX_REPLICATION: usize = 3;
 pub(super) struct Ports {
     pub heapster_port: u16,
     pub secure_port: u16,
-    pub resolution: Duration,
 }
 
 /// Validates the sharding flags: `Ok(None)` when sharding is off (the other flags are then
@@ -75,27 +68,6 @@ pub(super) fn validate(
                 1
             }
         },
-    };
-    let default_timeout = Duration::from_secs(5).min(ports.resolution / 2);
-    let peer_timeout = match raw.peer_timeout.map(duration::parse) {
-        None => default_timeout,
-        Some(Ok(d)) if d.is_zero() => {
-            problems.push(("--peer_timeout", "must be greater than 0".to_owned()));
-            default_timeout
-        }
-        Some(Ok(d)) if d >= ports.resolution => {
-            let (given, res) = (duration::format(d), duration::format(ports.resolution));
-            problems.push((
-                "--peer_timeout",
-                format!("{given} is not below --metric_resolution ({res})"),
-            ));
-            default_timeout
-        }
-        Some(Ok(d)) => d,
-        Some(Err(e)) => {
-            problems.push(("--peer_timeout", e.to_string()));
-            default_timeout
-        }
     };
     let non_empty = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let namespace = non_empty(raw.namespace.map(str::to_owned))
@@ -159,7 +131,6 @@ pub(super) fn validate(
             identity,
             address,
             replication,
-            peer_timeout,
         }),
         _ => None,
     })
@@ -206,7 +177,6 @@ mod tests {
     const PORTS: Ports = Ports {
         heapster_port: 8082,
         secure_port: 0,
-        resolution: Duration::from_secs(60),
     };
 
     fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
@@ -236,7 +206,7 @@ mod tests {
         assert_eq!(s.identity, "heapster-1");
         assert_eq!(s.namespace, "monitoring");
         assert_eq!(s.address.as_str(), "http://10.0.0.7:8082/");
-        assert_eq!((s.replication, s.peer_timeout), (1, Duration::from_secs(5)));
+        assert_eq!(s.replication, 1);
         let secure = Ports {
             secure_port: 8443,
             ..PORTS
@@ -252,7 +222,6 @@ mod tests {
         let raw = RawSharding {
             sharding: Some("yes"),
             replication: Some("4"),
-            peer_timeout: Some("60s"),
             address: Some("ftp://x"),
             namespace: Some("Bad_NS"),
             identity: Some("UPPER"),
@@ -267,7 +236,6 @@ mod tests {
             [
                 "--sharding",
                 "--replication",
-                "--peer_timeout",
                 "--sharding_namespace",
                 "--sharding_identity",
                 "--sharding_address"

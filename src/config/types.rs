@@ -401,6 +401,17 @@ pub struct Config {
     pub secure: SecureServing,
     /// Sharded, replicated collection (`--sharding=true`); `None`: one replica does it all.
     pub sharding: Option<super::sharding::Sharding>,
+    /// How this replica asks the other replicas (`--peer_timeout`, `--peer_ca_file`).
+    pub peers: PeerConfig,
+}
+
+/// Requests to the other replicas of a sharded collector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// The bound on each request (`--peer_timeout`, default min(5s, 0.9 x resolution)).
+    pub timeout: Duration,
+    /// CA of the peers' serving certificates (`--peer_ca_file`); `None`: not verified.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `--secure_port` and its TLS and authentication files.
