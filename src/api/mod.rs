@@ -9,6 +9,7 @@ mod gzip;
 pub mod health;
 pub mod limits;
 pub mod model;
+mod partials;
 pub mod peers;
 pub mod resource;
 pub mod secure;
@@ -37,6 +38,8 @@ pub struct ApiState {
     pub store: Option<Arc<Store>>,
     /// Node and pod labels (label selectors, `NodeMetrics.metadata.labels`).
     pub cluster: Option<ClusterReader>,
+    /// This replica's contributions to the aggregates, when sharded (`/internal/shard/`).
+    pub partials: Option<Arc<crate::shard::partials::PartialsBook>>,
     /// The other replicas, asked for the whole cluster's answers ([`NoPeers`](crate::model::replica::NoPeers)
     /// unless sharded).
     pub peers: Arc<dyn Peers>,
@@ -59,6 +62,7 @@ impl ApiState {
             cluster,
             peers: Arc::new(crate::model::replica::NoPeers),
             peer_client: None,
+            partials: None,
         }
     }
 
@@ -88,6 +92,7 @@ pub fn plain_router(state: ApiState, apis: bool) -> Router {
         r.merge(model::router())
             .merge(resource::router())
             .nest(peers::LOCAL_PREFIX, peers::local_router(&state))
+            .merge(partials::router())
     } else {
         r.fallback(not_served)
     };

@@ -2,6 +2,7 @@
 //! tick loop that drives them. [`App::start`] returns handles so tests run it in-process.
 
 pub mod process;
+mod shard;
 pub mod simulated;
 mod tick;
 
@@ -14,10 +15,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, health::Health};
-use crate::config::{ApiAuth, Config, KubernetesSource, SinkConfig, SourceConfig};
+use crate::config::{Config, KubernetesSource, SinkConfig, SourceConfig};
 use crate::model::cluster::{ClusterReader, cluster_state};
 use crate::model::labels::LabelPolicy;
 use crate::model::replica::Peers;
+use crate::shard::membership::{Membership, MembershipOptions};
+use crate::shard::partials::PartialsBook;
 use crate::shard::peer::{PeerClient, PeerMetrics, PeerOptions};
 use crate::sink::delivery::SinkFamilies;
 use crate::sink::influxdb::{DeliveryTuning, InfluxSink};
@@ -85,6 +88,11 @@ impl App {
         let shutdown = CancellationToken::new();
         let (cluster, synced) = start_watchers(&cfg, &clients.client, &shutdown);
         let (fanout, store) = build_sinks(&cfg, &mut registry)?;
+        let peer_client = (cfg.sharding.is_some() || peers.is_some())
+            .then(|| peer_client(&cfg, &source, &mut registry))
+            .transpose()?;
+        let (shard, partials) =
+            build_shard(&cfg, &clients.client, peer_client.clone(), &mut registry)?;
         let eventer = start_events(&cfg, &clients.client, &mut registry)?;
         let tick_metrics = tick::TickMetrics::register(&mut registry);
         let authorizer = (cfg.secure.port != 0).then(|| {
@@ -93,10 +101,11 @@ impl App {
                 &mut registry,
             ))
         });
-        let peer_client = match peers {
-            Some(peers) => Some((peers, peer_client(&cfg, &source, &mut registry)?)),
-            None => None,
-        };
+        // The APIs ask the given peers (tests), else the membership's live replicas.
+        let api_peers = peers.or_else(|| {
+            let membership = Arc::clone(&shard.as_ref()?.membership);
+            Some(membership as Arc<dyn Peers>)
+        });
         let registry = Arc::new(registry);
         let mut api_state = ApiState::new(
             Arc::clone(&health),
@@ -104,14 +113,19 @@ impl App {
             store.clone(),
             Some(cluster.clone()),
         );
-        if let Some((peers, client)) = peer_client {
+        api_state.partials = partials;
+        if let (Some(peers), Some(client)) = (api_peers, peer_client) {
             api_state = api_state.with_peers(peers, client);
         }
         let (addr, secure_addr, server) =
             serve_apis(&cfg, api_state, authorizer, &shutdown).await?;
 
+        let membership = shard
+            .as_ref()
+            .map(|s| tokio::spawn(Arc::clone(&s.membership).run(shutdown.child_token())));
         let looper = tick::TickLoop {
             resolution: cfg.metric_resolution,
+            shard,
             scraper,
             cluster: cluster.clone(),
             synced,
@@ -122,6 +136,9 @@ impl App {
         let shutdown_budget = cfg.shutdown_timeout;
         let task = tokio::spawn(async move {
             looper.run(&fanout, stop).await;
+            if let Some(membership) = membership {
+                let _ = membership.await;
+            }
             tracing::info!(budget = ?shutdown_budget, "stopping: flushing sinks");
             fanout.shutdown(shutdown_budget).await;
             if let Some(eventer) = eventer {
@@ -168,18 +185,17 @@ fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-/// The client that asks the other replicas: the in-cluster service-account token (the one
-/// TokenReview knows this replica by) goes to https peers.
+/// The client that asks the other replicas (for their aggregates' contributions and API
+/// answers): the pod's service-account token (the one TokenReview knows this replica by) goes
+/// to https peers; without the file, nothing is sent.
 fn peer_client(
     cfg: &Config,
     source: &KubernetesSource,
     registry: &mut Registry,
 ) -> anyhow::Result<Arc<PeerClient>> {
-    let token = (source.auth == ApiAuth::InCluster || source.use_service_account)
-        .then(|| TokenSource::file(source.service_account_dir.join("token")));
     let opts = PeerOptions {
         ca_file: cfg.peers.ca_file.clone(),
-        token,
+        token: Some(TokenSource::file(source.service_account_dir.join("token"))),
         ..PeerOptions::new(cfg.peers.timeout)
     };
     let client = PeerClient::new(opts, PeerMetrics::register(registry))
@@ -274,12 +290,53 @@ fn start_watchers(
     (reader, synced_rx)
 }
 
-/// The metric sinks behind one fan-out, and the store when `--sink=metric` is among them.
+/// With `--sharding`: this replica's membership and share of the work, and the book of its
+/// contributions that `/internal/shard/partials` serves.
+fn build_shard(
+    cfg: &Config,
+    client: &kube::Client,
+    peers: Option<Arc<PeerClient>>,
+    registry: &mut Registry,
+) -> anyhow::Result<(Option<shard::Shard>, Option<Arc<PartialsBook>>)> {
+    let (Some(sharding), Some(peers)) = (&cfg.sharding, peers) else {
+        return Ok((None, None));
+    };
+    let options = MembershipOptions {
+        namespace: sharding.namespace.clone(),
+        identity: sharding.identity.clone(),
+        address: sharding.address.as_str().trim_end_matches('/').to_owned(),
+        resolution: cfg.metric_resolution,
+    };
+    let membership = Membership::new(client.clone(), options, registry);
+    let timeout = cfg.peers.timeout;
+    let book = Arc::new(PartialsBook::new(timeout.mul_f64(0.8)));
+    tracing::info!(
+        identity = %sharding.identity,
+        namespace = %sharding.namespace,
+        address = %sharding.address,
+        replication = sharding.replication,
+        "sharding on: scraping this replica's share of the nodes"
+    );
+    let shard = shard::Shard::new(
+        membership,
+        sharding.replication,
+        Arc::clone(&book),
+        peers,
+        timeout,
+        shard::ShardMetrics::register(registry),
+    );
+    Ok((Some(shard), Some(book)))
+}
+
+/// The metric sinks behind two fan-outs (the store, which backs the APIs; the others), and the
+/// store when `--sink=metric` is among them.
 fn build_sinks(
     cfg: &Config,
     registry: &mut Registry,
-) -> anyhow::Result<(FanOut, Option<Arc<Store>>)> {
-    let mut fanout = FanOut::new(FanOutMetrics::register(registry));
+) -> anyhow::Result<(tick::Sinks, Option<Arc<Store>>)> {
+    let metrics = FanOutMetrics::register(registry);
+    let mut local = FanOut::new(metrics.clone());
+    let mut fanout = FanOut::new(metrics);
     let delivery = SinkFamilies::register(registry);
     // A tick's points may wait for room in a network sink's buffer until the next is due.
     let tuning = DeliveryTuning {
@@ -297,7 +354,7 @@ fn build_sinks(
                     history_metrics: cfg.history_metrics,
                 };
                 let s = Arc::new(Store::new(opts, registry));
-                fanout.add(MetricSink(Arc::clone(&s)), 4);
+                local.add(MetricSink(Arc::clone(&s)), 4);
                 store = Some(s);
             }
             SinkConfig::Log => fanout.add(LogSink::default(), 4),
@@ -318,7 +375,11 @@ fn build_sinks(
             }
         }
     }
-    Ok((fanout, store))
+    let sinks = tick::Sinks {
+        local,
+        network: fanout,
+    };
+    Ok((sinks, store))
 }
 
 /// The Heapster port and, with `--secure_port`, the secure port; returns their addresses and

@@ -104,6 +104,22 @@ pub struct RawFlags {
     /// Accepted front-proxy client certificate CNs, comma-separated [default: any]
     #[arg(long, value_name = "NAMES", allow_hyphen_values = true)]
     requestheader_allowed_names: Vec<String>,
+    /// Shard scraping over the replicas that hold a Lease in --sharding_namespace [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    sharding: Option<String>,
+    /// Namespace of the replicas' Leases [default: $POD_NAMESPACE, else kube-system]
+    #[arg(long, value_name = "NS", allow_hyphen_values = true)]
+    sharding_namespace: Option<String>,
+    /// This replica's name among the replicas [default: $POD_NAME, else the hostname]
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    sharding_identity: Option<String>,
+    /// Where the other replicas reach this one's APIs [default: https://$POD_IP:<secure port>
+    /// with --secure_port, else http://$POD_IP:<heapster port>]
+    #[arg(long, value_name = "URL", allow_hyphen_values = true)]
+    sharding_address: Option<String>,
+    /// How many replicas scrape each node, 1 to 3; the first writes its points [default: 1]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    replication: Option<String>,
     /// Bound on each request to another replica, below --metric_resolution
     /// [default: min(5s, 0.9 x resolution)]
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
@@ -201,6 +217,7 @@ pub fn validate(
     );
 
     let (series_limit, history_metrics) = store_flags(&mut p, &raw);
+    let sharding = sharding_flags(&mut p, &raw, heapster_port, secure.port, env);
 
     let Some(source) = source.filter(|_| p.0.is_empty()) else {
         return Err(p.0);
@@ -227,7 +244,35 @@ pub fn validate(
         series_limit,
         history_metrics,
         secure,
+        sharding,
         peers,
+    })
+}
+
+/// `--sharding` and its companions ([`super::sharding`]).
+fn sharding_flags(
+    p: &mut Problems,
+    raw: &RawFlags,
+    heapster_port: u16,
+    secure_port: u16,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<super::sharding::Sharding> {
+    let given = super::sharding::RawSharding {
+        sharding: raw.sharding.as_deref(),
+        namespace: raw.sharding_namespace.as_deref(),
+        identity: raw.sharding_identity.as_deref(),
+        address: raw.sharding_address.as_deref(),
+        replication: raw.replication.as_deref(),
+    };
+    let ports = super::sharding::Ports {
+        heapster_port,
+        secure_port,
+    };
+    super::sharding::validate(&given, &ports, env).unwrap_or_else(|problems| {
+        for (flag, message) in problems {
+            p.add(flag, message);
+        }
+        None
     })
 }
 

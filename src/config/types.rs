@@ -399,6 +399,8 @@ pub struct Config {
     pub history_metrics: crate::store::HistoryMetrics,
     /// The secure port serving `metrics.k8s.io` as an aggregated API.
     pub secure: SecureServing,
+    /// Sharded, replicated collection (`--sharding=true`); `None`: one replica does it all.
+    pub sharding: Option<super::sharding::Sharding>,
     /// How this replica asks the other replicas (`--peer_timeout`, `--peer_ca_file`).
     pub peers: PeerConfig,
 }

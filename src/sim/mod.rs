@@ -5,7 +5,8 @@
 //! of its own address `127.B.(i/250).(i%250+1)` (B random in 2..=250, see [`node_ip`]). The
 //! kubelets serve `GET /stats/summary` shaped like the 1.34/1.35 captures in
 //! `shared/fixtures/kubelet/`, and `GET /metrics/resource` with the same counters; the apiserver serves discovery, LIST + WATCH of nodes, pods and
-//! namespaces as `kube` watchers use them, and the node proxy to `/stats/summary`; core v1 Events
+//! namespaces as `kube` watchers use them, and the node proxy to `/stats/summary`;
+//! `coordination.k8s.io/v1` Leases (see `leases`); core v1 Events
 //! ([`SimCluster::emit_event`], [`SimCluster::bump_event`]) with LIST + WATCH, and
 //! [`SimCluster::expire_watches`] to force a 410 Gone; [`SimCluster::stop_apiserver`] and
 //! [`SimCluster::start_apiserver`] for an apiserver outage.
@@ -59,6 +60,7 @@ mod events;
 pub mod formulas;
 mod kubeconfig;
 mod kubelet;
+mod leases;
 mod list;
 mod objects;
 mod payload;

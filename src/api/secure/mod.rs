@@ -53,6 +53,7 @@ pub fn router(state: ApiState, auth: AuthState) -> Router {
             super::peers::LOCAL_PREFIX,
             super::peers::local_router(&state),
         )
+        .merge(super::partials::router())
         .fallback(|| async {
             axum::response::IntoResponse::into_response(super::error::StatusError::NoRoute)
         })
