@@ -2,7 +2,8 @@
 //! simulated cluster's nodes (the other half's kubelets refuse it), each given the other as a
 //! static peer. `kubectl top` and the model API against either list every node and pod; a peer
 //! that hangs or is gone leaves its nodes out within `--peer_timeout`, counted; the internal
-//! routes never ask further.
+//! routes never ask further. Then three sharded replicas (Leases in the simulator) on one
+//! cluster: `kubectl top nodes` against each lists every node.
 
 mod support;
 
@@ -15,6 +16,7 @@ use heapster_rs::config::{Parsed, parse};
 use heapster_rs::model::replica::{Peer, Peers};
 use heapster_rs::sim::{self, KubeletFault, SimCluster, SimOptions};
 use serde_json::Value;
+use support::influxd::free_port;
 use support::kubectl::{self, Kubectl, get_json, table};
 
 const NODES: usize = 4;
@@ -319,4 +321,93 @@ async fn whole_cluster_answers_merge_peers_and_survive_bad_ones() {
     drop(hang);
     a.stop().await;
     b.stop().await;
+}
+
+/// A sharded replica on `sim`: its Lease names where it answers.
+async fn sharded(sim: &SimCluster, identity: &str) -> App {
+    let port = free_port();
+    let args = [
+        "heapster".to_string(),
+        format!(
+            "--source=kubernetes:{}?inClusterConfig=false&kubeletPort={}&kubeletHttps=false",
+            sim.api_url().as_str().trim_end_matches('/'),
+            sim.kubelet_port()
+        ),
+        "--metric_resolution=5s".into(),
+        "--peer_timeout=2s".into(),
+        format!("--heapster_port={port}"),
+        "--listen_ip=127.0.0.1".into(),
+        "--sharding=true".into(),
+        "--sharding_namespace=monitoring".into(),
+        format!("--sharding_identity={identity}"),
+        format!("--sharding_address=http://127.0.0.1:{port}"),
+    ];
+    let Parsed::Run(cfg) = parse(args, &|_| None) else {
+        panic!("config")
+    };
+    App::start(cfg, Arc::new(|_: &str| None))
+        .await
+        .expect("app")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_top_against_each_of_three_sharded_replicas_lists_every_node() {
+    const SHARDED_NODES: usize = 6;
+    if !kubectl::available() {
+        return;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = SimCluster::start(SimOptions {
+        nodes: SHARDED_NODES,
+        pods_per_node: PODS,
+        containers_per_pod: CONTAINERS,
+        ..Default::default()
+    })
+    .await
+    .expect("simulator");
+    let (a, b, c) = tokio::join!(
+        sharded(&sim, "replica-a"),
+        sharded(&sim, "replica-b"),
+        sharded(&sim, "replica-c")
+    );
+    let apps = [a, b, c];
+    // Sharded (each node in exactly one replica's newest batch) and whole from each.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let held: usize = apps
+            .iter()
+            .map(|app| app.store.as_ref().map_or(0, |s| s.node_usage(None).len()))
+            .sum();
+        let mut whole = true;
+        for app in &apps {
+            let nodes = get_json(&format!("http://{}{METRICS}/nodes", app.addr)).await;
+            whole &= nodes["items"].as_array().map(Vec::len) == Some(SHARDED_NODES);
+        }
+        if held == SHARDED_NODES && whole {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not sharded after 90 s: {held} held"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for app in &apps {
+        let cli = Kubectl::start(
+            sim.api_url().as_str().trim_end_matches('/'),
+            &format!("http://{}", app.addr),
+        )
+        .await;
+        let nodes = table(&cli.run(&["top", "node"]).await, 1);
+        assert_eq!(nodes.len(), SHARDED_NODES, "{nodes:?}");
+        for node in 0..SHARDED_NODES {
+            let row = &nodes[&sim::node_name(node)];
+            let cpu = sim::node_cpu_nanocores(node, PODS, CONTAINERS) / 1_000_000;
+            assert_eq!(row[0], format!("{cpu}m"), "{node}: {row:?}");
+        }
+    }
+    for app in apps {
+        app.stop().await;
+    }
+    sim.shutdown().await;
 }
