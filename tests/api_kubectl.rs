@@ -5,11 +5,9 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use heapster_rs::app::App;
-use heapster_rs::config::{Parsed, parse};
 use heapster_rs::sim::{self, SimCluster, SimOptions};
+use support::collector;
 use support::kubectl::{self, Kubectl, get_json, table};
 
 const NODES: usize = 2;
@@ -32,31 +30,8 @@ async fn start() -> Running {
     })
     .await
     .expect("simulator");
-    let source = format!(
-        "--source=kubernetes:{}?inClusterConfig=false&kubeletPort={}&kubeletHttps=false",
-        sim.api_url().as_str().trim_end_matches('/'),
-        sim.kubelet_port()
-    );
-    let args = [
-        "heapster",
-        &source,
-        "--metric_resolution=5s",
-        "--heapster_port=0",
-        "--listen_ip=127.0.0.1",
-    ];
-    let Parsed::Run(cfg) = parse(args, &|_| None) else {
-        panic!("config")
-    };
-    let app = App::start(cfg, std::sync::Arc::new(|_: &str| None))
-        .await
-        .expect("app");
-    // Two batches give rates; poll with a deadline (no timed assertions).
-    let store = app.store.clone().expect("metric sink");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.node_usage(None).len() < NODES || store.pod_usage(None, None).len() < NODES * PODS {
-        assert!(Instant::now() < deadline, "no rates after 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let app = collector::start(&sim, &collector::DEFAULTS, None).await;
+    collector::wait_for_rates(&app, NODES, NODES * PODS).await;
     Running { sim, app }
 }
 
@@ -113,27 +88,8 @@ async fn kubectl_top_matches_the_simulator() {
     )
     .await;
 
-    let nodes = table(&cli.run(&["top", "node"]).await, 1);
-    assert_eq!(nodes.len(), NODES, "{nodes:?}");
-    for node in 0..NODES {
-        let row = &nodes[&sim::node_name(node)];
-        let cpu = sim::node_cpu_nanocores(node, PODS, CONTAINERS) / 1_000_000;
-        let mem = sim::node_working_set_bytes(node, PODS, CONTAINERS) / MIB;
-        assert_eq!(row[0], format!("{cpu}m"), "{node}: {row:?}");
-        assert!(row.contains(&format!("{mem}Mi")), "{node}: {row:?}");
-    }
-
-    let pods = table(&cli.run(&["top", "pod", "-A"]).await, 2);
-    assert_eq!(pods.len(), NODES * PODS, "{pods:?}");
-    for node in 0..NODES {
-        for pod in 0..PODS {
-            let key = format!("{}/{}", sim::pod_namespace(pod), sim::pod_name(node, pod));
-            let row = &pods[&key];
-            let cpu = sim::pod_cpu_nanocores(node, pod, CONTAINERS) / 1_000_000;
-            let mem = sim::pod_working_set_bytes(node, pod, CONTAINERS) / MIB;
-            assert_eq!(row, &[format!("{cpu}m"), format!("{mem}Mi")], "{key}");
-        }
-    }
+    kubectl::assert_top_nodes(&cli, NODES, PODS, CONTAINERS).await;
+    kubectl::assert_top_pods(&cli, NODES, PODS, CONTAINERS).await;
 
     let ns = sim::pod_namespace(1);
     let out = cli.run(&["top", "pod", "-n", ns, "--containers"]).await;

@@ -12,17 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use heapster_rs::app::App;
-use heapster_rs::config::{Parsed, parse};
 use heapster_rs::model::replica::{Peer, Peers};
 use heapster_rs::sim::{self, KubeletFault, SimCluster, SimOptions};
 use serde_json::Value;
+use support::collector;
 use support::influxd::free_port;
-use support::kubectl::{self, Kubectl, get_json, table};
+use support::kubectl::{self, Kubectl, get_json};
 
 const NODES: usize = 4;
 const PODS: usize = 3;
 const CONTAINERS: usize = 1;
-const MIB: u64 = 1 << 20;
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Peers set by the test after both replicas are up.
@@ -82,39 +81,10 @@ async fn replica(own: Range<usize>) -> Replica {
     })
     .await
     .expect("simulator");
-    let source = format!(
-        "--source=kubernetes:{}?inClusterConfig=false&kubeletPort={}&kubeletHttps=false",
-        sim.api_url().as_str().trim_end_matches('/'),
-        sim.kubelet_port()
-    );
-    let args = [
-        "heapster",
-        &source,
-        "--metric_resolution=5s",
-        "--peer_timeout=1s",
-        "--heapster_port=0",
-        "--listen_ip=127.0.0.1",
-    ];
-    let Parsed::Run(cfg) = parse(args, &|_| None) else {
-        panic!("config")
-    };
     let peers = Arc::new(StaticPeers::default());
-    let app = App::start_with_peers(
-        cfg,
-        Arc::new(|_: &str| None),
-        Some(Arc::clone(&peers) as Arc<dyn Peers>),
-    )
-    .await
-    .expect("app");
-    // Two batches give rates; poll with a deadline (no timed assertions).
-    let store = app.store.clone().expect("metric sink");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.node_usage(None).len() < own.len()
-        || store.pod_usage(None, None).len() < own.len() * PODS
-    {
-        assert!(Instant::now() < deadline, "no rates after 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let args = [&collector::DEFAULTS[..], &["--peer_timeout=1s"]].concat();
+    let app = collector::start(&sim, &args, Some(Arc::clone(&peers) as Arc<dyn Peers>)).await;
+    collector::wait_for_rates(&app, own.len(), own.len() * PODS).await;
     Replica { sim, app, peers }
 }
 
@@ -185,27 +155,8 @@ async fn kubectl_top_against_either_replica_lists_both() {
     let (a, b) = pair().await;
     for r in [&a, &b] {
         let cli = Kubectl::start(r.sim.api_url().as_str().trim_end_matches('/'), &r.base()).await;
-        let nodes = table(&cli.run(&["top", "node"]).await, 1);
-        assert_eq!(nodes.len(), NODES, "{nodes:?}");
-        for node in 0..NODES {
-            let row = &nodes[&sim::node_name(node)];
-            let cpu = sim::node_cpu_nanocores(node, PODS, CONTAINERS) / 1_000_000;
-            let mem = sim::node_working_set_bytes(node, PODS, CONTAINERS) / MIB;
-            assert_eq!(row[0], format!("{cpu}m"), "{node}: {row:?}");
-            assert!(row.contains(&format!("{mem}Mi")), "{node}: {row:?}");
-        }
-        let pods = table(&cli.run(&["top", "pod", "-A"]).await, 2);
-        let mut keys: Vec<String> = pods.keys().cloned().collect();
-        keys.sort();
-        assert_eq!(keys, all_pods());
-        for node in 0..NODES {
-            for pod in 0..PODS {
-                let key = format!("{}/{}", sim::pod_namespace(pod), sim::pod_name(node, pod));
-                let cpu = sim::pod_cpu_nanocores(node, pod, CONTAINERS) / 1_000_000;
-                let mem = sim::pod_working_set_bytes(node, pod, CONTAINERS) / MIB;
-                assert_eq!(pods[&key], [format!("{cpu}m"), format!("{mem}Mi")], "{key}");
-            }
-        }
+        kubectl::assert_top_nodes(&cli, NODES, PODS, CONTAINERS).await;
+        kubectl::assert_top_pods(&cli, NODES, PODS, CONTAINERS).await;
     }
     assert!(peer_requests(&a, "ok").await > 0);
     a.stop().await;
@@ -327,13 +278,7 @@ async fn whole_cluster_answers_merge_peers_and_survive_bad_ones() {
 async fn sharded(sim: &SimCluster, identity: &str) -> App {
     let port = free_port();
     let args = [
-        "heapster".to_string(),
-        format!(
-            "--source=kubernetes:{}?inClusterConfig=false&kubeletPort={}&kubeletHttps=false",
-            sim.api_url().as_str().trim_end_matches('/'),
-            sim.kubelet_port()
-        ),
-        "--metric_resolution=5s".into(),
+        "--metric_resolution=5s".to_string(),
         "--peer_timeout=2s".into(),
         format!("--heapster_port={port}"),
         "--listen_ip=127.0.0.1".into(),
@@ -342,12 +287,8 @@ async fn sharded(sim: &SimCluster, identity: &str) -> App {
         format!("--sharding_identity={identity}"),
         format!("--sharding_address=http://127.0.0.1:{port}"),
     ];
-    let Parsed::Run(cfg) = parse(args, &|_| None) else {
-        panic!("config")
-    };
-    App::start(cfg, Arc::new(|_: &str| None))
-        .await
-        .expect("app")
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    collector::start(sim, &args, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,13 +339,7 @@ async fn kubectl_top_against_each_of_three_sharded_replicas_lists_every_node() {
             &format!("http://{}", app.addr),
         )
         .await;
-        let nodes = table(&cli.run(&["top", "node"]).await, 1);
-        assert_eq!(nodes.len(), SHARDED_NODES, "{nodes:?}");
-        for node in 0..SHARDED_NODES {
-            let row = &nodes[&sim::node_name(node)];
-            let cpu = sim::node_cpu_nanocores(node, PODS, CONTAINERS) / 1_000_000;
-            assert_eq!(row[0], format!("{cpu}m"), "{node}: {row:?}");
-        }
+        kubectl::assert_top_nodes(&cli, SHARDED_NODES, PODS, CONTAINERS).await;
     }
     for app in apps {
         app.stop().await;

@@ -1178,13 +1178,7 @@ fn cluster_roles_grant_exactly_the_api_calls_and_are_bound_to_the_right_accounts
         .collect();
     assert_eq!(bindings, wanted);
 
-    let np = render_with_component(&repo().join("deploy/kube-config/components/node-proxy"));
-    let edge = (
-        "heapster".to_string(),
-        "ClusterRole".to_string(),
-        Grant::NodeProxy.role_name().to_string(),
-    );
-    assert!(bound(&np).contains(&edge));
+    let np = binding_component("node-proxy", Grant::NodeProxy);
     let source = flag(
         container(deployment(&np, "heapster"), "heapster"),
         "--source",
@@ -1193,13 +1187,7 @@ fn cluster_roles_grant_exactly_the_api_calls_and_are_bound_to_the_right_accounts
 
     // Sharded replicas ask each other for what kubectl top reads: the readers' role, bound
     // cluster-wide, grants exactly that.
-    let peers = render_with_component(&repo().join("deploy/kube-config/components/peer-reader"));
-    let edge = (
-        "heapster".to_string(),
-        "ClusterRole".to_string(),
-        Grant::MetricsReader.role_name().to_string(),
-    );
-    assert!(bound(&peers).contains(&edge));
+    let peers = binding_component("peer-reader", Grant::MetricsReader);
     assert_eq!(needed(Grant::MetricsReader), want);
     check_network_policies(&peers);
     assert_eq!(
@@ -1207,6 +1195,18 @@ fn cluster_roles_grant_exactly_the_api_calls_and_are_bound_to_the_right_accounts
         2,
         "the base's and the replicas' own"
     );
+}
+
+/// The base with `components/<name>`, checked to bind `grant`'s ClusterRole to heapster.
+fn binding_component(name: &str, grant: Grant) -> Objects {
+    let objs = render_with_component(&repo().join("deploy/kube-config/components").join(name));
+    let edge = (
+        "heapster".to_string(),
+        "ClusterRole".to_string(),
+        grant.role_name().to_string(),
+    );
+    assert!(bound(&objs).contains(&edge), "{name}");
+    objs
 }
 
 /// Grants bound only by a component, not by the base.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use heapster_rs::sim;
 
 /// The proxy's targets.
 #[derive(Clone)]
@@ -162,4 +163,34 @@ pub fn table(out: &str, key_cols: usize) -> HashMap<String, Vec<String>> {
         .filter(|cols| cols.len() > key_cols)
         .map(|cols| (cols[..key_cols].join("/"), cols[key_cols..].to_vec()))
         .collect()
+}
+
+const MIB: u64 = 1 << 20;
+
+/// `kubectl top node` lists exactly the simulator's `nodes` nodes, with its formulas' cpu and
+/// memory.
+pub async fn assert_top_nodes(cli: &Kubectl, nodes: usize, pods: usize, containers: usize) {
+    let rows = table(&cli.run(&["top", "node"]).await, 1);
+    assert_eq!(rows.len(), nodes, "{rows:?}");
+    for node in 0..nodes {
+        let row = &rows[&sim::node_name(node)];
+        let cpu = sim::node_cpu_nanocores(node, pods, containers) / 1_000_000;
+        let mem = sim::node_working_set_bytes(node, pods, containers) / MIB;
+        assert_eq!(row[0], format!("{cpu}m"), "{node}: {row:?}");
+        assert!(row.contains(&format!("{mem}Mi")), "{node}: {row:?}");
+    }
+}
+
+/// `kubectl top pod -A` lists exactly the simulator's pods, with its formulas' cpu and memory.
+pub async fn assert_top_pods(cli: &Kubectl, nodes: usize, pods: usize, containers: usize) {
+    let rows = table(&cli.run(&["top", "pod", "-A"]).await, 2);
+    assert_eq!(rows.len(), nodes * pods, "{rows:?}");
+    for node in 0..nodes {
+        for pod in 0..pods {
+            let key = format!("{}/{}", sim::pod_namespace(pod), sim::pod_name(node, pod));
+            let cpu = sim::pod_cpu_nanocores(node, pod, containers) / 1_000_000;
+            let mem = sim::pod_working_set_bytes(node, pod, containers) / MIB;
+            assert_eq!(rows[&key], [format!("{cpu}m"), format!("{mem}Mi")], "{key}");
+        }
+    }
 }

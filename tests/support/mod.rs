@@ -2,6 +2,8 @@
 
 // Each test crate uses only part of the support code.
 #[allow(dead_code)]
+pub mod collector;
+#[allow(dead_code)]
 pub mod heapster;
 #[allow(dead_code)]
 pub mod influx_data;

@@ -232,10 +232,7 @@ async fn nodes(
         list: "NodeMetricsList",
         gv,
     };
-    match Fanout::of(&s) {
-        Some(fanout) => whole_cluster(items, name, &uri, kinds, fanout).await,
-        None => single_or_list(items, name, kinds),
-    }
+    respond(&s, items, name, &uri, kinds).await
 }
 
 /// The resource, list kind and group version of an answer.
@@ -266,6 +263,20 @@ fn single_or_list<T: Serialize>(
             items,
         })
         .into_response()),
+    }
+}
+
+/// The items of this replica, and of the others when there are any.
+async fn respond(
+    s: &ApiState,
+    items: Vec<Item<'_>>,
+    name: Option<String>,
+    uri: &Uri,
+    kinds: Kinds,
+) -> Result<Response, StatusError> {
+    match Fanout::of(s) {
+        Some(fanout) => whole_cluster(items, name, uri, kinds, fanout).await,
+        None => single_or_list(items, name, kinds),
     }
 }
 
@@ -360,8 +371,5 @@ async fn pods(
         list: "PodMetricsList",
         gv,
     };
-    match Fanout::of(&s) {
-        Some(fanout) => whole_cluster(items, name, &uri, kinds, fanout).await,
-        None => single_or_list(items, name, kinds),
-    }
+    respond(&s, items, name, &uri, kinds).await
 }
