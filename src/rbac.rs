@@ -28,6 +28,9 @@ pub enum Grant {
     AuthDelegator,
     /// Built-in Role `extension-apiserver-authentication-reader` in `kube-system`.
     AuthReader,
+    /// ClusterRole [`READER_ROLE`] (ours), bound to the collector cluster-wide only by the
+    /// `peer-reader` component, for sharded replicas asking each other.
+    MetricsReader,
 }
 
 impl Grant {
@@ -39,6 +42,7 @@ impl Grant {
             Grant::NodeProxy => "heapster-nodeproxy",
             Grant::AuthDelegator => "system:auth-delegator",
             Grant::AuthReader => "extension-apiserver-authentication-reader",
+            Grant::MetricsReader => READER_ROLE,
         }
     }
 
@@ -155,6 +159,24 @@ pub const API_CALLS: &[ApiCall] = &[
         granted_by: Grant::AuthReader,
         when: "secure port start: the request-header client CA of the aggregation layer",
     },
+    call(
+        METRICS_GROUP,
+        "nodes",
+        &["get", "list"],
+        Binary::Heapster,
+        Grant::MetricsReader,
+        "with sharding: another replica authorizes this one's requests for its nodes' usage \
+         (SubjectAccessReview) as it authorizes kubectl top",
+    ),
+    call(
+        METRICS_GROUP,
+        "pods",
+        &["get", "list"],
+        Binary::Heapster,
+        Grant::MetricsReader,
+        "with sharding: another replica authorizes this one's requests for its pods' usage \
+         as it authorizes kubectl top and the HPA",
+    ),
     call(
         "",
         "events",

@@ -1153,8 +1153,9 @@ fn cluster_roles_grant_exactly_the_api_calls_and_are_bound_to_the_right_accounts
             call.granted_by.role_name().to_string(),
         );
         let is_bound = bindings.contains(&edge);
-        // nodes/proxy is bound only by the node-proxy component.
-        assert_eq!(is_bound, call.granted_by != Grant::NodeProxy, "{call:?}");
+        // nodes/proxy is bound only by the node-proxy component, the metrics reader only by
+        // the peer-reader component (sharded replicas).
+        assert_eq!(is_bound, !by_component(call.granted_by), "{call:?}");
     }
     for rb in &objs.role_bindings {
         assert_eq!(rb.metadata.namespace.as_deref(), Some(NAMESPACE));
@@ -1164,7 +1165,7 @@ fn cluster_roles_grant_exactly_the_api_calls_and_are_bound_to_the_right_accounts
     // No binding beyond what API_CALLS asks for.
     let wanted: BTreeSet<_> = API_CALLS
         .iter()
-        .filter(|c| c.granted_by != Grant::NodeProxy)
+        .filter(|c| !by_component(c.granted_by))
         .map(|c| {
             let kind = if c.namespace.is_some() {
                 "Role"
@@ -1189,6 +1190,28 @@ fn cluster_roles_grant_exactly_the_api_calls_and_are_bound_to_the_right_accounts
         "--source",
     );
     assert!(source.is_some_and(|s| s.contains("nodeProxy=true")));
+
+    // Sharded replicas ask each other for what kubectl top reads: the readers' role, bound
+    // cluster-wide, grants exactly that.
+    let peers = render_with_component(&repo().join("deploy/kube-config/components/peer-reader"));
+    let edge = (
+        "heapster".to_string(),
+        "ClusterRole".to_string(),
+        Grant::MetricsReader.role_name().to_string(),
+    );
+    assert!(bound(&peers).contains(&edge));
+    assert_eq!(needed(Grant::MetricsReader), want);
+    check_network_policies(&peers);
+    assert_eq!(
+        peers.network_policies.len(),
+        2,
+        "the base's and the replicas' own"
+    );
+}
+
+/// Grants bound only by a component, not by the base.
+fn by_component(grant: Grant) -> bool {
+    matches!(grant, Grant::NodeProxy | Grant::MetricsReader)
 }
 
 // ---------------------------------------------------------------------------------------

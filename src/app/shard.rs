@@ -74,7 +74,7 @@ pub(super) struct Shard {
     pub membership: Arc<Membership>,
     pub replication: usize,
     pub book: Arc<PartialsBook>,
-    pub peers: PeerClient,
+    pub peers: Arc<PeerClient>,
     pub peer_timeout: Duration,
     pub metrics: ShardMetrics,
     standby: Mutex<HashMap<Arc<str>, Kept>>,
@@ -93,7 +93,7 @@ impl Shard {
         membership: Arc<Membership>,
         replication: usize,
         book: Arc<PartialsBook>,
-        peers: PeerClient,
+        peers: Arc<PeerClient>,
         peer_timeout: Duration,
         metrics: ShardMetrics,
     ) -> Shard {
