@@ -31,6 +31,9 @@ pub enum Grant {
     /// ClusterRole [`READER_ROLE`] (ours), bound to the collector cluster-wide only by the
     /// `peer-reader` component, for sharded replicas asking each other.
     MetricsReader,
+    /// Role `heapster-sharding` in `kube-system` (ours), bound only by the `sharded`
+    /// component: the replicas' Leases.
+    Sharding,
 }
 
 impl Grant {
@@ -43,6 +46,7 @@ impl Grant {
             Grant::AuthDelegator => "system:auth-delegator",
             Grant::AuthReader => "extension-apiserver-authentication-reader",
             Grant::MetricsReader => READER_ROLE,
+            Grant::Sharding => "heapster-sharding",
         }
     }
 
@@ -177,6 +181,16 @@ pub const API_CALLS: &[ApiCall] = &[
         "with sharding: another replica authorizes this one's requests for its pods' usage \
          as it authorizes kubectl top and the HPA",
     ),
+    ApiCall {
+        group: "coordination.k8s.io",
+        resource: "leases",
+        verbs: &["get", "list", "watch", "create", "update", "delete"],
+        namespace: Some("kube-system"),
+        resource_names: &[],
+        binary: Binary::Heapster,
+        granted_by: Grant::Sharding,
+        when: "with --sharding: each replica's Lease (renewed, listed, deleted at shutdown) and                the aggregator Lease (leader election); watch is granted for tools, not used",
+    },
     call(
         "",
         "events",
@@ -234,7 +248,7 @@ mod tests {
         for c in API_CALLS {
             assert_eq!(
                 c.namespace.is_some(),
-                c.granted_by == Grant::AuthReader,
+                matches!(c.granted_by, Grant::AuthReader | Grant::Sharding),
                 "{c:?}"
             );
         }

@@ -17,8 +17,12 @@ struct Params {
     window_end: i64,
 }
 
+/// Where the contributions are served (on the secure port, authorized as a list of every
+/// pod's metrics: see `secure::attributes`).
+pub const PARTIALS_PATH: &str = "/internal/shard/partials";
+
 pub fn router() -> Router<ApiState> {
-    Router::new().route("/internal/shard/partials", get(partials))
+    Router::new().route(PARTIALS_PATH, get(partials))
 }
 
 async fn partials(

@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 
+use crate::api::partials::PARTIALS_PATH;
 use crate::api::peers::LOCAL_PREFIX;
 use crate::rbac::METRICS_GROUP;
 
@@ -70,10 +71,13 @@ impl Attributes {
     /// model API ([`Attributes::of_model`]); anything else is a non-resource path.
     ///
     /// A replica-local path (under [`LOCAL_PREFIX`], what a replica asks its peers) is reviewed
-    /// as the same path without the prefix: it reveals a part of what that path reveals.
+    /// as the same path without the prefix: it reveals a part of what that path reveals. A
+    /// replica's contributions to the aggregates (`/internal/shard/partials`, pods' usage
+    /// summed per namespace) are reviewed as a list of every pod's metrics, which reveals more.
     pub fn of(path: &str) -> Attributes {
         let path = match path.strip_prefix(LOCAL_PREFIX) {
             Some(rest) if rest.starts_with('/') => rest,
+            _ if path == PARTIALS_PATH => "/apis/metrics.k8s.io/v1beta1/pods",
             _ => path,
         };
         if let Some(attrs) = path
@@ -207,6 +211,10 @@ mod tests {
             (
                 "/internal/shard/local/api/v1/model/namespaces/team-a/pods",
                 format!("list {m}/pods ns=team-a name=-"),
+            ),
+            (
+                "/internal/shard/partials",
+                format!("list {m}/pods ns=- name=-"),
             ),
             (
                 "/internal/shard/localx/apis/metrics.k8s.io/v1beta1/nodes",
