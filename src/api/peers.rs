@@ -129,6 +129,31 @@ pub fn newest(answers: impl IntoIterator<Item = Value>, field: &str) -> Option<V
     best.map(|(_, v)| v)
 }
 
+/// A model API metric answer (`{"metrics":[{"timestamp",...}],"latestTimestamp"}`) with
+/// `older`'s points added where `newer` has none at their timestamp, in time order: the
+/// history a replica kept of an entity that another replica scrapes since.
+pub fn merge_points(newer: Value, older: &Value) -> Value {
+    let mut points: BTreeMap<Nanos, Value> = BTreeMap::new();
+    let mut add = |answer: &Value| {
+        for p in answer["metrics"].as_array().into_iter().flatten() {
+            points
+                .entry(time_of(p, "timestamp"))
+                .or_insert_with(|| p.clone());
+        }
+    };
+    add(&newer);
+    add(older);
+    let latest = [&newer, older]
+        .into_iter()
+        .max_by_key(|v| time_of(v, "latestTimestamp"))
+        .map(|v| v["latestTimestamp"].clone())
+        .unwrap_or_default();
+    serde_json::json!({
+        "metrics": points.into_values().collect::<Vec<_>>(),
+        "latestTimestamp": latest,
+    })
+}
+
 /// The union of name listings, sorted, each name once.
 pub fn union_names(lists: impl IntoIterator<Item = Vec<String>>) -> Vec<String> {
     let mut all: Vec<String> = lists.into_iter().flatten().collect();
@@ -205,6 +230,32 @@ mod tests {
         let got = newest([a, b, c], "latestTimestamp").expect("one");
         assert_eq!(got["id"], "b");
         assert_eq!(newest(Vec::new(), "latestTimestamp"), None);
+    }
+
+    #[test]
+    fn history_kept_here_completes_the_holders_points() {
+        let p = |t: &str, v: i64| json!({"timestamp": t, "value": v});
+        let newer = json!({
+            "metrics": [p("2026-01-01T00:02:00Z", 20), p("2026-01-01T00:03:00Z", 30)],
+            "latestTimestamp": "2026-01-01T00:03:00Z",
+        });
+        let older = json!({
+            "metrics": [p("2026-01-01T00:01:00Z", 1), p("2026-01-01T00:02:00Z", 2)],
+            "latestTimestamp": "2026-01-01T00:02:00Z",
+        });
+        let merged = merge_points(newer, &older);
+        let values: Vec<i64> = merged["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .filter_map(|p| p["value"].as_i64())
+            .collect();
+        assert_eq!(
+            values,
+            [1, 20, 30],
+            "the holder's value wins at a shared timestamp"
+        );
+        assert_eq!(merged["latestTimestamp"], "2026-01-01T00:03:00Z");
     }
 
     #[test]

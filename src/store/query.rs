@@ -181,6 +181,16 @@ impl Store {
         self.read().series.contains_key(key)
     }
 
+    /// Whether the entity is in the newest batch: held now, not only its history (a node
+    /// scraped by another replica since keeps its series here until it expires).
+    pub fn is_current(&self, key: &SetKey) -> bool {
+        let inner = self.read();
+        match (inner.series.get(key), inner.latest) {
+            (Some(s), Some(latest)) => s.last_seen >= latest,
+            _ => false,
+        }
+    }
+
     /// Names of the metrics an entity has values of; `None` when unknown.
     pub fn metric_names(&self, key: &SetKey) -> Option<Vec<&'static str>> {
         self.read().series.get(key).map(Series::metric_names)

@@ -538,3 +538,18 @@ fn an_abandoned_tick_does_not_block_the_next() {
     ));
     assert!(!s.contains(&node("b")));
 }
+
+#[test]
+fn an_entity_is_current_only_in_the_newest_batch() {
+    let s = store(600, 100);
+    assert!(!s.is_current(&node("n1")), "empty store");
+    s.push(&batch(
+        0,
+        vec![set(node("n1"), 0, 0, 1), set(node("n2"), 0, 0, 1)],
+    ));
+    s.push(&batch(10 * SEC, vec![set(node("n2"), 10 * SEC, 0, 1)]));
+    // n1 left this replica's batches: its history stays, it is no longer held.
+    assert!(s.contains(&node("n1")) && !s.is_current(&node("n1")));
+    assert!(s.is_current(&node("n2")));
+    assert!(!s.is_current(&node("n3")));
+}

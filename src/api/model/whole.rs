@@ -2,8 +2,9 @@
 //! what it does not hold (see [`crate::api::peers`]).
 //!
 //! Listings of nodes, of a namespace's pods and of every key are the union of all replicas'.
-//! An entity's metrics, containers or pods are this replica's when it holds the entity, else
-//! the peer's with the newest sample. Namespace and cluster entities, and the namespace list,
+//! An entity's metrics, containers or pods are this replica's when the entity is in its newest
+//! batch, else the peer's with the newest sample (this replica's own when none answers), its
+//! points completed by the older ones this replica kept. Namespace and cluster entities, and the namespace list,
 //! are local: every replica holds the whole aggregates.
 
 use std::sync::Arc;
@@ -63,16 +64,26 @@ pub async fn answer_all(
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     match reach(&q) {
         Reach::Local => answer(store, q, r).map(Answer::into_response),
-        Reach::Holder(key) if store.contains(&key) => {
+        Reach::Holder(key) if store.is_current(&key) => {
             answer(store, q, r).map(Answer::into_response)
         }
         Reach::Holder(_) => {
             let answers = fanout.ask_json::<Value>(path).await;
             // Points carry `latestTimestamp`; listings have none and the first answer serves.
-            match peers::newest(answers, "latestTimestamp") {
-                Some(v) => Ok(Json(v).into_response()),
-                None => answer(store, q, r).map(Answer::into_response),
-            }
+            let Some(theirs) = peers::newest(answers, "latestTimestamp") else {
+                return answer(store, q, r).map(Answer::into_response);
+            };
+            // The history kept here of an entity another replica scrapes since.
+            let merged = match q {
+                ModelQuery::Points(..) => match answer(store, q, r) {
+                    Ok(Answer::Points(mine)) if !mine.is_empty() => {
+                        peers::merge_points(theirs, &render::item_json(&mine))
+                    }
+                    _ => theirs,
+                },
+                _ => theirs,
+            };
+            Ok(Json(merged).into_response())
         }
         Reach::Union => {
             let local = match answer(store, q, r) {
@@ -110,7 +121,7 @@ async fn pod_list(
     let held: Vec<bool> = pods
         .iter()
         .map(|pod| {
-            store.contains(&SetKey::Pod {
+            store.is_current(&SetKey::Pod {
                 namespace: Arc::clone(namespace),
                 pod: Arc::clone(pod),
             })
