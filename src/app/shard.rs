@@ -178,12 +178,14 @@ impl Shard {
         self.metrics.writing.set(writing as i64);
     }
 
-    /// Publishes this tick's contributions, gathers the peers' and sums them: the
-    /// namespaces' and the cluster's sets, or `None` (counted, logged once per change) when
-    /// some node's replica sent nothing in time.
+    /// Publishes this tick's contributions, gathers the peers' (until `deadline` at the
+    /// latest, so the next tick starts on time) and sums them: the namespaces' and the
+    /// cluster's sets, or `None` (counted, logged once per change) when some node's replica
+    /// sent nothing in time.
     pub async fn aggregate(
         &self,
         plan: &Plan,
+        deadline: std::time::Instant,
         window_end: Nanos,
         assigned: Vec<Arc<str>>,
         contributions: Vec<(Arc<str>, Vec<MetricSet>)>,
@@ -211,7 +213,10 @@ impl Shard {
             })
             .collect();
         let path = format!("/internal/shard/partials?window_end={window_end}");
-        for (peer, answer) in self.peers.get_all(&peers, &path).await {
+        let answers = tokio::time::timeout_at(deadline.into(), self.peers.get_all(&peers, &path))
+            .await
+            .unwrap_or_default();
+        for (peer, answer) in answers {
             match answer.map(|body| partials::decode(&body)) {
                 Ok(Ok(p)) if p.window_end == window_end => parts.push(Arc::new(p)),
                 Ok(Ok(_)) => {}

@@ -226,7 +226,14 @@ impl TickLoop {
             (Some(shard), Some(plan)) => {
                 shard.counted(assigned.len(), writing);
                 let sets = shard
-                    .aggregate(plan, window_end, assigned, contributions, &expected)
+                    .aggregate(
+                        plan,
+                        started + self.resolution.mul_f64(0.95),
+                        window_end,
+                        assigned,
+                        contributions,
+                        &expected,
+                    )
                     .await
                     .unwrap_or_default();
                 let last = Arc::new(Batch::new(window_end, sets));
