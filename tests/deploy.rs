@@ -192,16 +192,24 @@ fn is_component(dir: &Path) -> bool {
 /// Renders the base with a component, through a temporary kustomization (kustomize wants
 /// relative paths).
 fn render_with_component(component: &Path) -> Objects {
+    render_with_components(&[component])
+}
+
+/// Renders the base with several components.
+fn render_with_components(components: &[&Path]) -> Objects {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let rel = |p: &Path| relative(tmp.path(), p);
-    let text = format!(
-        "resources:\n  - {}\ncomponents:\n  - {}\n",
-        rel(&repo().join("deploy/kube-config")),
-        rel(component)
+    let mut text = format!(
+        "resources:\n  - {}\ncomponents:\n",
+        rel(&repo().join("deploy/kube-config"))
     );
+    for c in components {
+        text.push_str(&format!("  - {}\n", rel(c)));
+    }
     std::fs::write(tmp.path().join("kustomization.yaml"), text).expect("write");
     let mut objs = render(tmp.path());
-    objs.name = format!("deploy/kube-config + {}", component.display());
+    let names: Vec<_> = components.iter().map(|c| c.display().to_string()).collect();
+    objs.name = format!("deploy/kube-config + {}", names.join(" + "));
     objs
 }
 
@@ -1248,32 +1256,14 @@ fn by_component(grant: Grant) -> bool {
     )
 }
 
-/// Renders the base with several components.
-fn render_with_components(components: &[&str]) -> Objects {
-    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-    let rel = |p: &Path| relative(tmp.path(), p);
-    let mut text = format!(
-        "resources:\n  - {}\ncomponents:\n",
-        rel(&repo().join("deploy/kube-config"))
-    );
-    for c in components {
-        text.push_str(&format!("  - {}\n", rel(&repo().join(c))));
-    }
-    std::fs::write(tmp.path().join("kustomization.yaml"), text).expect("write");
-    let mut objs = render(tmp.path());
-    objs.name = format!("deploy/kube-config + {components:?}");
-    objs
-}
-
 #[test]
 fn the_sharded_component_runs_three_replicas_that_hold_leases() {
     if !available("kubectl", &["version", "--client"]) {
         return;
     }
-    let objs = render_with_components(&[
-        "deploy/kube-config/components/sharded",
-        "deploy/kube-config/components/peer-reader",
-    ]);
+    let components =
+        ["sharded", "peer-reader"].map(|c| repo().join("deploy/kube-config/components").join(c));
+    let objs = render_with_components(&[&components[0], &components[1]]);
     check_namespaces(&objs);
     check_workloads(&objs);
     check_network_policies(&objs);

@@ -1,6 +1,6 @@
-//! `/internal/shard/partials?window_end=NANOS`: this replica's own per-node contributions to a
-//! tick's namespace and cluster sums, for its peers ([`crate::shard::partials`]). It waits for a
-//! tick in progress but never asks a peer.
+//! `/internal/shard/partials?window_end=NANOS`: this replica's own contribution to a tick's
+//! namespace and cluster sums (the nodes it writes), for its peers
+//! ([`crate::shard::partials`]). It waits for a tick in progress but never asks a peer.
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
