@@ -8,8 +8,9 @@ use url::Url;
 
 use super::duration;
 use super::expand::{self, Target};
-use super::types::{InfluxConfig, KafkaCompression, KafkaConfig, RemoteWriteConfig, SinkConfig};
-use crate::sink::delivery::SpoolConfig;
+use super::types::{
+    InfluxConfig, KafkaCompression, KafkaConfig, RemoteWriteConfig, SinkConfig, SpoolConfig,
+};
 
 const KINDS: &str = "influxdb, kafka, log, metric, remotewrite";
 

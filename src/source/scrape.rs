@@ -23,13 +23,14 @@ use rand::Rng;
 use tokio::task::JoinSet;
 use url::Url;
 
+use super::decode::{NodeNames, ResourceIds, decode_summary_with};
 use super::kubelet::{KubeletClient, ScrapeError, certificate_advice};
 use super::{resource, summary};
 use crate::certificate::Chain;
 use crate::config::KubeletEndpoint;
 use crate::model::cluster::NodeInfo;
+use crate::model::sample::NodeSample;
 use crate::model::time;
-use crate::process::decode::{NodeNames, NodeSample, ResourceIds, decode_summary_with};
 
 /// With `kubeletEndpoint=auto`, how long a node stays on `/metrics/resource` before summary is
 /// tried again.
