@@ -5,6 +5,7 @@
 //! (node, system container, pod, container, namespace, cluster) as a [`MetricSet`] of values.
 
 pub mod cluster;
+pub mod event;
 pub mod history;
 pub mod labels;
 mod metric;
