@@ -41,11 +41,6 @@ impl Processor {
         Processor::default()
     }
 
-    /// Number of entities whose previous counters are remembered.
-    pub fn remembered(&self) -> usize {
-        self.rates.len()
-    }
-
     /// Starts a tick. `timestamp` is the window end (aligned).
     pub fn begin(&mut self, timestamp: Nanos) -> Tick {
         self.rates.begin();
