@@ -208,6 +208,7 @@ fn encoder(gzip: bool) -> BatchEncoder {
         disable_counter_metrics: false,
         batch_size: 5_000,
         gzip,
+        gzip_level: None,
     })
 }
 

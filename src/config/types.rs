@@ -216,6 +216,9 @@ pub struct InfluxConfig {
     pub buffer_points: usize,
     /// Gzip request bodies (default true).
     pub gzip: bool,
+    /// `gzip_level`: flate2's deflate at this level (1-9) instead of the built-in line-protocol
+    /// compressor (`None`).
+    pub gzip_level: Option<u32>,
     /// The disk spool (`spool_dir`, `spool_bytes`); off by default.
     pub spool: SpoolConfig,
 }
@@ -247,6 +250,7 @@ impl std::fmt::Debug for InfluxConfig {
             .field("batch_size", &self.batch_size)
             .field("buffer_points", &self.buffer_points)
             .field("gzip", &self.gzip)
+            .field("gzip_level", &self.gzip_level)
             .field("spool", &self.spool)
             .finish()
     }
