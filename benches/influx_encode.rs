@@ -164,6 +164,7 @@ fn bench(c: &mut Criterion) {
             disable_counter_metrics: false,
             batch_size: 5000,
             gzip,
+            gzip_level: None,
         });
         let mut out = Vec::new();
         let stats = enc.encode(&batch, &mut out);
@@ -189,6 +190,7 @@ fn bench(c: &mut Criterion) {
         disable_counter_metrics: false,
         batch_size: 5000,
         gzip: false,
+        gzip_level: None,
     });
     let mut out = Vec::new();
     let bytes = enc.encode(&batch, &mut out).bytes as u64;

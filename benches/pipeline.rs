@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use heapster_rs::model::cluster::ClusterState;
+use heapster_rs::model::sample::NodeSample;
 use heapster_rs::process::Processor;
-use heapster_rs::process::decode::{NodeSample, ResourceIds, decode_summary};
+use heapster_rs::source::decode::{ResourceIds, decode_summary};
 use heapster_rs::source::summary;
 use heapster_rs::testing::fixture;
 

@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use heapster_rs::process::decode::{ResourceIds, decode_summary};
 use heapster_rs::sim::{SimCluster, SimOptions};
+use heapster_rs::source::decode::{ResourceIds, decode_summary};
 use heapster_rs::source::{resource, summary};
 use heapster_rs::testing::fixture;
 

@@ -1,7 +1,8 @@
 //! One tick's collector-side work, stage by stage, on the simulator's payloads (30 pods × 2
 //! containers per node, shaped like the 1.34/1.35 captures) for 200 nodes: Summary decoding,
 //! processing (rates, enrichment from the pods the apiserver lists, aggregation), store ingest
-//! and line-protocol encoding (plain and gzipped). Criterion reports each stage per node
+//! and line-protocol encoding (plain and gzipped; with `TICK_ONCE=1`, also the plain chunks
+//! gzipped by flate2 at levels 1 and 6, for comparison). Criterion reports each stage per node
 //! (`Throughput::Elements`).
 //!
 //! The simulator runs in-process only while the payloads are fetched (twice, a second apart, so
@@ -20,11 +21,12 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use heapster_rs::model::Batch;
 use heapster_rs::model::cluster::{ClusterState, Interner};
 use heapster_rs::model::labels::LabelPolicy;
+use heapster_rs::model::sample::NodeSample;
 use heapster_rs::model::time::NANOS_PER_SEC;
 use heapster_rs::process::Processor;
-use heapster_rs::process::decode::{NodeNames, NodeSample, ResourceIds, decode_summary_with};
 use heapster_rs::sim::{SimCluster, SimOptions};
 use heapster_rs::sink::influxdb::schema::{BatchEncoder, Chunk, SchemaOptions};
+use heapster_rs::source::decode::{NodeNames, ResourceIds, decode_summary_with};
 use heapster_rs::source::summary;
 use heapster_rs::source::watch::pod_info;
 use heapster_rs::store::{Store, StoreOptions};
@@ -171,6 +173,33 @@ fn stage_influx_encode_gzip(enc: &mut BatchEncoder, batch: &Batch) -> usize {
     out.iter().map(|c| c.body.len()).sum()
 }
 
+/// The plain chunks gzipped by flate2 at `level`, each on its own as a request body would be:
+/// the general-purpose deflater the built-in line compressor is weighed against.
+fn flate2_gzip(chunks: &[Chunk], level: u32) -> usize {
+    use std::io::Write;
+    chunks
+        .iter()
+        .map(|c| {
+            let mut z = flate2::write::GzEncoder::new(
+                Vec::with_capacity(c.body.len() / 8),
+                flate2::Compression::new(level),
+            );
+            z.write_all(&c.body).expect("gzip");
+            z.finish().expect("gzip").len()
+        })
+        .sum()
+}
+
+#[inline(never)]
+fn stage_flate2_fast(chunks: &[Chunk]) -> usize {
+    flate2_gzip(chunks, 1)
+}
+
+#[inline(never)]
+fn stage_flate2_default(chunks: &[Chunk]) -> usize {
+    flate2_gzip(chunks, 6)
+}
+
 /// The sink's defaults: 5,000 lines per request, Heapster's default schema.
 fn encoder(gzip: bool) -> BatchEncoder {
     BatchEncoder::new(SchemaOptions {
@@ -179,6 +208,7 @@ fn encoder(gzip: bool) -> BatchEncoder {
         disable_counter_metrics: false,
         batch_size: 5_000,
         gzip,
+        gzip_level: None,
     })
 }
 
@@ -217,6 +247,11 @@ fn once(p: &Payloads) {
         batch.point_count(),
         crc.sum(),
     );
+    let mut chunks = Vec::new();
+    encoder(false).encode(&batch, &mut chunks);
+    let fast = stage_flate2_fast(&chunks);
+    let default = stage_flate2_default(&chunks);
+    eprintln!("flate2: {fast} bytes at level 1, {default} at level 6");
 }
 
 /// The lines of chunks, gunzipped where they are gzipped.

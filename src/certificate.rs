@@ -2,12 +2,19 @@
 //! (kubelets, the apiserver, InfluxDB) can say what is wrong and which setting fixes it.
 //!
 //! The cause is the `rustls::Error` somewhere in the chain (under an `io::Error`, a hyper or a
-//! reqwest error); it is matched by value, never by its text.
+//! reqwest error); it is matched by value, never by its text. [`AnyServerCert`] is the verifier
+//! of the clients told to accept any certificate (`kubeletInsecure=true`, a sink's
+//! `insecuressl=true`).
 
 use std::error::Error as StdError;
 use std::fmt;
 
-use rustls::CertificateError;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 /// A server certificate problem a cluster operator can fix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,6 +199,56 @@ impl fmt::Display for Chain<'_> {
             next = e.source();
         }
         Ok(())
+    }
+}
+
+/// Accepts any server certificate (`kubeletInsecure=true`), but still checks that the server
+/// holds the key of the certificate it sent.
+#[derive(Debug)]
+pub(crate) struct AnyServerCert(pub(crate) Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

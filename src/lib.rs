@@ -18,6 +18,5 @@ pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod store;
-pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;

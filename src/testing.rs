@@ -63,6 +63,24 @@ pub fn without_psi(doc: &mut serde_json::Value) {
     });
 }
 
+/// The sample a simulated kubelet's answer decodes to: node `index` of the simulator with
+/// `pods` pods of one container each, sampled at `now`, known to the apiserver as `node`.
+pub fn sim_sample(
+    node: &str,
+    index: usize,
+    pods: usize,
+    now: i64,
+) -> crate::model::sample::NodeSample {
+    let body = crate::sim::summary_body(index, pods, 1, 1_000_000_000, now);
+    let summary = crate::source::summary::decode(&body).expect("simulator payload");
+    crate::source::decode::decode_summary(
+        &summary,
+        &std::sync::Arc::from(node),
+        now,
+        &Default::default(),
+    )
+}
+
 /// The properties the fuzz targets in `fuzz/` check, shared with `tests/fuzz_regressions.rs`
 /// (proptest and regression inputs); each panics when its property fails.
 pub mod fuzz {
@@ -71,7 +89,7 @@ pub mod fuzz {
     use crate::config::{Parsed, SinkConfig, parse};
     use crate::model::cluster::ClusterState;
     use crate::process::Processor;
-    use crate::process::decode::{ResourceIds, decode_summary};
+    use crate::source::decode::{ResourceIds, decode_summary};
     use crate::source::{resource, summary};
 
     /// The value of `$S`, which no message may ever show.

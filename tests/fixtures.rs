@@ -4,9 +4,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use heapster_rs::model::cluster::{ClusterState, ContainerInfo, NodeInfo, PodInfo};
+use heapster_rs::model::sample::NodeSample;
 use heapster_rs::model::{Batch, Metric, MetricSet, SetKey, Value, time};
 use heapster_rs::process::Processor;
-use heapster_rs::process::decode::{NodeSample, ResourceIds, decode_summary};
+use heapster_rs::source::decode::{ResourceIds, decode_summary};
 use heapster_rs::source::summary;
 use heapster_rs::testing::{each_summary_entity, fixture, fixtures_dir, without_psi};
 use serde_json::{Value as Json, json};

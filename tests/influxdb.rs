@@ -479,7 +479,7 @@ mod round_trip {
                 }
             }
             let mut chunks = Vec::new();
-            let stats = BatchEncoder::new(SchemaOptions { cluster_name: names[0].clone(), with_fields, disable_counter_metrics: false, batch_size: 7, gzip: false }).encode(&batch, &mut chunks);
+            let stats = BatchEncoder::new(SchemaOptions { cluster_name: names[0].clone(), with_fields, disable_counter_metrics: false, batch_size: 7, gzip: false, gzip_level: None }).encode(&batch, &mut chunks);
             let mut points = 0;
             let mut lines = 0;
             for c in &chunks {
@@ -553,6 +553,7 @@ async fn write_throughput() {
             disable_counter_metrics: false,
             batch_size: cfg.batch_size,
             gzip: true,
+            gzip_level: None,
         },
     );
     let mut chunks = Vec::new();

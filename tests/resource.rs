@@ -7,9 +7,10 @@ mod common;
 use std::sync::Arc;
 
 use common::{batches, metrics, sample, start};
+use heapster_rs::model::sample::{NodeSample, RawSet};
 use heapster_rs::model::{Batch, Metric, SetKey, Value};
-use heapster_rs::process::decode::{NodeSample, RawSet, ResourceIds, decode_summary};
 use heapster_rs::sim::{self, KubeletFault, SimAuth, SimCluster, SimOptions};
+use heapster_rs::source::decode::{ResourceIds, decode_summary};
 use heapster_rs::source::{resource, summary};
 use heapster_rs::testing::fixture;
 

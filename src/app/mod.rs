@@ -34,13 +34,7 @@ use crate::source::scrape::{Endpoint, ScrapeMetrics, Scraper};
 use crate::source::watch;
 use crate::store::{MetricSink, Store, StoreOptions};
 
-/// Environment lookups (in-cluster variables), injected so tests never touch the process env.
-pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
-/// The process environment.
-pub fn process_env() -> Env {
-    Arc::new(|k: &str| std::env::var(k).ok())
-}
+pub use crate::config::{Env, process_env};
 
 /// A running collector.
 pub struct App {

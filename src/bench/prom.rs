@@ -1,61 +1,61 @@
-//! Just enough of the Prometheus text format for the collector's self-metrics: sample values
-//! by name and labels, and quantiles of a histogram (difference of two scrapes).
+//! The collector's self-metrics as the benchmark reads them (parsed by `prometheus-parse`):
+//! sample values by name and labels, and quantiles of a histogram (difference of two scrapes).
 
-use std::collections::BTreeMap;
+use prometheus_parse::{Sample, Scrape, Value};
 
-/// Samples of one exposition, `name{labels}` (as written) → value.
+/// The samples of one exposition.
 #[derive(Debug, Clone, Default)]
 pub struct Exposition {
-    samples: BTreeMap<String, f64>,
+    samples: Vec<Sample>,
+}
+
+/// A counter's, a gauge's or an untyped sample's value.
+fn scalar(value: &Value) -> Option<f64> {
+    match value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(*v),
+        Value::Histogram(_) | Value::Summary(_) => None,
+    }
 }
 
 impl Exposition {
+    /// An exposition that does not parse has no samples.
     pub fn parse(text: &str) -> Exposition {
-        let samples = text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .filter_map(|l| {
-                let (key, value) = l.rsplit_once(' ')?;
-                Some((key.trim().to_string(), value.trim().parse().ok()?))
-            })
-            .collect();
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let samples = Scrape::parse(lines).map(|s| s.samples).unwrap_or_default();
         Exposition { samples }
+    }
+
+    fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> {
+        self.samples.iter().filter(move |s| s.metric == name)
     }
 
     /// Sum of all samples named `name` (any labels).
     pub fn sum(&self, name: &str) -> f64 {
-        self.samples
-            .iter()
-            .filter(|(k, _)| k.as_str() == name || k.starts_with(&format!("{name}{{")))
-            .map(|(_, v)| v)
-            .sum()
+        self.named(name).filter_map(|s| scalar(&s.value)).sum()
     }
 
-    /// Samples named `name` with their label text (`outcome="success"`), for breakdowns.
+    /// Samples named `name` with their label text (`outcome="success"`), for breakdowns, sorted
+    /// by it.
     pub fn labelled(&self, name: &str) -> Vec<(String, f64)> {
-        let prefix = format!("{name}{{");
-        self.samples
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.trim_end_matches('}').into(), *v)))
-            .collect()
+        let mut out: Vec<(String, f64)> = self
+            .named(name)
+            .filter(|s| !s.labels.is_empty())
+            .filter_map(|s| Some((s.labels.to_string(), scalar(&s.value)?)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
-    /// Cumulative buckets `(le, count)` of histogram `name`, sorted by `le`.
+    /// Cumulative buckets `(le, count)` of histogram `name` (without labels), sorted by `le`.
     pub fn buckets(&self, name: &str) -> Vec<(f64, f64)> {
-        let prefix = format!("{name}_bucket{{le=\"");
         let mut out: Vec<(f64, f64)> = self
-            .samples
-            .iter()
-            .filter_map(|(k, v)| {
-                let le = k.strip_prefix(&prefix)?.strip_suffix("\"}")?;
-                let le = if le == "+Inf" {
-                    f64::INFINITY
-                } else {
-                    le.parse().ok()?
-                };
-                Some((le, *v))
+            .named(name)
+            .filter(|s| s.labels.is_empty())
+            .find_map(|s| match &s.value {
+                Value::Histogram(h) => Some(h.iter().map(|b| (b.less_than, b.count)).collect()),
+                _ => None,
             })
-            .collect();
+            .unwrap_or_default();
         out.sort_by(|a, b| a.0.total_cmp(&b.0));
         out
     }
@@ -108,9 +108,11 @@ mod tests {
     use super::*;
 
     const TEXT: &str = "# HELP x y\n\
+        # TYPE heapster_ticks counter\n\
         heapster_ticks_total 7\n\
         heapster_kubelet_requests_total{outcome=\"success\"} 90\n\
         heapster_kubelet_requests_total{outcome=\"timeout\"} 10\n\
+        # TYPE h histogram\n\
         h_bucket{le=\"0.1\"} 50\n\
         h_bucket{le=\"0.2\"} 100\n\
         h_bucket{le=\"+Inf\"} 100\n\
@@ -121,7 +123,13 @@ mod tests {
         let e = Exposition::parse(TEXT);
         assert_eq!(e.sum("heapster_ticks_total"), 7.0);
         assert_eq!(e.sum("heapster_kubelet_requests_total"), 100.0);
-        assert_eq!(e.labelled("heapster_kubelet_requests_total").len(), 2);
+        assert_eq!(
+            e.labelled("heapster_kubelet_requests_total"),
+            [
+                ("outcome=\"success\"".to_string(), 90.0),
+                ("outcome=\"timeout\"".to_string(), 10.0)
+            ]
+        );
     }
 
     #[test]

@@ -507,9 +507,12 @@ fn text_flags(p: &mut Problems, raw: &RawFlags) -> (String, LogFormat, String) {
 fn store_flags(
     p: &mut Problems,
     raw: &RawFlags,
-) -> (crate::store::SeriesLimit, crate::store::HistoryMetrics) {
+) -> (
+    crate::model::history::SeriesLimit,
+    crate::model::history::HistoryMetrics,
+) {
     let store_memory_bytes = match raw.store_memory_bytes.as_deref().map(parse_bytes) {
-        None => crate::store::DEFAULT_STORE_MEMORY_BYTES,
+        None => crate::model::history::DEFAULT_STORE_MEMORY_BYTES,
         Some(Ok(b)) if b >= MIN_STORE_BYTES => b,
         Some(_) => {
             let given = raw.store_memory_bytes.as_deref().unwrap_or_default();
@@ -517,19 +520,19 @@ fn store_flags(
                 "--store_memory_bytes",
                 format!("{given:?} is not a byte count of at least 1Mi (e.g. 2Gi, 1500Mi)"),
             );
-            crate::store::DEFAULT_STORE_MEMORY_BYTES
+            crate::model::history::DEFAULT_STORE_MEMORY_BYTES
         }
     };
     let series_limit = match raw.max_series.as_deref() {
-        None => crate::store::SeriesLimit::Bytes(store_memory_bytes),
-        given => crate::store::SeriesLimit::Series(p.number("--max_series", given, 1, 1)),
+        None => crate::model::history::SeriesLimit::Bytes(store_memory_bytes),
+        given => crate::model::history::SeriesLimit::Series(p.number("--max_series", given, 1, 1)),
     };
 
     let history_metrics = match raw.history_metrics.as_deref() {
-        None => crate::store::HistoryMetrics::default(),
-        Some(list) => crate::store::HistoryMetrics::parse(list).unwrap_or_else(|e| {
+        None => crate::model::history::HistoryMetrics::default(),
+        Some(list) => crate::model::history::HistoryMetrics::parse(list).unwrap_or_else(|e| {
             p.add("--history_metrics", e);
-            crate::store::HistoryMetrics::default()
+            crate::model::history::HistoryMetrics::default()
         }),
     };
     (series_limit, history_metrics)

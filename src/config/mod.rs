@@ -15,6 +15,7 @@ mod source;
 mod types;
 
 use std::ffi::OsString;
+use std::sync::Arc;
 
 use clap::Parser;
 
@@ -22,6 +23,14 @@ pub use duration::{format as format_duration, parse as parse_duration};
 pub use eventer::{EventerConfig, EventerParsed, parse_eventer};
 pub use sharding::{MAX_REPLICATION, Sharding};
 pub use types::*;
+
+/// Environment lookups (in-cluster variables), injected so tests never touch the process env.
+pub type Env = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// The process environment.
+pub fn process_env() -> Env {
+    Arc::new(|k: &str| std::env::var(k).ok())
+}
 
 /// What the command line asks for.
 #[derive(Debug)]

@@ -8,8 +8,9 @@ use url::Url;
 
 use super::duration;
 use super::expand::{self, Target};
-use super::types::{InfluxConfig, KafkaCompression, KafkaConfig, RemoteWriteConfig, SinkConfig};
-use crate::sink::delivery::SpoolConfig;
+use super::types::{
+    InfluxConfig, KafkaCompression, KafkaConfig, RemoteWriteConfig, SinkConfig, SpoolConfig,
+};
 
 const KINDS: &str = "influxdb, kafka, log, metric, remotewrite";
 
@@ -32,6 +33,7 @@ const INFLUX_OPTIONS: &[&str] = &[
     "batch_size",
     "buffer_points",
     "gzip",
+    "gzip_level",
     "spool_dir",
     "spool_bytes",
 ];
@@ -134,6 +136,10 @@ fn influxdb(target: Target) -> Result<InfluxConfig, Vec<String>> {
         batch_size: options.take_num("batch_size", 5_000, 1, 100_000),
         buffer_points: options.take_num("buffer_points", 1_000_000, 1, usize::MAX),
         gzip: options.take_bool("gzip").unwrap_or(true),
+        gzip_level: options
+            .take("gzip_level")
+            .is_some()
+            .then(|| options.take_num("gzip_level", 1, 1, 9)),
         spool: spool(&mut options),
     };
     errors.extend(options.finish(INFLUX_OPTIONS));
@@ -456,7 +462,9 @@ mod tests {
             assert_eq!((c.token, c.org, c.bucket), (None, None, None));
             assert_eq!((c.batch_size, c.buffer_points), (5_000, 1_000_000));
             assert_eq!(c.spool, SpoolConfig::default());
+            assert_eq!(c.gzip_level, None, "the built-in line compressor");
         }
+        assert_eq!(influx("influxdb:?gzip_level=9").gzip_level, Some(9));
     }
 
     #[test]
@@ -521,6 +529,10 @@ mod tests {
             (
                 "influxdb:?concurrency=0",
                 "option concurrency: \"0\" is not a number from 1 to 64",
+            ),
+            (
+                "influxdb:?gzip_level=0",
+                "option gzip_level: \"0\" is not a number from 1 to 9",
             ),
             ("influxdb:?concurrency=65", "option concurrency"),
             ("influxdb:?version=3", "option version: \"3\" is not 1 or 2"),

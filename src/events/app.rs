@@ -11,8 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{EventMetrics, EventSink, Eventer, EventerOptions};
 use crate::api::{self, ApiState, health::Health};
-use crate::app::Env;
-use crate::config::EventerConfig;
+use crate::config::{Env, EventerConfig};
 use crate::source::apiserver;
 
 /// Time the sinks get to deliver at shutdown.

@@ -31,23 +31,9 @@ pub mod schema;
 pub mod sinks;
 pub mod watch;
 
-use std::sync::Arc;
-
-use k8s_openapi::api::core::v1::Event;
-
-use crate::model::Nanos;
-
+pub use crate::model::event::Record;
 pub use app::EventerApp;
 pub use buffer::EventBuffer;
 pub use metrics::EventMetrics;
 pub use run::{Eventer, EventerOptions};
 pub use sinks::{EventSink, InfluxEventSink, LogEventSink};
-
-/// One event update to export, with the point time already chosen (unique per uid).
-#[derive(Clone, Debug)]
-pub struct Record {
-    pub event: Arc<Event>,
-    /// Nanoseconds since the epoch: [`schema::point_time`], moved forward by a few nanoseconds
-    /// when an earlier update of the same uid already used it.
-    pub time: Nanos,
-}

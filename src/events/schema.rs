@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Event;
 
 use super::Record;
 use crate::model::Nanos;
+pub use crate::model::event::hostname;
 use crate::sink::influxdb::encode::{FieldValue, Line, LineError, write_line};
 
 /// `log/events` in the default schema.
@@ -42,16 +43,6 @@ pub fn point_time(e: &Event) -> Option<Nanos> {
                 .as_ref()
                 .and_then(|t| nanos(&t.0))
         })
-}
-
-/// The host an event comes from: `source.host`, else `reportingInstance`.
-pub fn hostname(e: &Event) -> &str {
-    e.source
-        .as_ref()
-        .and_then(|s| s.host.as_deref())
-        .filter(|h| !h.is_empty())
-        .or(e.reporting_instance.as_deref())
-        .unwrap_or_default()
 }
 
 fn s(v: &Option<String>) -> &str {

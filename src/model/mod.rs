@@ -5,9 +5,12 @@
 //! (node, system container, pod, container, namespace, cluster) as a [`MetricSet`] of values.
 
 pub mod cluster;
+pub mod event;
+pub mod history;
 pub mod labels;
 mod metric;
 pub mod replica;
+pub mod sample;
 pub(crate) mod table;
 #[cfg(test)]
 pub(crate) mod test_keys;

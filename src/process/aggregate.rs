@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::decode::RawSet;
 use super::enrich::NODE_FROM_PODS;
 use super::rates::{PRESSURE_MASK, rates_of};
+use crate::model::sample::RawSet;
 use crate::model::{FastMap, Metric, MetricSet, Nanos, SetKey};
 
 /// Summed into namespaces and the cluster (Heapster's list, plus the working set, swap usage

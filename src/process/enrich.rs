@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::decode::RawSet;
 use crate::model::cluster::{ClusterState, NodeInfo, PodInfo, PodStamp};
+use crate::model::sample::RawSet;
 use crate::model::{Metric, MetricSet, SetKey, Value};
 
 /// A node's pod records from its last tick, in the order its kubelet listed the pods, while
@@ -162,9 +162,9 @@ pub fn node_ratios(set: &mut MetricSet) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SetKey;
     use crate::process::Processor;
-    use crate::process::decode::decode_summary;
-    use crate::source::summary;
+    use crate::testing::sim_sample;
 
     const NODE: &str = "sim-node-0000";
 
@@ -181,9 +181,7 @@ mod tests {
     /// Each pod's labels (pods and containers must agree) after a tick at `now` seconds.
     fn labels_after(p: &mut Processor, cluster: &ClusterState, now: i64) -> Vec<Option<String>> {
         let t = now * 1_000_000_000;
-        let body = crate::sim::summary_body(0, 4, 1, 1_000_000_000, t);
-        let s = summary::decode(&body).expect("simulator payload");
-        let sample = decode_summary(&s, &Arc::from(NODE), t, &Default::default());
+        let sample = sim_sample(NODE, 0, 4, t);
         let batch = p.process(vec![sample], cluster, t, i64::MAX);
         let mut out: Vec<(String, Option<String>)> = Vec::new();
         for set in &batch.sets {
@@ -201,12 +199,13 @@ mod tests {
 
     #[test]
     fn pod_records_kept_from_the_last_tick_follow_every_change() {
-        let body = crate::sim::summary_body(0, 4, 1, 1_000_000_000, 2_000_000_000);
-        let s = summary::decode(&body).expect("simulator payload");
-        let pods: Vec<(String, String)> = s
-            .pods
+        let pods: Vec<(String, String)> = sim_sample(NODE, 0, 4, 2_000_000_000)
+            .sets
             .iter()
-            .map(|p| (p.pod_ref.namespace.to_string(), p.pod_ref.name.to_string()))
+            .filter_map(|raw| match &raw.set.key {
+                SetKey::Pod { namespace, pod } => Some((namespace.to_string(), pod.to_string())),
+                _ => None,
+            })
             .collect();
         assert_eq!(pods.len(), 4);
         let mut cluster = ClusterState::default();

@@ -3,15 +3,14 @@
 //! Pure functions and one piece of state (the previous counters for rates); no I/O.
 
 pub mod aggregate;
-pub mod decode;
 pub mod enrich;
 pub mod rates;
 
 use std::sync::Arc;
 
 use crate::model::cluster::ClusterState;
+use crate::model::sample::NodeSample;
 use crate::model::{Batch, FastMap, MetricSet, Nanos};
-use decode::NodeSample;
 use rates::RateState;
 
 /// Turns each tick's samples into metric sets, node by node.
@@ -50,11 +49,6 @@ impl Tick {
 impl Processor {
     pub fn new() -> Processor {
         Processor::default()
-    }
-
-    /// Number of entities whose previous counters are remembered.
-    pub fn remembered(&self) -> usize {
-        self.rates.len()
     }
 
     /// Starts a tick. `timestamp` is the window end (aligned).

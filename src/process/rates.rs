@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use super::decode::{PressureTotals, RawSet, SampleTimes};
+use crate::model::sample::{PressureTotals, RawSet, SampleTimes};
 use crate::model::{FastMap, Metric, MetricSet, Nanos, SetKey, Value};
 
 const NANOS_PER_SEC_F: f64 = 1e9;

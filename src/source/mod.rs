@@ -2,6 +2,7 @@
 
 pub mod apiserver;
 pub mod credentials;
+pub mod decode;
 pub mod http1;
 pub mod kubelet;
 pub mod quantity;

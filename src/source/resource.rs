@@ -32,9 +32,9 @@ use std::sync::Arc;
 
 use prometheus_parse::{Sample, Scrape, Value as PromValue};
 
+use crate::model::sample::{NodeSample, RawSet, SampleTimes};
 use crate::model::time::NANOS_PER_SEC;
 use crate::model::{Metric, MetricSet, Nanos, SetKey, Value};
-use crate::process::decode::{NodeSample, RawSet, SampleTimes};
 
 /// Why a `/metrics/resource` body could not be decoded.
 #[derive(Debug, thiserror::Error)]

@@ -23,13 +23,14 @@ use rand::Rng;
 use tokio::task::JoinSet;
 use url::Url;
 
+use super::decode::{NodeNames, ResourceIds, decode_summary_with};
 use super::kubelet::{KubeletClient, ScrapeError, certificate_advice};
 use super::{resource, summary};
 use crate::certificate::Chain;
 use crate::config::KubeletEndpoint;
 use crate::model::cluster::NodeInfo;
+use crate::model::sample::NodeSample;
 use crate::model::time;
-use crate::process::decode::{NodeNames, NodeSample, ResourceIds, decode_summary_with};
 
 /// With `kubeletEndpoint=auto`, how long a node stays on `/metrics/resource` before summary is
 /// tried again.
@@ -68,11 +69,6 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// The URL of a node's Summary API (for `Direct`).
-    pub fn url(&self, node: &NodeInfo) -> Result<Url, ScrapeError> {
-        self.api_url(node, Api::Summary)
-    }
-
     /// The URL of one of a node's data endpoints (for `Direct`).
     pub fn api_url(&self, node: &NodeInfo, api: Api) -> Result<Url, ScrapeError> {
         match self {
@@ -167,12 +163,6 @@ pub struct Scraper {
     names: Mutex<HashMap<Arc<str>, NodeNames>>,
 }
 
-/// What a tick's scrape produced.
-pub struct ScrapeResult {
-    pub samples: Vec<NodeSample>,
-    pub failed: Vec<(Arc<str>, ScrapeError)>,
-}
-
 impl Scraper {
     pub fn new(
         kubelet: KubeletClient,
@@ -200,17 +190,6 @@ impl Scraper {
     pub fn with_endpoint(mut self, mode: KubeletEndpoint) -> Scraper {
         self.mode = mode;
         self
-    }
-
-    /// Scrapes `nodes`; whatever has not answered by `deadline` is counted as failed.
-    pub async fn scrape(
-        self: &Arc<Self>,
-        nodes: Vec<Arc<NodeInfo>>,
-        deadline: Instant,
-    ) -> ScrapeResult {
-        let mut samples = Vec::with_capacity(nodes.len());
-        let failed = self.scrape_each(nodes, deadline, |s| samples.push(s)).await;
-        ScrapeResult { samples, failed }
     }
 
     /// Scrapes `nodes`, handing each node's sample to `on_sample` as soon as it is decoded (in
@@ -485,10 +464,10 @@ mod tests {
             ..NodeInfo::default()
         });
         let deadline = Instant::now() + Duration::from_secs(5);
-        let result = scraper.scrape(vec![node], deadline).await;
-        assert_eq!(result.failed.len(), 1);
+        let failed = scraper.scrape_each(vec![node], deadline, |_| {}).await;
+        assert_eq!(failed.len(), 1);
         assert_eq!(lock(&scraper.failing).len(), 1);
-        scraper.scrape(Vec::new(), deadline).await;
+        scraper.scrape_each(Vec::new(), deadline, |_| {}).await;
         assert!(lock(&scraper.failing).is_empty());
     }
 

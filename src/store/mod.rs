@@ -30,22 +30,18 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+pub use crate::model::history::{
+    DEFAULT_STORE_MEMORY_BYTES, HISTORY_CANDIDATES, HistoryMetrics, SeriesLimit,
+};
 use crate::model::table::SetTable;
 use crate::model::{Batch, Nanos, SetKey};
 use crate::sink::Sink;
 pub use query::{ContainerUsage, PodUsage, Point};
 pub use resource::Usage;
-pub use series::{HISTORY_CANDIDATES, HistoryMetrics};
 use series::{HistorySpec, Series, Shapes, Ticks};
 
 /// Sets ingested per write-lock hold.
 const CHUNK: usize = 4096;
-
-/// Default `--store_memory_bytes`: 1 GiB. A node with 30 pods of two containers has 95 series
-/// (node, 4 system containers, pods, containers); at 15 s resolution with the default history
-/// (15 minutes, two metrics) a series is estimated at 704 bytes ([`series_bytes`]), so the
-/// default holds 1.5 million series: every series of a cluster of 16,000 such nodes.
-pub const DEFAULT_STORE_MEMORY_BYTES: u64 = 1 << 30;
 
 /// The estimated heap bytes of a series beside its history: the series itself, its packed
 /// latest values (a container's dozens of values and filesystems), its place in the series
@@ -71,16 +67,6 @@ fn max_points(history: Nanos, resolution: Nanos) -> usize {
         .unwrap_or(usize::MAX)
         .saturating_add(1)
         .min(100_000)
-}
-
-/// What bounds the number of series the store holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SeriesLimit {
-    /// `--max_series`: at most this many.
-    Series(usize),
-    /// `--store_memory_bytes`: as many series with a full history as the estimate
-    /// ([`series_bytes`]) fits in this many bytes.
-    Bytes(u64),
 }
 
 /// How often, in batch time, the "store full" warning repeats while series are refused.

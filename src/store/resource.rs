@@ -39,8 +39,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::model::history::HistoryMetrics;
     use crate::model::{Metric, MetricSet, SetKey, Value};
-    use crate::store::series::{HistoryMetrics, HistorySpec, Shapes};
+    use crate::store::series::{HistorySpec, Shapes};
 
     /// Takes `set` as batch `seq` at `ts`, into a history of `max_points`.
     fn update(s: &mut Series, set: &MetricSet, ts: Nanos, seq: u64, max_points: usize) {

@@ -5,95 +5,20 @@ use std::borrow::Borrow;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
+use crate::model::history::{HistoryMetrics, MAX_HISTORY};
 use crate::model::{Metric, MetricSet, Nanos, Value, ValueType};
-
-/// The metrics a history can hold, in catalogue order.
-pub const HISTORY_CANDIDATES: [Metric; MAX_HISTORY] = [
-    Metric::CpuUsageRate,
-    Metric::MemoryUsage,
-    Metric::MemoryWorkingSet,
-];
-
-const MAX_HISTORY: usize = 3;
 
 /// `Tiny` units as shifts, per candidate: millicores for `cpu/usage_rate`, 4 KiB pages for
 /// memory (kubelets report cgroup memory in whole pages).
 const TINY_SHIFT: [u32; MAX_HISTORY] = [0, 12, 12];
 
-/// Which metrics the store keeps a history of (`--history_metrics`): a subset of
-/// [`HISTORY_CANDIDATES`]. Heapster kept `cpu/usage_rate` and `memory/usage`, the default;
-/// `memory/working_set` adds half as much again (2 bytes per series per slot).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HistoryMetrics(u8);
-
-impl Default for HistoryMetrics {
-    fn default() -> HistoryMetrics {
-        HistoryMetrics::HEAPSTER
+/// The `Tiny` shifts of a history's metrics, in slot order (unused places: 0).
+fn shifts(metrics: HistoryMetrics) -> [u32; MAX_HISTORY] {
+    let mut out = [0; MAX_HISTORY];
+    for (o, i) in out.iter_mut().zip(metrics.held()) {
+        *o = TINY_SHIFT[i];
     }
-}
-
-impl HistoryMetrics {
-    /// `cpu/usage_rate` and `memory/usage`, as Heapster kept them.
-    pub const HEAPSTER: HistoryMetrics = HistoryMetrics(0b011);
-    /// Every candidate.
-    pub const ALL: HistoryMetrics = HistoryMetrics(0b111);
-    /// No history: latest values only.
-    pub const NONE: HistoryMetrics = HistoryMetrics(0);
-
-    /// A comma-separated list of metric names (`cpu/usage_rate,memory/usage`); empty: none.
-    pub fn parse(list: &str) -> Result<HistoryMetrics, String> {
-        let mut bits = 0u8;
-        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let i = HISTORY_CANDIDATES
-                .iter()
-                .position(|m| m.name() == name)
-                .ok_or_else(|| {
-                    let known: Vec<&str> = HISTORY_CANDIDATES.iter().map(|m| m.name()).collect();
-                    format!("{name:?} is not one of {}", known.join(", "))
-                })?;
-            bits |= 1 << i;
-        }
-        Ok(HistoryMetrics(bits))
-    }
-
-    /// The metrics, in catalogue order.
-    pub fn metrics(self) -> impl Iterator<Item = Metric> {
-        (0..MAX_HISTORY)
-            .filter(move |i| self.0 & (1 << i) != 0)
-            .map(|i| HISTORY_CANDIDATES[i])
-    }
-
-    /// How many metrics: the values in each history slot.
-    pub fn len(self) -> usize {
-        self.0.count_ones() as usize
-    }
-
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// The metric's place in a slot.
-    fn position(self, metric: Metric) -> Option<usize> {
-        self.metrics().position(|m| m == metric)
-    }
-
-    /// The `Tiny` shifts of the metrics, in slot order (unused places: 0).
-    fn shifts(self) -> [u32; MAX_HISTORY] {
-        let mut out = [0; MAX_HISTORY];
-        let held = (0..MAX_HISTORY).filter(|i| self.0 & (1 << i) != 0);
-        for (o, i) in out.iter_mut().zip(held) {
-            *o = TINY_SHIFT[i];
-        }
-        out
-    }
-
-    /// Display form, as `--history_metrics` takes it.
-    pub fn names(self) -> String {
-        self.metrics()
-            .map(Metric::name)
-            .collect::<Vec<_>>()
-            .join(",")
-    }
+    out
 }
 
 /// What every series' history holds: which metrics, and at most how many slots.
@@ -283,7 +208,7 @@ impl Ring {
     fn new(metrics: HistoryMetrics) -> Ring {
         Ring {
             n: metrics.len() as u8,
-            shifts: metrics.shifts().map(|s| s as u8),
+            shifts: shifts(metrics).map(|s| s as u8),
             layout: Layout::Tiny {
                 base: [0; MAX_HISTORY],
                 values: VecDeque::new(),
@@ -823,36 +748,15 @@ mod tests {
 
     #[test]
     fn tiny_shift_follows_history_metrics() {
-        assert_eq!(HISTORY_CANDIDATES[0], Metric::CpuUsageRate);
+        assert_eq!(
+            crate::model::history::HISTORY_CANDIDATES[0],
+            Metric::CpuUsageRate
+        );
         assert_eq!(TINY_SHIFT[0], 0, "millicores");
         assert_eq!(TINY_SHIFT[1..], [12, 12], "memory in pages");
-        assert_eq!(HistoryMetrics::ALL.shifts(), [0, 12, 12]);
+        assert_eq!(shifts(HistoryMetrics::ALL), [0, 12, 12]);
         let memory = HistoryMetrics::parse("memory/working_set,memory/usage").expect("valid");
-        assert_eq!(memory.shifts(), [12, 12, 0]);
-    }
-
-    #[test]
-    fn history_metrics_parse_and_default_to_heapsters() {
-        assert_eq!(
-            HistoryMetrics::default().names(),
-            "cpu/usage_rate,memory/usage"
-        );
-        let all = HistoryMetrics::parse(" memory/working_set , cpu/usage_rate,memory/usage")
-            .expect("valid");
-        assert_eq!(all, HistoryMetrics::ALL);
-        assert_eq!(
-            all.names(),
-            "cpu/usage_rate,memory/usage,memory/working_set"
-        );
-        assert_eq!(
-            HistoryMetrics::parse("").expect("empty is none"),
-            HistoryMetrics::NONE
-        );
-        let err = HistoryMetrics::parse("cpu/usage_rate,memory/rss").expect_err("not a candidate");
-        assert!(
-            err.contains("\"memory/rss\" is not one of cpu/usage_rate"),
-            "{err}"
-        );
+        assert_eq!(shifts(memory), [12, 12, 0]);
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub fn config(url: url::Url, db: &str) -> InfluxConfig {
         batch_size: 5000,
         buffer_points: 1_000_000,
         gzip: true,
+        gzip_level: None,
         spool: Default::default(),
     }
 }

@@ -58,7 +58,7 @@ pub fn router(state: ApiState, auth: AuthState) -> Router {
             axum::response::IntoResponse::into_response(super::error::StatusError::NoRoute)
         })
         .layer(axum::middleware::from_fn_with_state(auth, auth::check))
-        .layer(axum::middleware::from_fn(super::gzip::compress))
+        .layer(super::compression())
         .layer(axum::middleware::from_fn_with_state(
             super::limits::Limits::default(),
             super::limits::check,

@@ -24,11 +24,11 @@ pub mod run;
 pub mod spool;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use crate::config::SpoolConfig;
 use crate::model::Nanos;
 pub use metrics::{SinkFamilies, SinkMetrics, Stats};
 pub use pipeline::{DropWarnings, Pipeline};
@@ -95,31 +95,6 @@ impl Default for DeliveryTuning {
             max_backoff: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             room_wait: Duration::from_secs(15),
-        }
-    }
-}
-
-/// A sink's disk spool (`spool_dir`, `spool_bytes`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SpoolConfig {
-    /// The directory of this sink's segments; `None`: no spool (what does not fit in memory
-    /// is dropped and counted).
-    pub dir: Option<PathBuf>,
-    /// The cap on the segments' size.
-    pub bytes: u64,
-}
-
-impl SpoolConfig {
-    /// 1 GiB: at 1,000 nodes of 30 pods, a tick of remote write or gzipped line protocol is in
-    /// the tens of MiB, so this is a few tens of minutes of outage.
-    pub const DEFAULT_BYTES: u64 = 1 << 30;
-}
-
-impl Default for SpoolConfig {
-    fn default() -> SpoolConfig {
-        SpoolConfig {
-            dir: None,
-            bytes: SpoolConfig::DEFAULT_BYTES,
         }
     }
 }

@@ -333,10 +333,19 @@ mod tests {
         assert_eq!(duration(Some(Duration::from_secs(90))), "90s");
     }
 
-    /// An https server with a self-signed certificate for 127.0.0.1 (the secure port's) that
-    /// completes handshakes and closes the connection.
+    /// An https server with a self-signed certificate for 127.0.0.1 that completes handshakes
+    /// and closes the connection.
     async fn self_signed_server() -> Url {
-        let config = crate::api::secure::tls::server_config(&Default::default()).expect("tls");
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("cert");
+        let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der())
+            .expect("key");
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocols")
+            .with_no_client_auth()
+            .with_single_cert(vec![ck.cert.der().clone()], key)
+            .expect("tls");
         let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -88,6 +88,7 @@ impl InfluxSink {
             disable_counter_metrics: cfg.disable_counter_metrics,
             batch_size: cfg.batch_size,
             gzip: cfg.gzip,
+            gzip_level: cfg.gzip_level,
         });
         Ok(InfluxSink {
             encoder,

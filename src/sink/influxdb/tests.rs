@@ -14,6 +14,7 @@ fn opts(with_fields: bool) -> SchemaOptions {
         disable_counter_metrics: false,
         batch_size: 5000,
         gzip: false,
+        gzip_level: None,
     }
 }
 
@@ -162,11 +163,16 @@ fn gzipped_chunks_hold_exactly_the_plain_lines() {
     }
     let batch = Batch::new(TS, sets);
     for with_fields in [false, true] {
-        for batch_size in [1, 2, 3, 7, 5000] {
+        // The built-in line compressor, then flate2 at two levels (`gzip_level`).
+        for (batch_size, level) in [1, 2, 3, 7, 5000]
+            .into_iter()
+            .flat_map(|b| [(b, None), (b, Some(1)), (b, Some(9))])
+        {
             let mut o = opts(with_fields);
             o.batch_size = batch_size;
             let plain = lines(o.clone(), &batch).join("\n") + "\n";
             o.gzip = true;
+            o.gzip_level = level;
             let mut out = Vec::new();
             // Twice through one encoder: the second batch reuses its buffers and hints (and
             // has another timestamp).
@@ -186,7 +192,7 @@ fn gzipped_chunks_hold_exactly_the_plain_lines() {
             assert_eq!(
                 String::from_utf8(unzipped).expect("utf8"),
                 plain,
-                "with_fields={with_fields} batch_size={batch_size}"
+                "with_fields={with_fields} batch_size={batch_size} gzip_level={level:?}"
             );
         }
     }

@@ -16,9 +16,8 @@ use prometheus_client::registry::Registry;
 use super::delivery::{Body, DeliveryOptions, DeliveryTuning, Pipeline, SinkFamilies, Stats};
 use super::encoded::{Encode, EncodedSink};
 use crate::config::KafkaConfig;
-use crate::events::Record;
-use crate::events::schema::hostname;
 use crate::model::Batch;
+use crate::model::event::{Record, hostname};
 pub use encode::Encoder;
 use transport::KafkaTransport;
 

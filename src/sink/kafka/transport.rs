@@ -278,9 +278,7 @@ fn tls_config(cfg: &KafkaConfig) -> Result<rustls::ClientConfig, TlsError> {
     let builder = if cfg.insecure_ssl {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(crate::source::kubelet::AnyServerCert(
-                provider,
-            )))
+            .with_custom_certificate_verifier(Arc::new(crate::certificate::AnyServerCert(provider)))
     } else {
         let mut roots = rustls::RootCertStore::empty();
         match &cfg.ca_cert {

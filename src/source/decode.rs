@@ -1,4 +1,5 @@
-//! Summary → raw metric sets (cumulative counters and gauges; no rates yet).
+//! Summary → raw metric sets (cumulative counters and gauges; no rates yet): a kubelet's
+//! answer becomes a [`NodeSample`] beside the client that fetched it.
 //!
 //! Follows Heapster's summary source: a node set, its system containers (renamed as Heapster
 //! did), a set per pod and per container. Filesystems become values labeled by `resource_id`
@@ -7,43 +8,12 @@
 
 use std::sync::Arc;
 
+use crate::model::sample::{NodeSample, PressureTotals, RawSet, SampleTimes};
 use crate::model::{LabeledValue, Metric, MetricSet, Nanos, SetKey, Value};
 use crate::source::summary::{
     ContainerStats, CpuStats, FsStats, IoStats, MemoryStats, NetworkStats, PsiStats, Summary,
     SwapStats,
 };
-
-/// When each group of cumulative counters was sampled (they differ within one response).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SampleTimes {
-    pub cpu: Option<Nanos>,
-    pub memory: Option<Nanos>,
-    pub network: Option<Nanos>,
-    /// Of the `io` section (its pressure stall totals).
-    pub io: Option<Nanos>,
-}
-
-/// Cumulative pressure stall totals in microseconds, `some` then `full` of cpu, memory and io
-/// (the order of [`super::rates::PRESSURES`]). They only feed the pressure rates.
-pub type PressureTotals = [Option<u64>; 6];
-
-/// A metric set straight from the kubelet, with its sample times.
-#[derive(Clone, Debug)]
-pub struct RawSet {
-    pub set: MetricSet,
-    pub times: SampleTimes,
-    /// Bit `m` set when the kubelet reported metric `m` for this set itself (pods: so container
-    /// sums fill only what the pod lacks).
-    pub own: u64,
-    pub pressure: PressureTotals,
-}
-
-/// Everything one kubelet answered, decoded.
-#[derive(Clone, Debug)]
-pub struct NodeSample {
-    pub node: Arc<str>,
-    pub sets: Vec<RawSet>,
-}
 
 /// Heapster's names for the kubelet's system containers.
 pub fn sys_container_name(name: &str) -> &str {

@@ -1,1 +1,0 @@
-//! Self-metrics registry.
