@@ -24,7 +24,7 @@ use rustls::pki_types::CertificateDer;
 
 use crate::model::replica::Peer;
 use crate::source::credentials::TokenSource;
-use crate::source::kubelet::AnyServerCert;
+use crate::certificate::AnyServerCert;
 
 /// Largest answer accepted from a peer by default: a whole replica's pod list with labels
 /// stays well below it.
