@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use heapster_rs::app::{self, App, process};
+use heapster_rs::app::{self, App, startup};
 use heapster_rs::config::{self, Parsed, SourceConfig};
 
 /// mimalloc instead of glibc's malloc: the collector makes many small, short-lived allocations
@@ -16,16 +16,16 @@ fn main() -> ExitCode {
     let env = |k: &str| std::env::var(k).ok();
     let cfg = match config::parse(std::env::args_os(), &env) {
         Parsed::Run(cfg) => cfg,
-        Parsed::Exit { code, message } => return process::exit_with(code, &message),
+        Parsed::Exit { code, message } => return startup::exit_with(code, &message),
     };
-    process::init(cfg.log_format, &cfg.log_level);
-    process::raise_open_files_limit();
+    startup::init(cfg.log_format, &cfg.log_level);
+    startup::raise_open_files_limit();
     if matches!(cfg.source, SourceConfig::Simulated(_)) {
         tracing::warn!(
             "--source is simulated: scraping an in-process simulated cluster, not a real one"
         );
     }
-    let runtime = match process::runtime() {
+    let runtime = match startup::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        process::cancel_on_signal(app.shutdown_token());
+        startup::cancel_on_signal(app.shutdown_token());
         app.wait().await;
         ExitCode::SUCCESS
     });

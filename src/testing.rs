@@ -90,7 +90,7 @@ pub mod fuzz {
     use crate::model::cluster::ClusterState;
     use crate::process::Processor;
     use crate::source::decode::{ResourceIds, decode_summary};
-    use crate::source::{resource, summary};
+    use crate::source::{resource_metrics, summary};
 
     /// The value of `$S`, which no message may ever show.
     pub const SECRET: &str = "fuzz-secret-from-env";
@@ -334,6 +334,10 @@ pub mod fuzz {
     /// A `/metrics/resource` body (Prometheus text): decoding it never panics.
     pub fn resource(body: &[u8]) {
         let node: Arc<str> = Arc::from("n1");
-        let _ = std::hint::black_box(resource::decode(body, &node, 1_750_000_000_000_000_000));
+        let _ = std::hint::black_box(resource_metrics::decode(
+            body,
+            &node,
+            1_750_000_000_000_000_000,
+        ));
     }
 }

@@ -1,8 +1,8 @@
 //! What the fuzz targets in `fuzz/` check, as ordinary tests: every input they found a problem
 //! with (kept verbatim), and the same properties under proptest for `cargo test`.
 
-use heapster_rs::api::model::{parse_query, path};
-use heapster_rs::api::resource::selector::{FieldSelector, LabelSelector};
+use heapster_rs::api::metrics_api::selector::{FieldSelector, LabelSelector};
+use heapster_rs::api::model_api::{parse_query, path};
 use heapster_rs::config::{Parsed, format_duration, parse, parse_duration};
 use heapster_rs::testing::fuzz::{self, SECRET};
 use proptest::prelude::*;

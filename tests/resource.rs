@@ -11,7 +11,7 @@ use heapster_rs::model::sample::{NodeSample, RawSet};
 use heapster_rs::model::{Batch, Metric, SetKey, Value};
 use heapster_rs::sim::{self, KubeletFault, SimAuth, SimCluster, SimOptions};
 use heapster_rs::source::decode::{ResourceIds, decode_summary};
-use heapster_rs::source::{resource, summary};
+use heapster_rs::source::{resource_metrics, summary};
 use heapster_rs::testing::fixture;
 
 const S: i64 = 1_000_000_000;
@@ -48,7 +48,7 @@ fn the_eks_capture_decodes_to_its_literal_values() {
         return;
     };
     let node: Arc<str> = Arc::from("ip-10-0-1-23");
-    let got = resource::decode(&body, &node, 0).expect("decodes");
+    let got = resource_metrics::decode(&body, &node, 0).expect("decodes");
     assert!(!got.scrape_error);
     let s = &got.sample;
     // 1 node, 9 pods, 12 containers; no system containers at this endpoint.
@@ -173,7 +173,7 @@ async fn simulator_serves_resource_consistent_with_summary_with_the_same_auth() 
     let node: Arc<str> = Arc::from("sim-node-0001");
     let s = summary::decode(&summary_body).expect("summary");
     let from_summary = decode_summary(&s, &node, 0, &ResourceIds::default());
-    let from_resource = resource::decode(&resource_body, &node, 0).expect("resource");
+    let from_resource = resource_metrics::decode(&resource_body, &node, 0).expect("resource");
     assert!(!from_resource.scrape_error);
     let mut compared = 0;
     for r in &from_resource.sample.sets {

@@ -7,10 +7,10 @@
 pub mod error;
 pub mod health;
 pub mod limits;
-pub mod model;
+pub mod metrics_api;
+pub mod model_api;
 mod partials;
 pub mod peers;
-pub mod resource;
 pub mod secure;
 
 use std::sync::Arc;
@@ -99,8 +99,8 @@ pub fn plain_router(state: ApiState, apis: bool) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics));
     let r = if apis {
-        r.merge(model::router())
-            .merge(resource::router())
+        r.merge(model_api::router())
+            .merge(metrics_api::router())
             .nest(peers::LOCAL_PREFIX, peers::local_router(&state))
             .merge(partials::router())
     } else {

@@ -78,8 +78,8 @@ pub fn local_router(state: &ApiState) -> Router<ApiState> {
         ..state.clone()
     };
     Router::new()
-        .merge(super::model::router())
-        .merge(super::resource::router())
+        .merge(super::model_api::router())
+        .merge(super::metrics_api::router())
         .with_state(local)
 }
 

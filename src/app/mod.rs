@@ -1,9 +1,9 @@
 //! Wiring: a validated [`Config`] → watchers, scraper, processor, sinks, HTTP server, and the
 //! tick loop that drives them. [`App::start`] returns handles so tests run it in-process.
 
-pub mod process;
 mod shard;
 pub mod simulated;
+pub mod startup;
 mod tick;
 
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use heapster_rs::app::{self, process};
+use heapster_rs::app::{self, startup};
 use heapster_rs::config::{self, EventerParsed};
 use heapster_rs::events::EventerApp;
 
@@ -10,10 +10,10 @@ fn main() -> ExitCode {
     let env = |k: &str| std::env::var(k).ok();
     let cfg = match config::parse_eventer(std::env::args_os(), &env) {
         EventerParsed::Run(cfg) => cfg,
-        EventerParsed::Exit { code, message } => return process::exit_with(code, &message),
+        EventerParsed::Exit { code, message } => return startup::exit_with(code, &message),
     };
-    process::init(cfg.log_format, &cfg.log_level);
-    let runtime = match process::runtime() {
+    startup::init(cfg.log_format, &cfg.log_level);
+    let runtime = match startup::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        process::cancel_on_signal(eventer.shutdown_token());
+        startup::cancel_on_signal(eventer.shutdown_token());
         eventer.wait().await;
         ExitCode::SUCCESS
     })

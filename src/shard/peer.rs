@@ -22,9 +22,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use rustls::pki_types::CertificateDer;
 
+use crate::certificate::AnyServerCert;
 use crate::model::replica::Peer;
 use crate::source::credentials::TokenSource;
-use crate::certificate::AnyServerCert;
 
 /// Largest answer accepted from a peer by default: a whole replica's pod list with labels
 /// stays well below it.

@@ -18,7 +18,7 @@ use futures::stream;
 
 use super::KubeletFault;
 use super::state::{KubeletCounters, NodeState, Shared};
-use super::{resource, summary};
+use super::{resource_metrics, summary};
 use crate::model::time::now;
 
 /// Per-listener state: which node this kubelet is.
@@ -87,7 +87,7 @@ pub(crate) async fn summary_response(shared: &Shared, node: &NodeState) -> Respo
 async fn respond(shared: &Shared, node: &NodeState, api: Api) -> Response {
     let render = || match api {
         Api::Summary => summary::render(&shared.cfg, node, now()),
-        Api::Resource => resource::render(&shared.cfg, node, now()),
+        Api::Resource => resource_metrics::render(&shared.cfg, node, now()),
     };
     let content_type = match api {
         Api::Summary => "application/json",

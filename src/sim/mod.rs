@@ -64,7 +64,7 @@ mod leases;
 mod list;
 mod objects;
 mod payload;
-mod resource;
+mod resource_metrics;
 mod review;
 mod selector;
 mod serve;

@@ -58,7 +58,7 @@ pub enum ScrapeError {
     #[error("invalid summary")]
     Summary(#[source] serde_json::Error),
     #[error("invalid /metrics/resource")]
-    Resource(#[source] super::resource::DecodeError),
+    Resource(#[source] super::resource_metrics::DecodeError),
     /// The scrape's task panicked or was cancelled.
     #[error("scrape task failed")]
     Task(#[source] tokio::task::JoinError),

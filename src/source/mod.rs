@@ -6,7 +6,7 @@ pub mod decode;
 pub mod http1;
 pub mod kubelet;
 pub mod quantity;
-pub mod resource;
+pub mod resource_metrics;
 pub mod scrape;
 pub mod summary;
 pub mod watch;

@@ -25,7 +25,7 @@ use url::Url;
 
 use super::decode::{NodeNames, ResourceIds, decode_summary_with};
 use super::kubelet::{KubeletClient, ScrapeError, certificate_advice};
-use super::{resource, summary};
+use super::{resource_metrics, summary};
 use crate::certificate::Chain;
 use crate::config::KubeletEndpoint;
 use crate::model::cluster::NodeInfo;
@@ -345,8 +345,8 @@ impl Scraper {
 
     async fn scrape_resource(&self, node: &NodeInfo) -> Result<NodeSample, ScrapeError> {
         let body = self.fetch(node, Api::Resource).await?;
-        let decoded =
-            resource::decode(&body, &node.name, time::now()).map_err(ScrapeError::Resource)?;
+        let decoded = resource_metrics::decode(&body, &node.name, time::now())
+            .map_err(ScrapeError::Resource)?;
         let mut errors = lock(&self.resource_errors);
         if decoded.scrape_error {
             self.metrics.resource_errors.inc();

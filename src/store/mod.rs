@@ -17,8 +17,8 @@
 //! pass that expires series.
 
 mod query;
-mod resource;
 mod series;
+mod usage;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,8 +37,8 @@ use crate::model::table::SetTable;
 use crate::model::{Batch, Nanos, SetKey};
 use crate::sink::Sink;
 pub use query::{ContainerUsage, PodUsage, Point};
-pub use resource::Usage;
 use series::{HistorySpec, Series, Shapes, Ticks};
+pub use usage::Usage;
 
 /// Sets ingested per write-lock hold.
 const CHUNK: usize = 4096;

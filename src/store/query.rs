@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::resource::{Usage, usage};
 use super::series::Series;
+use super::usage::{Usage, usage};
 use super::{Inner, Store};
 use crate::model::{Metric, Nanos, SetKey, Value};
 

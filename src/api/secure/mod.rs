@@ -47,8 +47,8 @@ pub fn router(state: ApiState, auth: AuthState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
-        .merge(super::resource::router())
-        .merge(super::model::router())
+        .merge(super::metrics_api::router())
+        .merge(super::model_api::router())
         .nest(
             super::peers::LOCAL_PREFIX,
             super::peers::local_router(&state),
