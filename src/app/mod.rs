@@ -88,6 +88,11 @@ impl App {
         let (shard, partials) =
             build_shard(&cfg, &clients.client, peer_client.clone(), &mut registry)?;
         let eventer = start_events(&cfg, &clients.client, &mut registry)?;
+        if let (Some(eventer), Some(shard)) = (&eventer, &shard) {
+            // Every replica watches events; the aggregator exports them, once.
+            let membership = Arc::clone(&shard.membership);
+            eventer.export_only_when(Arc::new(move || membership.view().aggregator));
+        }
         let tick_metrics = tick::TickMetrics::register(&mut registry);
         let authorizer = (cfg.secure.port != 0).then(|| {
             Arc::new(api::secure::kube::KubeAuthorizer::new(

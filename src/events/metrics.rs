@@ -27,6 +27,9 @@ pub mod reason {
     pub const EXPIRED: &str = "expired";
     /// Any other list or watch failure.
     pub const ERROR: &str = "error";
+    /// A sharded replica that does not hold the aggregator Lease: the holder, which watches
+    /// the same events, exports them.
+    pub const STANDBY: &str = "standby";
 }
 
 #[derive(Clone, Default)]

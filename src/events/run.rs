@@ -39,9 +39,13 @@ impl Default for EventerOptions {
     }
 }
 
+/// Whether this process exports events now (see [`Eventer::export_only_when`]).
+pub type ExportGate = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// A running eventer.
 pub struct Eventer {
     buffer: Arc<EventBuffer>,
+    gate: Arc<std::sync::OnceLock<ExportGate>>,
     synced: signal::Receiver<bool>,
     stop: CancellationToken,
     watch: JoinHandle<()>,
@@ -75,8 +79,10 @@ impl Eventer {
                 () = w.run() => {}
             }
         });
+        let gate = Arc::new(std::sync::OnceLock::new());
         let flusher = Flusher {
             buffer: Arc::clone(&buffer),
+            gate: Arc::clone(&gate),
             sinks,
             metrics,
             health,
@@ -85,6 +91,7 @@ impl Eventer {
         let flush = tokio::spawn(flusher.run(opts.frequency, stop.clone()));
         Eventer {
             buffer,
+            gate,
             synced,
             stop,
             watch,
@@ -96,6 +103,13 @@ impl Eventer {
     pub async fn synced(&self) {
         let mut rx = self.synced.clone();
         let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Exports only while `gate` says so (a sharded replica: while it holds the aggregator
+    /// Lease, so that one replica exports each event); the events of other flushes are counted
+    /// as dropped with reason `standby`. Set once; later calls are ignored.
+    pub fn export_only_when(&self, gate: ExportGate) {
+        let _ = self.gate.set(gate);
     }
 
     /// Records waiting for the next flush.
@@ -117,6 +131,7 @@ impl Eventer {
 
 struct Flusher {
     buffer: Arc<EventBuffer>,
+    gate: Arc<std::sync::OnceLock<ExportGate>>,
     sinks: Vec<EventSink>,
     metrics: EventMetrics,
     health: Option<Arc<Health>>,
@@ -141,7 +156,11 @@ impl Flusher {
     fn flush(&mut self) {
         let records = self.buffer.drain();
         self.metrics.buffered.set(0);
-        if !records.is_empty() {
+        let standby = self.gate.get().is_some_and(|exporting| !exporting());
+        if standby && !records.is_empty() {
+            self.metrics
+                .dropped(super::metrics::reason::STANDBY, records.len());
+        } else if !records.is_empty() {
             for sink in &mut self.sinks {
                 sink.export(&records, &self.metrics);
             }
