@@ -22,6 +22,13 @@ impl Exposition {
         Exposition { samples }
     }
 
+    /// Adds `other`'s samples to these (several collectors' expositions as one).
+    pub fn merge(&mut self, other: &Exposition) {
+        for (k, v) in &other.samples {
+            *self.samples.entry(k.clone()).or_insert(0.0) += v;
+        }
+    }
+
     /// Sum of all samples named `name` (any labels).
     pub fn sum(&self, name: &str) -> f64 {
         self.samples
