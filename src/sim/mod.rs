@@ -2,7 +2,9 @@
 //! apiserver plus one fake kubelet per node, over real HTTP or HTTPS on loopback addresses.
 //!
 //! [`SimCluster::start`] binds the apiserver on `127.0.0.1:0` and every kubelet on the same port
-//! of its own address `127.B.(i/250).(i%250+1)` (B random in 2..=250, see [`node_ip`]). The
+//! of its own address `127.B.(i/250).(i%250+1)` (B random in 2..=250, the next blocks past
+//! 64,000 nodes, see [`node_ip`]). A cluster may be split over processes ([`SimServe`]: the
+//! apiserver in one, ranges of kubelets in others) given the same [`SimLayout`]. The
 //! kubelets serve `GET /stats/summary` shaped like the 1.34/1.35 captures in
 //! `shared/fixtures/kubelet/`, and `GET /metrics/resource` with the same counters; the apiserver serves discovery, LIST + WATCH of nodes, pods and
 //! namespaces as `kube` watchers use them, and the node proxy to `/stats/summary`; core v1 Events
