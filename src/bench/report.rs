@@ -474,7 +474,18 @@ pub fn table(runs: &[Summary]) -> String {
              tick max ms | nodes/tick |\n|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for r in &sharded {
-            for p in &r.replicas {
+            let total = Replica {
+                resources: Resources {
+                    name: "total".into(),
+                    ..r.collector.clone()
+                },
+                ticks: r.measured_ticks,
+                ticks_over_resolution: r.ticks_over_resolution,
+                tick_ms_max: r.tick_ms_max,
+                nodes_min: r.nodes_scraped_min,
+                nodes_max: r.nodes_scraped_max,
+            };
+            for p in r.replicas.iter().chain([&total]) {
                 let c = &p.resources;
                 let _ = writeln!(
                     out,
@@ -493,22 +504,6 @@ pub fn table(runs: &[Summary]) -> String {
                     p.nodes_max
                 );
             }
-            let c = &r.collector;
-            let _ = writeln!(
-                out,
-                "| {} | total | {:.1} | {:.4} | {} | {} | {} | {} | {} | {} | {}–{} |",
-                r.nodes,
-                c.mcpu,
-                c.mcpu_per_node,
-                mib(c.peak_rss_kib),
-                mib(c.end_rss_kib),
-                c.fds_max,
-                r.measured_ticks,
-                r.ticks_over_resolution,
-                r.tick_ms_max,
-                r.nodes_scraped_min,
-                r.nodes_scraped_max
-            );
             if r.nodes_scraped_min != r.nodes as u64 || r.nodes_scraped_max != r.nodes as u64 {
                 let _ = writeln!(
                     out,
@@ -602,6 +597,44 @@ mod tests {
         let t = table(&[run(100, 10.0, 20_000, 4.0), run(1100, 30.0, 120_000, 20.0)]);
         assert!(
             t.contains("| 100 → 1100 nodes | 0.0200 | 1.25 | 100.0 | 0.0 |"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn replicas_are_reported_each_and_together() {
+        let replica = |name: &str, mcpu, nodes| Replica {
+            resources: Resources {
+                name: name.into(),
+                mcpu,
+                ..Resources::default()
+            },
+            ticks: 3,
+            nodes_min: nodes,
+            nodes_max: nodes,
+            ..Replica::default()
+        };
+        let run = |scraped_max| Summary {
+            nodes: 30,
+            sink: "none".into(),
+            measured_ticks: 3,
+            nodes_scraped_min: 30,
+            nodes_scraped_max: scraped_max,
+            collector: Resources {
+                mcpu: 3.0,
+                ..Resources::default()
+            },
+            replicas: vec![replica("r0", 1.0, 10), replica("r1", 2.0, 20)],
+            ..Summary::default()
+        };
+        let t = table(&[run(30)]);
+        assert!(t.contains("| 30 | r1 | 2.0 |"), "{t}");
+        assert!(t.contains("| 30 | total | 3.0 |"), "{t}");
+        assert!(t.contains("| 3 | 0 | 0 | 30–30 |"), "{t}");
+        assert!(!t.contains("not each node once"), "{t}");
+        let t = table(&[run(35)]);
+        assert!(
+            t.contains("the replicas scraped 30–35 nodes a tick between them, not each node once"),
             "{t}"
         );
     }
