@@ -61,6 +61,9 @@ pub struct Summary {
     /// sharding, every node once per tick is `nodes` both.
     pub nodes_scraped_min: u64,
     pub nodes_scraped_max: u64,
+    /// Scrapes a tick when every node is scraped by as many replicas as `--replication` asks
+    /// (once without it).
+    pub scrapes_expected: u64,
     pub nodes_failed_max: u64,
     pub kubelet_requests: Vec<(String, f64)>,
     pub points_per_cycle: f64,
@@ -233,6 +236,7 @@ pub fn summarize(s: &Scenario, m: &Measured) -> Summary {
         scrape_ms_p99: quantile(&scrape, 0.99).map(|v| v * 1000.0),
         nodes_scraped_min: measured.iter().map(|t| t.nodes).min().unwrap_or(0),
         nodes_scraped_max: measured.iter().map(|t| t.nodes).max().unwrap_or(0),
+        scrapes_expected: s.nodes as u64 * replication(&s.collector_args).min(reps) as u64,
         nodes_failed_max: measured.iter().map(|t| t.failed).max().unwrap_or(0),
         kubelet_requests,
         points_per_cycle: measured.iter().map(|t| t.points as f64).sum::<f64>() / cycles,
@@ -277,6 +281,16 @@ pub fn summarize(s: &Scenario, m: &Measured) -> Summary {
         wall_s: m.wall.as_secs_f64(),
         incomplete: m.incomplete.clone(),
     }
+}
+
+/// The collector's `--replication` (1 when not given).
+fn replication(collector_args: &[String]) -> usize {
+    collector_args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--replication="))
+        .filter_map(|v| v.parse().ok())
+        .next_back()
+        .unwrap_or(1)
 }
 
 /// Replica `r`'s figures: its resources, and its own ticks after the warm-up.
@@ -504,12 +518,14 @@ pub fn table(runs: &[Summary]) -> String {
                     p.nodes_max
                 );
             }
-            if r.nodes_scraped_min != r.nodes as u64 || r.nodes_scraped_max != r.nodes as u64 {
+            if r.nodes_scraped_min != r.scrapes_expected
+                || r.nodes_scraped_max != r.scrapes_expected
+            {
                 let _ = writeln!(
                     out,
                     "\n! {} nodes: the replicas scraped {}–{} nodes a tick between them, not \
-                     each node once",
-                    r.nodes, r.nodes_scraped_min, r.nodes_scraped_max
+                     the {} of each node scraped as often as asked",
+                    r.nodes, r.nodes_scraped_min, r.nodes_scraped_max, r.scrapes_expected
                 );
             }
         }
@@ -620,6 +636,7 @@ mod tests {
             measured_ticks: 3,
             nodes_scraped_min: 30,
             nodes_scraped_max: scraped_max,
+            scrapes_expected: 30,
             collector: Resources {
                 mcpu: 3.0,
                 ..Resources::default()
@@ -631,10 +648,12 @@ mod tests {
         assert!(t.contains("| 30 | r1 | 2.0 |"), "{t}");
         assert!(t.contains("| 30 | total | 3.0 |"), "{t}");
         assert!(t.contains("| 3 | 0 | 0 | 30–30 |"), "{t}");
-        assert!(!t.contains("not each node once"), "{t}");
+        assert_eq!(replication(&["--replication=2".to_string()]), 2);
+        assert_eq!(replication(&[]), 1);
+        assert!(!t.contains("scraped as often as asked"), "{t}");
         let t = table(&[run(35)]);
         assert!(
-            t.contains("the replicas scraped 30–35 nodes a tick between them, not each node once"),
+            t.contains("the replicas scraped 30–35 nodes a tick between them, not the 30 of"),
             "{t}"
         );
     }
