@@ -13,6 +13,7 @@ pub mod events;
 pub mod model;
 pub mod process;
 pub mod rbac;
+pub mod shard;
 pub mod sim;
 pub mod sink;
 pub mod source;

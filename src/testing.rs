@@ -210,7 +210,7 @@ pub mod fuzz {
     }
 
     mod api {
-        use std::sync::{Arc, OnceLock, RwLock};
+        use std::sync::{Arc, OnceLock};
 
         use axum::Router;
         use prometheus_client::registry::Registry;
@@ -301,7 +301,8 @@ pub mod fuzz {
                     health: Arc::new(Health::new(10 * SEC)),
                     registry: Arc::new(registry),
                     store: Some(Arc::new(store)),
-                    cluster: Some(Arc::new(RwLock::new(cluster))),
+                    cluster: Some(crate::model::cluster::ClusterReader::fixed(cluster)),
+                    partials: None,
                 })
             });
             let rt = RT.get_or_init(|| {

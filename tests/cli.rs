@@ -260,6 +260,17 @@ fn unknown_flags_exit_two_naming_the_flag() {
 }
 
 #[test]
+fn peer_flags_default_below_the_resolution() {
+    let c = run(&[]);
+    assert_eq!((c.peers.timeout, c.peers.ca_file), (secs(5), None));
+    let c = run(&["--metric_resolution=5s"]);
+    assert_eq!(c.peers.timeout, Duration::from_millis(4_500));
+    let c = run(&["--peer_timeout=2s", "--peer_ca_file=/etc/peers/ca.crt"]);
+    assert_eq!(c.peers.timeout, secs(2));
+    assert_eq!(c.peers.ca_file, Some(PathBuf::from("/etc/peers/ca.crt")));
+}
+
+#[test]
 fn every_error_names_its_flag() {
     let cases: &[(&str, &str)] = &[
         (
@@ -281,6 +292,14 @@ fn every_error_names_its_flag() {
         (
             "--scrape_timeout=0",
             "error: --scrape_timeout: must be greater than 0",
+        ),
+        (
+            "--peer_timeout=60s",
+            "error: --peer_timeout: 1m is not below --metric_resolution (1m)",
+        ),
+        (
+            "--peer_timeout=0s",
+            "error: --peer_timeout: must be greater than 0",
         ),
         (
             "--metric_history=30s",

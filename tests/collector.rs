@@ -218,11 +218,7 @@ async fn insecure_skips_kubelet_verification_too_unless_kubelet_insecure_is_fals
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert_eq!(
-        app.cluster.read().expect("state").nodes.len(),
-        3,
-        "apiserver reached"
-    );
+    assert_eq!(app.cluster.read().nodes.len(), 3, "apiserver reached");
     app.stop().await;
 
     // insecure=true alone: both accepted, as in Heapster.

@@ -66,7 +66,7 @@ async fn known(app: &App, nodes: usize, pods: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (n, p) = {
-            let state = app.cluster.read().expect("state");
+            let state = app.cluster.read();
             (state.nodes.len(), state.pod_count())
         };
         if (n, p) == (nodes, pods) {

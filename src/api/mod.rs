@@ -9,6 +9,7 @@ mod gzip;
 pub mod health;
 pub mod limits;
 pub mod model;
+mod partials;
 pub mod resource;
 pub mod secure;
 
@@ -21,8 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 
+use crate::model::cluster::ClusterReader;
 use crate::model::time;
-use crate::source::watch::SharedState;
 use crate::store::Store;
 use health::Health;
 
@@ -33,7 +34,9 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     pub store: Option<Arc<Store>>,
     /// Node and pod labels (label selectors, `NodeMetrics.metadata.labels`).
-    pub cluster: Option<SharedState>,
+    pub cluster: Option<ClusterReader>,
+    /// This replica's contributions to the aggregates, when sharded (`/internal/shard/`).
+    pub partials: Option<Arc<crate::shard::partials::PartialsBook>>,
 }
 
 /// The Heapster port's routes, with the model API and `metrics.k8s.io` (Heapster's).
@@ -49,7 +52,9 @@ pub fn plain_router(state: ApiState, apis: bool) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics));
     let r = if apis {
-        r.merge(model::router()).merge(resource::router())
+        r.merge(model::router())
+            .merge(resource::router())
+            .merge(partials::router())
     } else {
         r.fallback(not_served)
     };

@@ -2,11 +2,12 @@
 //! tick loop that drives them. [`App::start`] returns handles so tests run it in-process.
 
 pub mod process;
+mod shard;
 pub mod simulated;
 mod tick;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
@@ -14,15 +15,19 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState, health::Health};
-use crate::config::{Config, SinkConfig, SourceConfig};
-use crate::model::cluster::ClusterState;
+use crate::config::{Config, KubernetesSource, SinkConfig, SourceConfig};
+use crate::model::cluster::{ClusterReader, cluster_state};
 use crate::model::labels::LabelPolicy;
+use crate::shard::membership::{Membership, MembershipOptions};
+use crate::shard::partials::PartialsBook;
+use crate::shard::peer::{PeerClient, PeerMetrics, PeerOptions};
 use crate::sink::delivery::SinkFamilies;
 use crate::sink::influxdb::{DeliveryTuning, InfluxSink};
 use crate::sink::kafka::KafkaSink;
 use crate::sink::remotewrite::RemoteWriteSink;
 use crate::sink::{FanOut, FanOutMetrics, log::LogSink};
 use crate::source::apiserver;
+use crate::source::credentials::TokenSource;
 use crate::source::kubelet::{KubeletClient, KubeletClientOptions};
 use crate::source::scrape::{Endpoint, ScrapeMetrics, Scraper};
 use crate::source::watch;
@@ -45,7 +50,7 @@ pub struct App {
     pub store: Option<Arc<Store>>,
     pub health: Arc<Health>,
     pub registry: Arc<Registry>,
-    pub cluster: watch::SharedState,
+    pub cluster: ClusterReader,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
     /// The simulated cluster, when the source is `simulated:` (kept alive with the app).
@@ -57,8 +62,7 @@ impl App {
     /// in use, unreadable credentials); an unreachable apiserver is retried.
     pub async fn start(cfg: Config, env: Env) -> anyhow::Result<App> {
         let mut registry = Registry::with_prefix("heapster");
-        let resolution_ns = i64::try_from(cfg.metric_resolution.as_nanos()).unwrap_or(i64::MAX);
-        let health = Arc::new(Health::new(resolution_ns));
+        let health = Arc::new(Health::new(nanos(cfg.metric_resolution)));
         health.waiting("connecting to the apiserver");
 
         let (source, simulator) = match &cfg.source {
@@ -69,136 +73,17 @@ impl App {
             }
         };
         let clients = apiserver::connect(&source, &*env).await?;
-        if source.kubelet_insecure_implied() {
-            tracing::warn!(
-                "insecure=true: kubelet serving certificates are not verified either (as in \
-                 Heapster); add kubeletInsecure=false to --source to verify them against the \
-                 cluster CA"
-            );
-        }
-        let kubelet = KubeletClient::new(
-            Arc::clone(&clients.kubelet),
-            KubeletClientOptions {
-                timeout: cfg.scrape_timeout,
-                max_response_bytes: cfg.max_response_bytes,
-                insecure: source.kubelet_insecure(),
-                keep_alive: source.kubelet_keep_alive,
-            },
-        )
-        .map_err(|e| anyhow::Error::new(e).context("kubelet client"))?;
-        let endpoint = if source.node_proxy {
-            Endpoint::Proxy {
-                client: clients.client.clone(),
-            }
-        } else {
-            let explicit = source.kubelet_port.is_some() || source.kubelet_https.is_some();
-            Endpoint::Direct {
-                // Heapster's defaults when either option is given; the node's advertised https
-                // port otherwise.
-                https: if explicit {
-                    source.kubelet_https.unwrap_or(false)
-                } else {
-                    true
-                },
-                port: if explicit && !source.kubelet_https.unwrap_or(false) {
-                    Some(source.kubelet_port.unwrap_or(10255))
-                } else {
-                    source.kubelet_port
-                },
-                address_types: source.address_types.iter().map(|a| a.as_str()).collect(),
-            }
-        };
-        let stagger = cfg
-            .metric_resolution
-            .mul_f64(0.05)
-            .min(Duration::from_secs(1));
-        let scraper = Scraper::new(
-            kubelet,
-            endpoint,
-            cfg.max_concurrent_scrapes,
-            stagger,
-            ScrapeMetrics::register(&mut registry),
-        );
-        let scraper = Arc::new(scraper.with_endpoint(source.kubelet_endpoint));
-
-        let cluster: watch::SharedState = Arc::new(RwLock::new(ClusterState::default()));
-        let policy = Arc::new(LabelPolicy::new(
-            &cfg.label_separator,
-            &cfg.ignore_labels,
-            &cfg.store_labels,
-        ));
-        let (synced_tx, synced_rx) = tokio::sync::watch::channel(watch::Synced::default());
-        let synced_tx = Arc::new(synced_tx);
+        let scraper = build_scraper(&cfg, &source, &clients, &mut registry)?;
         let shutdown = CancellationToken::new();
-        spawn_until(
-            &shutdown,
-            watch::watch_nodes(
-                clients.client.clone(),
-                Arc::clone(&policy),
-                Arc::clone(&cluster),
-                synced_tx.as_ref().clone(),
-            ),
-        );
-        spawn_until(
-            &shutdown,
-            watch::watch_pods(
-                clients.client.clone(),
-                policy,
-                Arc::clone(&cluster),
-                synced_tx.as_ref().clone(),
-            ),
-        );
-
-        let mut fanout = FanOut::new(FanOutMetrics::register(&mut registry));
-        let delivery = SinkFamilies::register(&mut registry);
-        let mut store = None;
-        for sink in &cfg.sinks {
-            match sink {
-                SinkConfig::Metric => {
-                    let opts = StoreOptions {
-                        history: i64::try_from(cfg.metric_history.as_nanos()).unwrap_or(i64::MAX),
-                        resolution: resolution_ns,
-                        limit: cfg.series_limit,
-                        history_metrics: cfg.history_metrics,
-                    };
-                    let s = Arc::new(Store::new(opts, &mut registry));
-                    fanout.add(MetricSink(Arc::clone(&s)), 4);
-                    store = Some(s);
-                }
-                SinkConfig::Log => fanout.add(LogSink::default(), 4),
-                SinkConfig::InfluxDb(influx) => {
-                    // A tick's points may wait for room in the buffer until the next is due.
-                    let tuning = DeliveryTuning {
-                        room_wait: cfg.metric_resolution,
-                        ..DeliveryTuning::default()
-                    };
-                    let sink = InfluxSink::build(influx, &delivery, &mut registry, tuning)
-                        .map_err(|e| anyhow::Error::new(e).context("influxdb sink"))?;
-                    fanout.add(sink, 4);
-                }
-                SinkConfig::RemoteWrite(rw) => {
-                    let tuning = DeliveryTuning {
-                        room_wait: cfg.metric_resolution,
-                        ..DeliveryTuning::default()
-                    };
-                    let sink = RemoteWriteSink::build(rw, &delivery, tuning)
-                        .map_err(|e| anyhow::Error::new(e).context("remotewrite sink"))?;
-                    fanout.add(sink, 4);
-                }
-                SinkConfig::Kafka(kafka) => {
-                    let tuning = DeliveryTuning {
-                        room_wait: cfg.metric_resolution,
-                        ..DeliveryTuning::default()
-                    };
-                    let sink = KafkaSink::build(kafka, &delivery, tuning)
-                        .map_err(|e| anyhow::Error::new(e).context("kafka sink"))?;
-                    fanout.add(sink, 4);
-                }
-            }
-        }
-
+        let (cluster, synced) = start_watchers(&cfg, &clients.client, &shutdown);
+        let (fanout, store) = build_sinks(&cfg, &mut registry)?;
+        let (shard, partials) = build_shard(
+            &cfg,
+            &clients.client,
+            &source.service_account_dir,
+            &mut registry,
+        )?;
         let eventer = start_events(&cfg, &clients.client, &mut registry)?;
-
         let tick_metrics = tick::TickMetrics::register(&mut registry);
         let authorizer = (cfg.secure.port != 0).then(|| {
             Arc::new(api::secure::kube::KubeAuthorizer::new(
@@ -207,57 +92,25 @@ impl App {
             ))
         });
         let registry = Arc::new(registry);
-        let listener = tokio::net::TcpListener::bind((cfg.listen_ip, cfg.heapster_port)).await?;
-        let addr = listener.local_addr()?;
         let api_state = ApiState {
             health: Arc::clone(&health),
             registry: Arc::clone(&registry),
             store: store.clone(),
-            cluster: Some(Arc::clone(&cluster)),
+            cluster: Some(cluster.clone()),
+            partials,
         };
-        let secure_addr = match authorizer {
-            Some(authorizer) => Some(
-                api::secure::serve(
-                    SocketAddr::new(cfg.listen_ip, cfg.secure.port),
-                    &cfg.secure,
-                    api_state.clone(),
-                    authorizer,
-                    shutdown.clone(),
-                )
-                .await?,
-            ),
-            None => None,
-        };
-        let router = api::plain_router(api_state, cfg.plain_port_apis);
-        let server_stop = shutdown.clone();
-        let server = tokio::spawn(async move {
-            let serve =
-                axum::serve(listener, router).with_graceful_shutdown(server_stop.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "http server failed");
-            }
-        });
-        if cfg.plain_port_apis {
-            tracing::info!(%addr, "serving /healthz, /metrics, the model API and metrics.k8s.io");
-        } else {
-            let apis = if cfg.secure.port == 0 {
-                "served nowhere: set --secure_port to serve them with authentication"
-            } else {
-                "on the secure port only"
-            };
-            tracing::info!(
-                %addr,
-                "serving /healthz and /metrics (--plain_port_apis=false); the model API and \
-                 metrics.k8s.io {apis}"
-            );
-        }
-        api::warn_if_plain_apis_exposed(addr, cfg.plain_port_apis);
+        let (addr, secure_addr, server) =
+            serve_apis(&cfg, api_state, authorizer, &shutdown).await?;
 
+        let membership = shard
+            .as_ref()
+            .map(|s| tokio::spawn(Arc::clone(&s.membership).run(shutdown.child_token())));
         let looper = tick::TickLoop {
             resolution: cfg.metric_resolution,
+            shard,
             scraper,
-            cluster: Arc::clone(&cluster),
-            synced: synced_rx,
+            cluster: cluster.clone(),
+            synced,
             health: Arc::clone(&health),
             metrics: tick_metrics,
         };
@@ -265,6 +118,9 @@ impl App {
         let shutdown_budget = cfg.shutdown_timeout;
         let task = tokio::spawn(async move {
             looper.run(&fanout, stop).await;
+            if let Some(membership) = membership {
+                let _ = membership.await;
+            }
             tracing::info!(budget = ?shutdown_budget, "stopping: flushing sinks");
             fanout.shutdown(shutdown_budget).await;
             if let Some(eventer) = eventer {
@@ -304,6 +160,239 @@ impl App {
         self.shutdown.cancelled().await;
         self.stop().await;
     }
+}
+
+/// A duration in nanoseconds, saturated.
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The kubelet client and the scraper, on the endpoint the source says.
+fn build_scraper(
+    cfg: &Config,
+    source: &KubernetesSource,
+    clients: &apiserver::ApiClients,
+    registry: &mut Registry,
+) -> anyhow::Result<Arc<Scraper>> {
+    if source.kubelet_insecure_implied() {
+        tracing::warn!(
+            "insecure=true: kubelet serving certificates are not verified either (as in \
+             Heapster); add kubeletInsecure=false to --source to verify them against the \
+             cluster CA"
+        );
+    }
+    let kubelet = KubeletClient::new(
+        Arc::clone(&clients.kubelet),
+        KubeletClientOptions {
+            timeout: cfg.scrape_timeout,
+            max_response_bytes: cfg.max_response_bytes,
+            insecure: source.kubelet_insecure(),
+            keep_alive: source.kubelet_keep_alive,
+        },
+    )
+    .map_err(|e| anyhow::Error::new(e).context("kubelet client"))?;
+    let endpoint = if source.node_proxy {
+        Endpoint::Proxy {
+            client: clients.client.clone(),
+        }
+    } else {
+        Endpoint::Direct {
+            https: source.kubelet_https,
+            port: source.kubelet_port,
+            address_types: source.address_types.iter().map(|a| a.as_str()).collect(),
+        }
+    };
+    let stagger = cfg
+        .metric_resolution
+        .mul_f64(0.05)
+        .min(Duration::from_secs(1));
+    let scraper = Scraper::new(
+        kubelet,
+        endpoint,
+        cfg.max_concurrent_scrapes,
+        stagger,
+        ScrapeMetrics::register(registry),
+    );
+    Ok(Arc::new(scraper.with_endpoint(source.kubelet_endpoint)))
+}
+
+/// The node and pod watchers, writing the cluster state that the returned handle reads; the
+/// receiver says when their first lists are in.
+fn start_watchers(
+    cfg: &Config,
+    client: &kube::Client,
+    shutdown: &CancellationToken,
+) -> (ClusterReader, tokio::sync::watch::Receiver<watch::Synced>) {
+    let (writer, reader) = cluster_state();
+    let policy = Arc::new(LabelPolicy::new(
+        &cfg.label_separator,
+        &cfg.ignore_labels,
+        &cfg.store_labels,
+    ));
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(watch::Synced::default());
+    spawn_until(
+        shutdown,
+        watch::watch_nodes(
+            client.clone(),
+            Arc::clone(&policy),
+            writer.share(),
+            synced_tx.clone(),
+        ),
+    );
+    spawn_until(
+        shutdown,
+        watch::watch_pods(client.clone(), policy, writer, synced_tx),
+    );
+    (reader, synced_rx)
+}
+
+/// With `--sharding`: this replica's membership and share of the work, and the book of its
+/// contributions that `/internal/shard/partials` serves.
+fn build_shard(
+    cfg: &Config,
+    client: &kube::Client,
+    service_account_dir: &std::path::Path,
+    registry: &mut Registry,
+) -> anyhow::Result<(Option<shard::Shard>, Option<Arc<PartialsBook>>)> {
+    let Some(sharding) = &cfg.sharding else {
+        return Ok((None, None));
+    };
+    let options = MembershipOptions {
+        namespace: sharding.namespace.clone(),
+        identity: sharding.identity.clone(),
+        address: sharding.address.as_str().trim_end_matches('/').to_owned(),
+        resolution: cfg.metric_resolution,
+    };
+    let membership = Membership::new(client.clone(), options, registry);
+    let timeout = cfg.peers.timeout;
+    let book = Arc::new(PartialsBook::new(timeout.mul_f64(0.8)));
+    let options = PeerOptions {
+        ca_file: cfg.peers.ca_file.clone(),
+        token: Some(TokenSource::file(service_account_dir.join("token"))),
+        ..PeerOptions::new(timeout)
+    };
+    let peers = PeerClient::new(options, PeerMetrics::register(registry))
+        .map_err(|e| anyhow::Error::new(e).context("peer client"))?;
+    tracing::info!(
+        identity = %sharding.identity,
+        namespace = %sharding.namespace,
+        address = %sharding.address,
+        replication = sharding.replication,
+        "sharding on: scraping this replica's share of the nodes"
+    );
+    let shard = shard::Shard::new(
+        membership,
+        sharding.replication,
+        Arc::clone(&book),
+        peers,
+        timeout,
+        shard::ShardMetrics::register(registry),
+    );
+    Ok((Some(shard), Some(book)))
+}
+
+/// The metric sinks behind two fan-outs (the store, which backs the APIs; the others), and the
+/// store when `--sink=metric` is among them.
+fn build_sinks(
+    cfg: &Config,
+    registry: &mut Registry,
+) -> anyhow::Result<(tick::Sinks, Option<Arc<Store>>)> {
+    let metrics = FanOutMetrics::register(registry);
+    let mut local = FanOut::new(metrics.clone());
+    let mut fanout = FanOut::new(metrics);
+    let delivery = SinkFamilies::register(registry);
+    // A tick's points may wait for room in a network sink's buffer until the next is due.
+    let tuning = DeliveryTuning {
+        room_wait: cfg.metric_resolution,
+        ..DeliveryTuning::default()
+    };
+    let mut store = None;
+    for sink in &cfg.sinks {
+        match sink {
+            SinkConfig::Metric => {
+                let opts = StoreOptions {
+                    history: nanos(cfg.metric_history),
+                    resolution: nanos(cfg.metric_resolution),
+                    limit: cfg.series_limit,
+                    history_metrics: cfg.history_metrics,
+                };
+                let s = Arc::new(Store::new(opts, registry));
+                local.add(MetricSink(Arc::clone(&s)), 4);
+                store = Some(s);
+            }
+            SinkConfig::Log => fanout.add(LogSink::default(), 4),
+            SinkConfig::InfluxDb(influx) => {
+                let sink = InfluxSink::build(influx, &delivery, registry, tuning)
+                    .map_err(|e| anyhow::Error::new(e).context("influxdb sink"))?;
+                fanout.add(sink, 4);
+            }
+            SinkConfig::RemoteWrite(rw) => {
+                let sink = RemoteWriteSink::build(rw, &delivery, tuning)
+                    .map_err(|e| anyhow::Error::new(e).context("remotewrite sink"))?;
+                fanout.add(sink, 4);
+            }
+            SinkConfig::Kafka(kafka) => {
+                let sink = KafkaSink::build(kafka, &delivery, tuning)
+                    .map_err(|e| anyhow::Error::new(e).context("kafka sink"))?;
+                fanout.add(sink, 4);
+            }
+        }
+    }
+    let sinks = tick::Sinks {
+        local,
+        network: fanout,
+    };
+    Ok((sinks, store))
+}
+
+/// The Heapster port and, with `--secure_port`, the secure port; returns their addresses and
+/// the plain server's task.
+async fn serve_apis(
+    cfg: &Config,
+    api_state: ApiState,
+    authorizer: Option<Arc<api::secure::kube::KubeAuthorizer>>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(SocketAddr, Option<SocketAddr>, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind((cfg.listen_ip, cfg.heapster_port)).await?;
+    let addr = listener.local_addr()?;
+    let secure_addr = match authorizer {
+        Some(authorizer) => Some(
+            api::secure::serve(
+                SocketAddr::new(cfg.listen_ip, cfg.secure.port),
+                &cfg.secure,
+                api_state.clone(),
+                authorizer,
+                shutdown.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let router = api::plain_router(api_state, cfg.plain_port_apis);
+    let server_stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let serve =
+            axum::serve(listener, router).with_graceful_shutdown(server_stop.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+    if cfg.plain_port_apis {
+        tracing::info!(%addr, "serving /healthz, /metrics, the model API and metrics.k8s.io");
+    } else {
+        let apis = if cfg.secure.port == 0 {
+            "served nowhere: set --secure_port to serve them with authentication"
+        } else {
+            "on the secure port only"
+        };
+        tracing::info!(
+            %addr,
+            "serving /healthz and /metrics (--plain_port_apis=false); the model API and \
+             metrics.k8s.io {apis}"
+        );
+    }
+    api::warn_if_plain_apis_exposed(addr, cfg.plain_port_apis);
+    Ok((addr, secure_addr, server))
 }
 
 /// `--event_sink`: the eventer in this process (metrics under `heapster_eventer_`).

@@ -67,7 +67,7 @@ pub async fn start(s: &SimulatedSource) -> anyhow::Result<(KubernetesSource, Sim
         sa_dir = Some(dir);
     } else {
         source.kubelet_port = Some(cluster.kubelet_port());
-        source.kubelet_https = Some(false);
+        source.kubelet_https = false;
     }
     Ok((source, Simulation { cluster, sa_dir }))
 }

@@ -1,4 +1,8 @@
 //! The tick loop: once per resolution, aligned to it, scrape → process → sinks.
+//!
+//! Sharded ([`super::shard`]), a tick scrapes only this replica's nodes, hands a node's sets
+//! to the network sinks only when this replica is its writer (to the store always), and ends
+//! with the namespace and cluster aggregates summed from every replica's contributions.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,11 +15,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::health::Health;
 use crate::model::Batch;
+use crate::model::cluster::ClusterReader;
 use crate::model::time::{self, Nanos};
 use crate::process::Processor;
+use crate::shard::assign::Role;
 use crate::sink::FanOut;
 use crate::source::scrape::Scraper;
-use crate::source::watch::{SharedState, Synced};
+use crate::source::watch::Synced;
 
 #[derive(Clone)]
 pub struct TickMetrics {
@@ -70,17 +76,38 @@ impl TickMetrics {
     }
 }
 
+/// The sinks, split: the store (which backs the APIs) takes every node a replica scrapes; the
+/// network sinks only the nodes it writes. Unsharded, both take everything.
+pub struct Sinks {
+    pub local: FanOut,
+    pub network: FanOut,
+}
+
+impl Sinks {
+    /// Offers a batch to both; returns its points.
+    fn send(&self, batch: &Arc<Batch>) -> usize {
+        self.network.send(batch);
+        self.local.send(batch)
+    }
+
+    pub async fn shutdown(self, budget: Duration) {
+        futures::future::join(self.local.shutdown(budget), self.network.shutdown(budget)).await;
+    }
+}
+
 pub struct TickLoop {
     pub resolution: Duration,
+    /// Sharded collection, when on.
+    pub shard: Option<super::shard::Shard>,
     pub scraper: Arc<Scraper>,
-    pub cluster: SharedState,
+    pub cluster: ClusterReader,
     pub synced: tokio::sync::watch::Receiver<Synced>,
     pub health: Arc<Health>,
     pub metrics: TickMetrics,
 }
 
 impl TickLoop {
-    pub async fn run(mut self, fanout: &FanOut, stop: CancellationToken) {
+    pub async fn run(mut self, fanout: &Sinks, stop: CancellationToken) {
         let res_ns = i64::try_from(self.resolution.as_nanos()).unwrap_or(i64::MAX);
         // Wait for the first node list (pods too, briefly) before scraping.
         tokio::select! {
@@ -131,24 +158,43 @@ impl TickLoop {
     /// One tick. Each node's sets are processed and handed to the sinks as soon as its scrape
     /// completes, so the tick never holds the whole cluster's sets; the namespaces and the
     /// cluster, which need every node, come last and end the tick.
-    async fn tick(&self, processor: &mut Processor, fanout: &FanOut, window_end: Nanos) {
+    async fn tick(&self, processor: &mut Processor, sinks: &Sinks, window_end: Nanos) {
         let started = Instant::now();
-        let nodes: Vec<_> = {
-            let state = self.cluster.read().unwrap_or_else(|e| e.into_inner());
+        let plan = match &self.shard {
+            Some(shard) => Some(shard.plan().await),
+            None => None,
+        };
+        let mut nodes: Vec<_> = {
+            let state = self.cluster.read();
             self.metrics.nodes_known.set(state.nodes.len() as i64);
             self.metrics.pods_known.set(state.pod_count() as i64);
             state.nodes.values().filter(|n| n.ready).cloned().collect()
         };
-        let deadline = started + self.resolution.mul_f64(0.95);
+        let mut expected = Vec::new();
+        let mut budget = self.resolution.mul_f64(0.95);
+        if let (Some(shard), Some(plan)) = (&self.shard, &plan) {
+            expected = nodes.iter().map(|n| Arc::clone(&n.name)).collect();
+            nodes.retain(|n| plan.assignment.role(&n.name, shard.me()) != Role::None);
+            shard.take_over(plan, &sinks.network, window_end);
+            // Room to gather the peers' contributions before the next tick.
+            budget = budget
+                .saturating_sub(shard.peer_timeout)
+                .max(self.resolution / 2);
+        }
+        let assigned: Vec<Arc<str>> = nodes.iter().map(|n| Arc::clone(&n.name)).collect();
+        let deadline = started + budget;
         let max_age = 3 * i64::try_from(self.resolution.as_nanos()).unwrap_or(i64::MAX);
         let mut tick = processor.begin(window_end);
-        let (mut scraped, mut points) = (0usize, 0usize);
+        if self.shard.is_some() {
+            tick.keep_contributions();
+        }
+        let (mut scraped, mut points, mut writing) = (0usize, 0usize, 0usize);
         let failed = self
             .scraper
             .scrape_each(nodes, deadline, |sample| {
                 let node = Arc::clone(&sample.node);
                 let sets = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let state = self.cluster.read().unwrap_or_else(|e| e.into_inner());
+                    let state = self.cluster.read();
                     processor.node(&mut tick, sample, &state)
                 }));
                 let Ok(sets) = sets else {
@@ -156,12 +202,48 @@ impl TickLoop {
                     return;
                 };
                 scraped += 1;
-                points += fanout.send(&Arc::new(Batch::piece(window_end, sets)));
+                let batch = Arc::new(Batch::piece(window_end, sets));
+                let (Some(shard), Some(plan)) = (&self.shard, &plan) else {
+                    points += sinks.send(&batch);
+                    return;
+                };
+                points += sinks.local.send(&batch);
+                let owners = plan.assignment.owners(&node);
+                match owners.iter().position(|r| r == shard.me()) {
+                    Some(0) => {
+                        writing += 1;
+                        sinks.network.send(&batch);
+                    }
+                    Some(_) => shard.keep(&node, Arc::clone(&owners[0]), window_end, &batch),
+                    None => {}
+                }
             })
             .await
             .len();
-        let last = Batch::new(window_end, processor.finish(tick, max_age));
-        points += fanout.send(&Arc::new(last));
+        let contributions = tick.take_contributions();
+        let finished = processor.finish(tick, max_age);
+        match (&self.shard, &plan) {
+            (Some(shard), Some(plan)) => {
+                shard.counted(assigned.len(), writing);
+                let sets = shard
+                    .aggregate(plan, window_end, assigned, contributions, &expected)
+                    .await
+                    .unwrap_or_default();
+                let last = Arc::new(Batch::new(window_end, sets));
+                points += sinks.local.send(&last);
+                if plan.view.aggregator {
+                    sinks.network.send(&last);
+                } else {
+                    sinks
+                        .network
+                        .send(&Arc::new(Batch::new(window_end, Vec::new())));
+                }
+                if writing > 0 {
+                    shard.membership.set_written(window_end);
+                }
+            }
+            _ => points += sinks.send(&Arc::new(Batch::new(window_end, finished))),
+        }
         self.health.batch_done(time::now());
         let elapsed = started.elapsed();
         self.metrics.duration.observe(elapsed.as_secs_f64());

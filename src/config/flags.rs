@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use super::types::{Config, LogFormat, SecureServing, SinkConfig, SourceConfig};
+use super::types::{Config, LogFormat, PeerConfig, SecureServing, SinkConfig, SourceConfig};
 use super::{duration, sink, source};
 
 /// Heapster-compatible flags, as given. Validation happens in [`validate`].
@@ -104,6 +104,29 @@ pub struct RawFlags {
     /// Accepted front-proxy client certificate CNs, comma-separated [default: any]
     #[arg(long, value_name = "NAMES", allow_hyphen_values = true)]
     requestheader_allowed_names: Vec<String>,
+    /// Shard scraping over the replicas that hold a Lease in --sharding_namespace [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    sharding: Option<String>,
+    /// Namespace of the replicas' Leases [default: $POD_NAMESPACE, else kube-system]
+    #[arg(long, value_name = "NS", allow_hyphen_values = true)]
+    sharding_namespace: Option<String>,
+    /// This replica's name among the replicas [default: $POD_NAME, else the hostname]
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    sharding_identity: Option<String>,
+    /// Where the other replicas reach this one's APIs [default: https://$POD_IP:<secure port>
+    /// with --secure_port, else http://$POD_IP:<heapster port>]
+    #[arg(long, value_name = "URL", allow_hyphen_values = true)]
+    sharding_address: Option<String>,
+    /// How many replicas scrape each node, 1 to 3; the first writes its points [default: 1]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    replication: Option<String>,
+    /// Bound on each request to another replica, below --metric_resolution
+    /// [default: min(5s, 0.9 x resolution)]
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    peer_timeout: Option<String>,
+    /// CA (PEM) that signs the other replicas' serving certificates [default: not verified]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    peer_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Every problem found, one `error: --flag: message` line each.
@@ -172,7 +195,94 @@ pub fn validate(
 ) -> Result<Config, Vec<String>> {
     let mut p = Problems::default();
     let secure = secure_serving(&mut p, &raw);
-    let source = match raw.source.as_slice() {
+    let source = source_flag(&mut p, &raw, env);
+    let (sinks, event_sinks, disable_metric_sink) = sink_flags(&mut p, &raw, env);
+    let timing = timing_flags(&mut p, &raw);
+    let peers = peer_flags(&mut p, &raw, timing.resolution);
+    let simulated = matches!(source, Some(SourceConfig::Simulated(_)));
+    let (heapster_port, listen_ip) = listen_flags(&mut p, &raw, simulated);
+    let plain_port_apis = p.boolean("--plain_port_apis", raw.plain_port_apis.as_deref(), true);
+    let (label_separator, log_format, log_level) = text_flags(&mut p, &raw);
+    let max_concurrent_scrapes = p.number(
+        "--max_concurrent_scrapes",
+        raw.max_concurrent_scrapes.as_deref(),
+        1,
+        256,
+    );
+    let max_response_bytes = p.number(
+        "--max_response_bytes",
+        raw.max_response_bytes.as_deref(),
+        1024,
+        64 << 20,
+    );
+
+    let (series_limit, history_metrics) = store_flags(&mut p, &raw);
+    let sharding = sharding_flags(&mut p, &raw, heapster_port, secure.port, env);
+
+    let Some(source) = source.filter(|_| p.0.is_empty()) else {
+        return Err(p.0);
+    };
+    Ok(Config {
+        source,
+        sinks,
+        event_sinks,
+        metric_resolution: timing.resolution,
+        scrape_timeout: timing.scrape_timeout,
+        max_concurrent_scrapes,
+        max_response_bytes,
+        heapster_port,
+        listen_ip,
+        plain_port_apis,
+        label_separator,
+        ignore_labels: split_labels(&raw.ignore_label),
+        store_labels: split_labels(&raw.store_label),
+        disable_metric_sink,
+        log_format,
+        log_level,
+        metric_history: timing.history,
+        shutdown_timeout: timing.shutdown,
+        series_limit,
+        history_metrics,
+        secure,
+        sharding,
+        peers,
+    })
+}
+
+/// `--sharding` and its companions ([`super::sharding`]).
+fn sharding_flags(
+    p: &mut Problems,
+    raw: &RawFlags,
+    heapster_port: u16,
+    secure_port: u16,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<super::sharding::Sharding> {
+    let given = super::sharding::RawSharding {
+        sharding: raw.sharding.as_deref(),
+        namespace: raw.sharding_namespace.as_deref(),
+        identity: raw.sharding_identity.as_deref(),
+        address: raw.sharding_address.as_deref(),
+        replication: raw.replication.as_deref(),
+    };
+    let ports = super::sharding::Ports {
+        heapster_port,
+        secure_port,
+    };
+    super::sharding::validate(&given, &ports, env).unwrap_or_else(|problems| {
+        for (flag, message) in problems {
+            p.add(flag, message);
+        }
+        None
+    })
+}
+
+/// `--source`: exactly one, the simulated cluster when none.
+fn source_flag(
+    p: &mut Problems,
+    raw: &RawFlags,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<SourceConfig> {
+    match raw.source.as_slice() {
         [] => Some(SourceConfig::Simulated(source::simulated_default())),
         [one] => source::parse(one, env)
             .map_err(|errors| errors.into_iter().for_each(|e| p.add("--source", e)))
@@ -185,14 +295,21 @@ pub fn validate(
             );
             None
         }
-    };
+    }
+}
 
+/// `--sink`, `--event_sink` and `--disable_metric_sink`: the metric sinks (the store first
+/// unless disabled), the event sinks, and whether the store is disabled.
+fn sink_flags(
+    p: &mut Problems,
+    raw: &RawFlags,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<SinkConfig>, Vec<SinkConfig>, bool) {
     let disable_metric_sink = p.boolean(
         "--disable_metric_sink",
         raw.disable_metric_sink.as_deref(),
         false,
     );
-    let plain_port_apis = p.boolean("--plain_port_apis", raw.plain_port_apis.as_deref(), true);
     let mut sinks = Vec::new();
     if !disable_metric_sink {
         sinks.push(SinkConfig::Metric);
@@ -228,7 +345,20 @@ pub fn validate(
             );
         }
     }
+    (sinks, event_sinks, disable_metric_sink)
+}
 
+/// The durations: resolution, scrape timeout, history, shutdown budget.
+struct Timing {
+    resolution: Duration,
+    scrape_timeout: Duration,
+    history: Duration,
+    shutdown: Duration,
+}
+
+/// `--metric_resolution`, `--scrape_timeout`, `--metric_history`, `--shutdown_timeout`, and
+/// how they bound each other.
+fn timing_flags(p: &mut Problems, raw: &RawFlags) -> Timing {
     let resolution = p.duration(
         "--metric_resolution",
         raw.metric_resolution.as_deref(),
@@ -277,7 +407,45 @@ pub fn validate(
             Duration::ZERO,
         )
         .unwrap_or(Duration::from_secs(10));
+    Timing {
+        resolution,
+        scrape_timeout,
+        history: metric_history,
+        shutdown: shutdown_timeout,
+    }
+}
 
+/// `--peer_timeout` (below the resolution) and `--peer_ca_file`.
+fn peer_flags(p: &mut Problems, raw: &RawFlags, resolution: Duration) -> PeerConfig {
+    let max = resolution * 9 / 10;
+    let timeout = match p.duration(
+        "--peer_timeout",
+        raw.peer_timeout.as_deref(),
+        Duration::ZERO,
+    ) {
+        None => Duration::from_secs(5).min(max),
+        Some(Duration::ZERO) => {
+            p.add("--peer_timeout", "must be greater than 0");
+            max
+        }
+        Some(d) if d >= resolution => {
+            let (given, res) = (duration::format(d), duration::format(resolution));
+            p.add(
+                "--peer_timeout",
+                format!("{given} is not below --metric_resolution ({res})"),
+            );
+            max
+        }
+        Some(d) => d,
+    };
+    PeerConfig {
+        timeout,
+        ca_file: raw.peer_ca_file.clone(),
+    }
+}
+
+/// `--heapster-port` and `--listen_ip` (loopback by default for the simulated cluster).
+fn listen_flags(p: &mut Problems, raw: &RawFlags, simulated: bool) -> (u16, IpAddr) {
     let heapster_port = match raw.heapster_port.as_deref().map(str::parse::<u16>) {
         None => 8082,
         Some(Ok(port)) => port,
@@ -286,13 +454,12 @@ pub fn validate(
                 "--heapster-port",
                 format!(
                     "{:?} is not a port (0 to 65535)",
-                    raw.heapster_port.unwrap_or_default()
+                    raw.heapster_port.as_deref().unwrap_or_default()
                 ),
             );
             8082
         }
     };
-    let simulated = matches!(source, Some(SourceConfig::Simulated(_)));
     let listen_ip = match raw.listen_ip.as_deref() {
         None if simulated => IpAddr::V4(Ipv4Addr::LOCALHOST),
         None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -301,7 +468,12 @@ pub fn validate(
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         }),
     };
-    let label_separator = raw.label_separator.unwrap_or_else(|| ",".into());
+    (heapster_port, listen_ip)
+}
+
+/// `--label_separator`, `--log-format`, `--log-level`.
+fn text_flags(p: &mut Problems, raw: &RawFlags) -> (String, LogFormat, String) {
+    let label_separator = raw.label_separator.clone().unwrap_or_else(|| ",".into());
     if label_separator.is_empty() {
         p.add("--label_separator", "must not be empty");
     }
@@ -316,7 +488,7 @@ pub fn validate(
             LogFormat::Text
         }
     };
-    let log_level = raw.log_level.unwrap_or_else(|| "info".into());
+    let log_level = raw.log_level.clone().unwrap_or_else(|| "info".into());
     if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
         p.add(
             "--log-level",
@@ -328,19 +500,14 @@ pub fn validate(
             "must not be empty (e.g. info, heapster_rs=debug)",
         );
     }
-    let max_concurrent_scrapes = p.number(
-        "--max_concurrent_scrapes",
-        raw.max_concurrent_scrapes.as_deref(),
-        1,
-        256,
-    );
-    let max_response_bytes = p.number(
-        "--max_response_bytes",
-        raw.max_response_bytes.as_deref(),
-        1024,
-        64 << 20,
-    );
+    (label_separator, log_format, log_level)
+}
 
+/// `--store_memory_bytes`, `--max_series` and `--history_metrics`.
+fn store_flags(
+    p: &mut Problems,
+    raw: &RawFlags,
+) -> (crate::store::SeriesLimit, crate::store::HistoryMetrics) {
     let store_memory_bytes = match raw.store_memory_bytes.as_deref().map(parse_bytes) {
         None => crate::store::DEFAULT_STORE_MEMORY_BYTES,
         Some(Ok(b)) if b >= MIN_STORE_BYTES => b,
@@ -365,33 +532,7 @@ pub fn validate(
             crate::store::HistoryMetrics::default()
         }),
     };
-
-    let Some(source) = source.filter(|_| p.0.is_empty()) else {
-        return Err(p.0);
-    };
-    Ok(Config {
-        source,
-        sinks,
-        event_sinks,
-        metric_resolution: resolution,
-        scrape_timeout,
-        max_concurrent_scrapes,
-        max_response_bytes,
-        heapster_port,
-        listen_ip,
-        plain_port_apis,
-        label_separator,
-        ignore_labels: split_labels(&raw.ignore_label),
-        store_labels: split_labels(&raw.store_label),
-        disable_metric_sink,
-        log_format,
-        log_level,
-        metric_history,
-        shutdown_timeout,
-        series_limit,
-        history_metrics,
-        secure,
-    })
+    (series_limit, history_metrics)
 }
 
 /// The least `--store_memory_bytes`: 1 MiB.

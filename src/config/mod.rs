@@ -9,6 +9,7 @@ mod duration;
 mod eventer;
 mod expand;
 mod flags;
+mod sharding;
 mod sink;
 mod source;
 mod types;
@@ -19,6 +20,7 @@ use clap::Parser;
 
 pub use duration::{format as format_duration, parse as parse_duration};
 pub use eventer::{EventerConfig, EventerParsed, parse_eventer};
+pub use sharding::{MAX_REPLICATION, Sharding};
 pub use types::*;
 
 /// What the command line asks for.
@@ -68,7 +70,7 @@ where
 }
 
 /// Flags that take no separate value (`--flag` or `--flag=VALUE`).
-const NO_VALUE_FLAGS: &[&str] = &["help", "version", "disable-metric-sink"];
+const NO_VALUE_FLAGS: &[&str] = &["help", "version", "disable-metric-sink", "sharding"];
 
 /// Rewrites `-name`, `--na_me` and `-na_me=v` to `--na-me[=v]`; leaves values, `-h`, `-V`, `-`
 /// and everything after `--` alone. argv[0] is kept.

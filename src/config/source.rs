@@ -76,7 +76,7 @@ fn kubernetes(target: Target) -> Result<KubernetesSource, Vec<String>> {
         (false, Some(path)) => ApiAuth::Kubeconfig(PathBuf::from(path)),
         (false, None) => ApiAuth::None,
     };
-    let source = KubernetesSource {
+    let mut source = KubernetesSource {
         api_server,
         auth,
         insecure: options.take_bool("insecure").unwrap_or(false),
@@ -86,20 +86,35 @@ fn kubernetes(target: Target) -> Result<KubernetesSource, Vec<String>> {
             DEFAULT_SERVICE_ACCOUNT_DIR,
             true,
         )),
-        kubelet_port: kubelet_port(&mut options),
-        kubelet_https: options.take_bool("kubeletHttps"),
+        kubelet_port: None,
+        kubelet_https: true,
         kubelet_insecure: options.take_bool("kubeletInsecure"),
         node_proxy: options.take_bool("nodeProxy").unwrap_or(false),
         address_types: address_types(&mut options),
         kubelet_endpoint: kubelet_endpoint(&mut options),
         kubelet_keep_alive: options.take_bool("kubeletKeepAlive").unwrap_or(true),
     };
+    (source.kubelet_https, source.kubelet_port) = kubelet_scheme_and_port(
+        options.take_bool("kubeletHttps"),
+        kubelet_port(&mut options),
+    );
     errors.extend(options.finish(KUBERNETES_OPTIONS));
     if errors.is_empty() {
         Ok(source)
     } else {
         Err(errors)
     }
+}
+
+/// Heapster's defaults: with neither option, https on the port each node advertises; with
+/// either, the scheme given (http when only the port is) and, over http, port 10255 unless
+/// given.
+fn kubelet_scheme_and_port(https: Option<bool>, port: Option<u16>) -> (bool, Option<u16>) {
+    if https.is_none() && port.is_none() {
+        return (true, None);
+    }
+    let https = https.unwrap_or(false);
+    (https, if https { port } else { port.or(Some(10255)) })
 }
 
 fn kubelet_port(options: &mut Options) -> Option<u16> {
@@ -275,7 +290,7 @@ mod tests {
         assert!(!k.kubelet_keep_alive);
         assert!(kube("kubernetes:").kubelet_keep_alive);
         assert_eq!(k.kubelet_port, Some(10250));
-        assert_eq!(k.kubelet_https, Some(true));
+        assert!(k.kubelet_https);
         assert_eq!(k.service_account_dir, PathBuf::from("/sa"));
         assert_eq!(k.kubelet_endpoint, KubeletEndpoint::Auto);
         assert_eq!(
@@ -290,10 +305,17 @@ mod tests {
                 AddressType::ExternalDns
             ]
         );
+        let http = kube("kubernetes:?kubeletHttps=false");
         assert_eq!(
-            kube("kubernetes:?kubeletHttps=false").kubelet_https,
-            Some(false)
+            (http.kubelet_https, http.kubelet_port),
+            (false, Some(10255))
         );
+        let port = kube("kubernetes:?kubeletPort=4194");
+        assert_eq!((port.kubelet_https, port.kubelet_port), (false, Some(4194)));
+        let https = kube("kubernetes:?kubeletHttps=true");
+        assert_eq!((https.kubelet_https, https.kubelet_port), (true, None));
+        let neither = kube("kubernetes:");
+        assert_eq!((neither.kubelet_https, neither.kubelet_port), (true, None));
     }
 
     #[test]

@@ -52,10 +52,14 @@ pub struct KubernetesSource {
     /// Where the service-account token and CA live (`serviceAccountDir=`, default
     /// `/var/run/secrets/kubernetes.io/serviceaccount`).
     pub service_account_dir: PathBuf,
-    /// `kubeletPort=`: explicit port for every node (Heapster's meaning).
+    /// The kubelet port for every node; `None`: the port each node advertises
+    /// (`status.daemonEndpoints`, else 10250). Finished by the parser with Heapster's defaults:
+    /// when `kubeletPort=` or `kubeletHttps=` is given, plain http means port 10255 unless
+    /// `kubeletPort=` says otherwise.
     pub kubelet_port: Option<u16>,
-    /// `kubeletHttps=`: explicit scheme for every node (Heapster's meaning).
-    pub kubelet_https: Option<bool>,
+    /// Scrape kubelets over https: true unless `kubeletHttps=false`, or `kubeletPort=` is given
+    /// without `kubeletHttps=true` (Heapster's meaning of an explicit port).
+    pub kubelet_https: bool,
     /// `kubeletInsecure=`: skip kubelet certificate checks. When not given it follows
     /// `insecure`, as in Heapster (see [`KubernetesSource::kubelet_insecure`]).
     pub kubelet_insecure: Option<bool>,
@@ -132,7 +136,7 @@ impl KubernetesSource {
             use_service_account: false,
             service_account_dir: PathBuf::from(DEFAULT_SERVICE_ACCOUNT_DIR),
             kubelet_port: None,
-            kubelet_https: None,
+            kubelet_https: true,
             kubelet_insecure: None,
             node_proxy: false,
             address_types: DEFAULT_ADDRESS_TYPES.to_vec(),
@@ -395,6 +399,19 @@ pub struct Config {
     pub history_metrics: crate::store::HistoryMetrics,
     /// The secure port serving `metrics.k8s.io` as an aggregated API.
     pub secure: SecureServing,
+    /// Sharded, replicated collection (`--sharding=true`); `None`: one replica does it all.
+    pub sharding: Option<super::sharding::Sharding>,
+    /// How this replica asks the other replicas (`--peer_timeout`, `--peer_ca_file`).
+    pub peers: PeerConfig,
+}
+
+/// Requests to the other replicas of a sharded collector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// The bound on each request (`--peer_timeout`, default min(5s, 0.9 x resolution)).
+    pub timeout: Duration,
+    /// CA of the peers' serving certificates (`--peer_ca_file`); `None`: not verified.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `--secure_port` and its TLS and authentication files.

@@ -63,6 +63,7 @@ impl EventerApp {
             registry: Arc::clone(&registry),
             store: None,
             cluster: None,
+            partials: None,
         };
         let router = api::plain_router(state, false);
         let shutdown = CancellationToken::new();

@@ -4,7 +4,7 @@
 //! collector never holds full `Node` or `Pod` objects.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::FastMap;
 use super::labels::StoredLabels;
@@ -137,6 +137,51 @@ pub struct ClusterState {
     changes: u64,
     node_changed: FastMap<Arc<str>, u64>,
     all_changed: u64,
+}
+
+/// The writing end of the cluster state: owned by the watchers, the only ones that change it.
+/// Built with [`cluster_state`].
+pub struct ClusterWriter(Arc<RwLock<ClusterState>>);
+
+/// A cheap, cloneable, read-only handle on the cluster state for everyone else (the tick, the
+/// APIs). Reads are short and never held across `.await`.
+#[derive(Clone)]
+pub struct ClusterReader(Arc<RwLock<ClusterState>>);
+
+/// A fresh, empty cluster state: the writer for the watchers and a reader for the rest.
+pub fn cluster_state() -> (ClusterWriter, ClusterReader) {
+    let shared = Arc::new(RwLock::new(ClusterState::default()));
+    (ClusterWriter(Arc::clone(&shared)), ClusterReader(shared))
+}
+
+impl ClusterWriter {
+    /// Exclusive access. A watcher that panicked while writing leaves a state that is still
+    /// whole (every change is a single insert or swap), so poisoning is ignored.
+    pub fn write(&self) -> RwLockWriteGuard<'_, ClusterState> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A second writer (the node and pod watchers each hold one).
+    pub fn share(&self) -> ClusterWriter {
+        ClusterWriter(Arc::clone(&self.0))
+    }
+
+    /// A read-only handle on the same state.
+    pub fn reader(&self) -> ClusterReader {
+        ClusterReader(Arc::clone(&self.0))
+    }
+}
+
+impl ClusterReader {
+    /// A handle on a state that no watcher changes (tests, benches).
+    pub fn fixed(state: ClusterState) -> ClusterReader {
+        ClusterReader(Arc::new(RwLock::new(state)))
+    }
+
+    /// Shared access (see [`ClusterWriter::write`] on poisoning).
+    pub fn read(&self) -> RwLockReadGuard<'_, ClusterState> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// What a node's pods were when [`ClusterState::pod_stamp`] was taken: equal stamps, same pods

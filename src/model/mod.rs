@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod labels;
 mod metric;
+pub mod replica;
 pub(crate) mod table;
 #[cfg(test)]
 pub(crate) mod test_keys;

@@ -169,21 +169,42 @@ impl Namespaces {
             let SetKey::Pod { namespace, .. } = &raw.set.key else {
                 continue;
             };
-            let ni = match self.index.get(namespace) {
-                Some(&ni) => ni,
-                None => {
-                    self.sets.push(MetricSet::new(
-                        SetKey::Namespace {
-                            namespace: Arc::clone(namespace),
-                        },
-                        timestamp,
-                    ));
-                    self.index
-                        .insert(Arc::clone(namespace), self.sets.len() - 1);
-                    self.sets.len() - 1
-                }
-            };
+            let ni = self.slot(namespace, timestamp);
             self.sets[ni].values.add_from(&raw.set.values, NS_MASK);
+        }
+    }
+
+    /// Adds namespace sets summed elsewhere (another node's or replica's contribution).
+    pub fn add_namespaces(&mut self, sets: &[MetricSet], timestamp: Nanos) {
+        for set in sets {
+            let SetKey::Namespace { namespace } = &set.key else {
+                continue;
+            };
+            let ni = self.slot(namespace, timestamp);
+            self.sets[ni].values.add_from(&set.values, NS_MASK);
+        }
+    }
+
+    /// The namespaces' sets alone (a node's contribution), without the cluster.
+    pub fn into_namespaces(self) -> Vec<MetricSet> {
+        self.sets
+    }
+
+    /// The index of a namespace's set, created empty when new.
+    fn slot(&mut self, namespace: &Arc<str>, timestamp: Nanos) -> usize {
+        match self.index.get(namespace) {
+            Some(&ni) => ni,
+            None => {
+                self.sets.push(MetricSet::new(
+                    SetKey::Namespace {
+                        namespace: Arc::clone(namespace),
+                    },
+                    timestamp,
+                ));
+                self.index
+                    .insert(Arc::clone(namespace), self.sets.len() - 1);
+                self.sets.len() - 1
+            }
         }
     }
 

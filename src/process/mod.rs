@@ -35,6 +35,24 @@ pub struct Tick {
     timestamp: Nanos,
     scraped: Vec<Arc<str>>,
     namespaces: aggregate::Namespaces,
+    /// Each node's own namespace sums, when kept ([`Tick::keep_contributions`]).
+    contributions: Option<Vec<(Arc<str>, Vec<MetricSet>)>>,
+}
+
+impl Tick {
+    /// Keeps each node's pods summed per namespace apart (for a sharded replica, whose peers
+    /// sum the nodes) instead of summing them into this tick's namespaces.
+    pub fn keep_contributions(&mut self) {
+        self.contributions.get_or_insert_with(Vec::new);
+    }
+
+    /// The nodes' contributions kept so far (empty unless kept).
+    pub fn take_contributions(&mut self) -> Vec<(Arc<str>, Vec<MetricSet>)> {
+        self.contributions
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
 }
 
 impl Processor {
@@ -55,6 +73,7 @@ impl Processor {
             timestamp,
             scraped: Vec::new(),
             namespaces: aggregate::Namespaces::default(),
+            contributions: None,
         }
     }
 
@@ -77,7 +96,14 @@ impl Processor {
         enrich::enrich_all(&mut sets, cluster, &sample.node, kept);
         aggregate::containers_to_pods(&mut sets);
         aggregate::pods_to_nodes(&mut sets);
-        tick.namespaces.add(&sets, tick.timestamp);
+        match &mut tick.contributions {
+            Some(kept) => {
+                let mut own = aggregate::Namespaces::default();
+                own.add(&sets, tick.timestamp);
+                kept.push((Arc::clone(&sample.node), own.into_namespaces()));
+            }
+            None => tick.namespaces.add(&sets, tick.timestamp),
+        }
         tick.scraped.push(sample.node);
         sets.into_iter().map(|r| r.set).collect()
     }

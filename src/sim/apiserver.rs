@@ -54,6 +54,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/apis/authorization.k8s.io/v1/subjectaccessreviews",
             post(review::access_review),
         )
+        .merge(super::leases::routes())
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), auth))
         .route("/healthz", get(|| async { "ok" }))
         .route("/livez", get(|| async { "ok" }))
@@ -81,9 +82,14 @@ async fn list_namespaces(State(s): S, Query(q): Query<ListQuery>) -> Response {
     list_or_watch(s, Kind::Namespace, None, q).await
 }
 
-/// No groups yet; add them here when an API group (e.g. metrics.k8s.io) is simulated.
+/// The simulated API groups (add metrics.k8s.io here if it is ever simulated).
 async fn api_groups() -> Response {
-    json_ok(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+    let version = json!({"groupVersion": "coordination.k8s.io/v1", "version": "v1"});
+    json_ok(
+        &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+            {"name": "coordination.k8s.io", "versions": [version], "preferredVersion": version},
+        ]}),
+    )
 }
 
 fn json_ok<T: Serialize>(value: &T) -> Response {

@@ -7,7 +7,8 @@
 //! apiserver in one, ranges of kubelets in others) given the same [`SimLayout`]. The
 //! kubelets serve `GET /stats/summary` shaped like the 1.34/1.35 captures in
 //! `shared/fixtures/kubelet/`, and `GET /metrics/resource` with the same counters; the apiserver serves discovery, LIST + WATCH of nodes, pods and
-//! namespaces as `kube` watchers use them, and the node proxy to `/stats/summary`; core v1 Events
+//! namespaces as `kube` watchers use them, and the node proxy to `/stats/summary`;
+//! `coordination.k8s.io/v1` Leases (see `leases`); core v1 Events
 //! ([`SimCluster::emit_event`], [`SimCluster::bump_event`]) with LIST + WATCH, and
 //! [`SimCluster::expire_watches`] to force a 410 Gone; [`SimCluster::stop_apiserver`] and
 //! [`SimCluster::start_apiserver`] for an apiserver outage.
@@ -61,6 +62,7 @@ mod events;
 pub mod formulas;
 mod kubeconfig;
 mod kubelet;
+mod leases;
 mod list;
 mod objects;
 mod payload;

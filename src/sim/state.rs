@@ -220,6 +220,8 @@ pub(crate) struct Shared {
     pub log: Mutex<EventLog>,
     /// Core v1 Events (lock after `nodes`, before `log`).
     pub events: Mutex<super::events::EventStore>,
+    /// `coordination.k8s.io` Leases (lock before `log`).
+    pub leases: Mutex<super::leases::LeaseStore>,
     /// Bumped by [`super::SimCluster::expire_watches`]: open watches end with 410.
     pub expire: tokio::sync::watch::Sender<u64>,
     /// Cancelled on shutdown.
@@ -240,6 +242,7 @@ impl Shared {
             nodes: RwLock::new(nodes),
             log: Mutex::new(EventLog::new(1)),
             events: Mutex::new(super::events::EventStore::default()),
+            leases: Mutex::default(),
             expire: tokio::sync::watch::Sender::new(0),
             cancel,
         }

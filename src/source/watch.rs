@@ -1,7 +1,7 @@
 //! Node and pod watchers: list then watch, resume with backoff, and keep only a compact
 //! [`NodeInfo`]/[`PodInfo`] per object in the shared [`ClusterState`].
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -13,11 +13,10 @@ use tokio::sync::watch as signal;
 use super::quantity;
 use crate::certificate::CertProblem;
 use crate::model::FastMap;
-use crate::model::cluster::{ClusterState, ContainerInfo, Interner, NodeInfo, PodInfo};
+use crate::model::cluster::{
+    ClusterState, ClusterWriter, ContainerInfo, Interner, NodeInfo, PodInfo,
+};
 use crate::model::labels::LabelPolicy;
-
-/// Shared cluster state: written by the watchers, read once per tick (never across `.await`).
-pub type SharedState = Arc<RwLock<ClusterState>>;
 
 /// Which watchers have finished their first list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -160,7 +159,7 @@ pub fn pod_info(pod: &Pod, policy: &LabelPolicy, strings: &mut Interner) -> Opti
 pub async fn watch_nodes(
     client: kube::Client,
     policy: Arc<LabelPolicy>,
-    state: SharedState,
+    state: ClusterWriter,
     synced: signal::Sender<Synced>,
 ) {
     let api: Api<Node> = Api::all(client);
@@ -178,7 +177,7 @@ pub async fn watch_nodes(
             }
             Ok(Event::InitDone) => {
                 let count = fresh.len();
-                write(&state).nodes = std::mem::take(&mut fresh);
+                state.write().nodes = std::mem::take(&mut fresh);
                 synced.send_modify(|s| {
                     s.nodes = true;
                     s.node_error = None;
@@ -187,14 +186,15 @@ pub async fn watch_nodes(
             }
             Ok(Event::Apply(n)) => {
                 if let Some(info) = node_info(&n, &policy) {
-                    write(&state)
+                    state
+                        .write()
                         .nodes
                         .insert(Arc::clone(&info.name), Arc::new(info));
                 }
             }
             Ok(Event::Delete(n)) => {
                 if let Some(name) = n.metadata.name.as_deref() {
-                    write(&state).nodes.remove(name);
+                    state.write().nodes.remove(name);
                 }
             }
             Err(e) => {
@@ -216,7 +216,7 @@ pub async fn watch_nodes(
 pub async fn watch_pods(
     client: kube::Client,
     policy: Arc<LabelPolicy>,
-    state: SharedState,
+    state: ClusterWriter,
     synced: signal::Sender<Synced>,
 ) {
     let api: Api<Pod> = Api::all(client);
@@ -236,18 +236,18 @@ pub async fn watch_pods(
             }
             Ok(Event::InitDone) => {
                 let count = fresh.pod_count();
-                write(&state).replace_pods(&mut fresh);
+                state.write().replace_pods(&mut fresh);
                 strings.prune();
                 synced.send_modify(|s| s.pods = true);
                 tracing::info!(pods = count, "pod list synced");
             }
             Ok(Event::Apply(p)) => match pod_info(&p, &policy, &mut strings) {
-                Some(info) => write(&state).insert_pod(Arc::new(info)),
+                Some(info) => state.write().insert_pod(Arc::new(info)),
                 None => {
                     if let (Some(ns), Some(name)) =
                         (p.metadata.namespace.as_deref(), p.metadata.name.as_deref())
                     {
-                        write(&state).remove_pod(ns, name);
+                        state.write().remove_pod(ns, name);
                     }
                 }
             },
@@ -255,7 +255,7 @@ pub async fn watch_pods(
                 if let (Some(ns), Some(name)) =
                     (p.metadata.namespace.as_deref(), p.metadata.name.as_deref())
                 {
-                    write(&state).remove_pod(ns, name);
+                    state.write().remove_pod(ns, name);
                 }
             }
             Err(e) => tracing::warn!(error = %describe(&e), "pod watch failed; retrying"),
@@ -269,10 +269,6 @@ fn describe(e: &watcher::Error) -> String {
         Some(problem) => super::apiserver::certificate_advice(&problem),
         None => e.to_string(),
     }
-}
-
-fn write(state: &SharedState) -> std::sync::RwLockWriteGuard<'_, ClusterState> {
-    state.write().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

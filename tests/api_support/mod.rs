@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -183,7 +183,10 @@ pub fn state(batches: &[Nanos]) -> ApiState {
         health,
         registry: Arc::new(registry),
         store: Some(Arc::new(store)),
-        cluster: Some(Arc::new(RwLock::new(cluster_state()))),
+        cluster: Some(heapster_rs::model::cluster::ClusterReader::fixed(
+            cluster_state(),
+        )),
+        partials: None,
     }
 }
 

@@ -186,7 +186,7 @@ fn nodes(
     let usage = store(&s)?.node_usage(name.as_deref());
     let infos: Vec<Option<Arc<NodeInfo>>> = match &s.cluster {
         Some(c) => {
-            let state = c.read().unwrap_or_else(|e| e.into_inner());
+            let state = c.read();
             usage
                 .iter()
                 .map(|(n, _)| state.nodes.get(n).cloned())
@@ -255,7 +255,7 @@ fn pods(
     let usage = store(&s)?.pod_usage(namespace.as_deref(), name.as_deref());
     let infos: Vec<Option<Arc<PodInfo>>> = match &s.cluster {
         Some(c) => {
-            let state = c.read().unwrap_or_else(|e| e.into_inner());
+            let state = c.read();
             usage
                 .iter()
                 .map(|p| state.pod(&p.namespace, &p.name).cloned())
