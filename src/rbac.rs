@@ -28,6 +28,12 @@ pub enum Grant {
     AuthDelegator,
     /// Built-in Role `extension-apiserver-authentication-reader` in `kube-system`.
     AuthReader,
+    /// ClusterRole [`READER_ROLE`] (ours), bound to the collector cluster-wide only by the
+    /// `peer-reader` component, for sharded replicas asking each other.
+    MetricsReader,
+    /// Role `heapster-sharding` in `kube-system` (ours), bound only by the `sharded`
+    /// component: the replicas' Leases.
+    Sharding,
 }
 
 impl Grant {
@@ -39,6 +45,8 @@ impl Grant {
             Grant::NodeProxy => "heapster-nodeproxy",
             Grant::AuthDelegator => "system:auth-delegator",
             Grant::AuthReader => "extension-apiserver-authentication-reader",
+            Grant::MetricsReader => READER_ROLE,
+            Grant::Sharding => "heapster-sharding",
         }
     }
 
@@ -156,6 +164,34 @@ pub const API_CALLS: &[ApiCall] = &[
         when: "secure port start: the request-header client CA of the aggregation layer",
     },
     call(
+        METRICS_GROUP,
+        "nodes",
+        &["get", "list"],
+        Binary::Heapster,
+        Grant::MetricsReader,
+        "with sharding: another replica authorizes this one's requests for its nodes' usage \
+         (SubjectAccessReview) as it authorizes kubectl top",
+    ),
+    call(
+        METRICS_GROUP,
+        "pods",
+        &["get", "list"],
+        Binary::Heapster,
+        Grant::MetricsReader,
+        "with sharding: another replica authorizes this one's requests for its pods' usage \
+         as it authorizes kubectl top and the HPA",
+    ),
+    ApiCall {
+        group: "coordination.k8s.io",
+        resource: "leases",
+        verbs: &["get", "list", "watch", "create", "update", "delete"],
+        namespace: Some("kube-system"),
+        resource_names: &[],
+        binary: Binary::Heapster,
+        granted_by: Grant::Sharding,
+        when: "with --sharding: each replica's Lease (renewed, listed, deleted at shutdown) and                the aggregator Lease (leader election); watch is granted for tools, not used",
+    },
+    call(
         "",
         "events",
         &["list", "watch"],
@@ -212,7 +248,7 @@ mod tests {
         for c in API_CALLS {
             assert_eq!(
                 c.namespace.is_some(),
-                c.granted_by == Grant::AuthReader,
+                matches!(c.granted_by, Grant::AuthReader | Grant::Sharding),
                 "{c:?}"
             );
         }

@@ -297,13 +297,12 @@ pub mod fuzz {
                     label_map: labels,
                     ..Default::default()
                 }));
-                router(ApiState {
-                    health: Arc::new(Health::new(10 * SEC)),
-                    registry: Arc::new(registry),
-                    store: Some(Arc::new(store)),
-                    cluster: Some(crate::model::cluster::ClusterReader::fixed(cluster)),
-                    partials: None,
-                })
+                router(ApiState::new(
+                    Arc::new(Health::new(10 * SEC)),
+                    Arc::new(registry),
+                    Some(Arc::new(store)),
+                    Some(crate::model::cluster::ClusterReader::fixed(cluster)),
+                ))
             });
             let rt = RT.get_or_init(|| {
                 tokio::runtime::Builder::new_current_thread()

@@ -3,16 +3,14 @@
 //! `/apis/metrics.k8s.io/*` to heapster-rs, merges `/apis`, and sends the rest to the
 //! simulator's apiserver. Expected values come from the simulator's formulas.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+mod support;
+
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
 use heapster_rs::app::App;
 use heapster_rs::config::{Parsed, parse};
 use heapster_rs::sim::{self, SimCluster, SimOptions};
+use support::kubectl::{self, Kubectl, get_json, table};
 
 const NODES: usize = 2;
 const PODS: usize = 5;
@@ -62,19 +60,6 @@ async fn start() -> Running {
     Running { sim, app }
 }
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
-}
-
-async fn get_json(url: &str) -> serde_json::Value {
-    let res = http().get(url).send().await.expect("request");
-    assert!(res.status().is_success(), "{url}: {}", res.status());
-    serde_json::from_slice(&res.bytes().await.expect("body")).expect("json")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_model_api_on_a_simulated_cluster() {
     let r = start().await;
@@ -116,129 +101,19 @@ async fn dashboard_model_api_on_a_simulated_cluster() {
     r.sim.shutdown().await;
 }
 
-/// The proxy's targets.
-#[derive(Clone)]
-struct Targets {
-    apiserver: String,
-    heapster: String,
-}
-
-async fn proxy(State(t): State<Targets>, req: Request) -> Response {
-    let path_q = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let path = req.uri().path().to_string();
-    let client = http();
-    if path == "/apis" || path == "/apis/" {
-        let mut merged = get_json(&format!("{}/apis", t.apiserver)).await;
-        let ours = get_json(&format!("{}/apis", t.heapster)).await;
-        if let (Some(groups), Some(more)) =
-            (merged["groups"].as_array_mut(), ours["groups"].as_array())
-        {
-            groups.extend(more.iter().cloned());
-        }
-        return axum::Json(merged).into_response();
-    }
-    let base = if path.starts_with("/apis/metrics.k8s.io") {
-        &t.heapster
-    } else {
-        &t.apiserver
-    };
-    let mut out = client.request(req.method().clone(), format!("{base}{path_q}"));
-    if let Some(accept) = req.headers().get("accept") {
-        out = out.header("accept", accept.as_bytes());
-    }
-    match out.send().await {
-        Ok(res) => {
-            let status = res.status();
-            let ct = res
-                .headers()
-                .get("content-type")
-                .cloned()
-                .unwrap_or(http::HeaderValue::from_static("application/json"));
-            let body: Bytes = res.bytes().await.unwrap_or_default();
-            (status, [("content-type", ct)], body).into_response()
-        }
-        Err(e) => (http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-    }
-}
-
-fn kubectl_available() -> bool {
-    let found = std::process::Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_ok();
-    if !found {
-        if std::env::var("HEAPSTER_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
-            panic!("kubectl not on PATH and HEAPSTER_REQUIRE_SERVERS=1");
-        }
-        eprintln!("skipped: kubectl not on PATH");
-    }
-    found
-}
-
-/// Runs kubectl with `KUBECONFIG` (and `HOME`, for its cache) set for the child only.
-async fn kubectl(kubeconfig: &std::path::Path, home: &std::path::Path, args: &[&str]) -> String {
-    let mut cmd = tokio::process::Command::new("kubectl");
-    cmd.args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("HOME", home)
-        .env_remove("HTTPS_PROXY")
-        .env_remove("HTTP_PROXY");
-    let out = cmd.output().await.expect("kubectl runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// Rows of a kubectl table, keyed by the first `key_cols` columns joined by `/`.
-fn table(out: &str, key_cols: usize) -> HashMap<String, Vec<String>> {
-    out.lines()
-        .skip(1)
-        .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
-        .filter(|cols| cols.len() > key_cols)
-        .map(|cols| (cols[..key_cols].join("/"), cols[key_cols..].to_vec()))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_top_matches_the_simulator() {
-    if !kubectl_available() {
+    if !kubectl::available() {
         return;
     }
     let r = start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let proxy_addr: SocketAddr = listener.local_addr().expect("addr");
-    let targets = Targets {
-        apiserver: r.sim.api_url().as_str().trim_end_matches('/').to_string(),
-        heapster: format!("http://{}", r.app.addr),
-    };
-    let router = axum::Router::new().fallback(proxy).with_state(targets);
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: http://{proxy_addr}\n\
-             contexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n\
-             current-context: sim\nusers:\n- name: sim\n  user: {{}}\n"
-        ),
+    let cli = Kubectl::start(
+        r.sim.api_url().as_str().trim_end_matches('/'),
+        &format!("http://{}", r.app.addr),
     )
-    .expect("kubeconfig");
-    let home = dir.path();
+    .await;
 
-    let nodes = table(&kubectl(&kubeconfig, home, &["top", "node"]).await, 1);
+    let nodes = table(&cli.run(&["top", "node"]).await, 1);
     assert_eq!(nodes.len(), NODES, "{nodes:?}");
     for node in 0..NODES {
         let row = &nodes[&sim::node_name(node)];
@@ -248,7 +123,7 @@ async fn kubectl_top_matches_the_simulator() {
         assert!(row.contains(&format!("{mem}Mi")), "{node}: {row:?}");
     }
 
-    let pods = table(&kubectl(&kubeconfig, home, &["top", "pod", "-A"]).await, 2);
+    let pods = table(&cli.run(&["top", "pod", "-A"]).await, 2);
     assert_eq!(pods.len(), NODES * PODS, "{pods:?}");
     for node in 0..NODES {
         for pod in 0..PODS {
@@ -261,7 +136,7 @@ async fn kubectl_top_matches_the_simulator() {
     }
 
     let ns = sim::pod_namespace(1);
-    let out = kubectl(&kubeconfig, home, &["top", "pod", "-n", ns, "--containers"]).await;
+    let out = cli.run(&["top", "pod", "-n", ns, "--containers"]).await;
     let rows = table(&out, 2);
     let mut seen = 0;
     for node in 0..NODES {
@@ -276,7 +151,7 @@ async fn kubectl_top_matches_the_simulator() {
         }
     }
     assert_eq!(rows.len(), seen, "{out}");
-    server.abort();
+    drop(cli);
     r.app.stop().await;
     r.sim.shutdown().await;
 }

@@ -1,6 +1,7 @@
 //! The secure port over real TLS on 127.0.0.1: front-proxy client certificates, bearer tokens
 //! checked by a fake [`Authorizer`], 401 / 403 (on `metrics.k8s.io` and the model API), and a
-//! client certificate from another CA refused at the handshake.
+//! client certificate from another CA refused at the handshake; another replica's requests
+//! (its token over https, this certificate verified against its CA).
 
 mod api_support;
 
@@ -16,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use heapster_rs::api::secure::auth::{Attributes, Authorizer, ReviewFailed, UserInfo};
 use heapster_rs::config::SecureServing;
+use heapster_rs::model::replica::Peer;
+use heapster_rs::shard::peer::{PeerClient, PeerError, PeerMetrics, PeerOptions};
+use heapster_rs::source::credentials::{Secret, TokenSource};
+use prometheus_client::registry::Registry;
 
 /// `good` → alice (allowed everything), `reader` → bob (denied everything); the front proxy
 /// may vouch for anyone, who is judged the same way.
@@ -276,6 +281,67 @@ async fn secure_port_authenticates_and_authorizes() {
     assert_eq!(
         send(plain.get(url("/api/v1/model/nodes"))).await.ok(),
         Some(401)
+    );
+    // The replica-local routes other replicas ask: the same authentication, and the same
+    // review as the path without the prefix (hpa may list pods, not nodes).
+    let local = |p: &str| url(&format!("/internal/shard/local{p}"));
+    let local_nodes = local("/apis/metrics.k8s.io/v1beta1/nodes");
+    let local_pods = local("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods");
+    assert_eq!(send(plain.get(&local_nodes)).await.ok(), Some(401));
+    assert_eq!(
+        send(plain.get(&local_nodes).bearer_auth("reader"))
+            .await
+            .ok(),
+        Some(403)
+    );
+    assert_eq!(
+        send(plain.get(&local_nodes).bearer_auth("good")).await.ok(),
+        Some(200)
+    );
+    let as_hpa = |u: &str| proxy.get(u).header("X-Remote-User", "hpa");
+    assert_eq!(send(as_hpa(&local_pods)).await.ok(), Some(200));
+    assert_eq!(send(as_hpa(&local_nodes)).await.ok(), Some(403));
+    assert_eq!(
+        send(plain.get(local("/api/v1/model/nodes")).bearer_auth("good"))
+            .await
+            .ok(),
+        Some(200)
+    );
+
+    // A replica asking this one: its token as Bearer, this certificate verified against
+    // --peer_ca_file.
+    let peer = Peer {
+        identity: "secure".into(),
+        url: url("").into(),
+    };
+    let ask = |token: &str, ca: &str| {
+        let opts = PeerOptions {
+            ca_file: Some(write(&format!("peer-ca-{token}.crt"), ca)),
+            token: Some(TokenSource::Static(Secret::new(token))),
+            ..PeerOptions::new(std::time::Duration::from_secs(5))
+        };
+        PeerClient::new(opts, PeerMetrics::register(&mut Registry::default())).expect("client")
+    };
+    let path = "/internal/shard/local/apis/metrics.k8s.io/v1beta1/nodes";
+    let outcome = |got: Vec<(Peer, Result<bytes::Bytes, PeerError>)>| {
+        got.into_iter()
+            .map(|(_, r)| r.map_or_else(|e| e.outcome(), |_| "ok"))
+            .collect::<Vec<_>>()
+    };
+    let trusted = ask("good", &server_ca.pem);
+    assert_eq!(
+        outcome(trusted.get_all(std::slice::from_ref(&peer), path).await),
+        ["ok"]
+    );
+    let denied = ask("reader", &server_ca.pem);
+    assert_eq!(
+        outcome(denied.get_all(std::slice::from_ref(&peer), path).await),
+        ["denied"]
+    );
+    let wrong_ca = ask("good", &other_ca.pem);
+    assert_eq!(
+        outcome(wrong_ca.get_all(std::slice::from_ref(&peer), path).await),
+        ["unreachable"]
     );
     stop.cancel();
 }

@@ -302,6 +302,22 @@ fn every_error_names_its_flag() {
             "error: --peer_timeout: must be greater than 0",
         ),
         (
+            "--replication=4",
+            "error: --replication: \"4\" is not a whole number from 1 to 3",
+        ),
+        (
+            "--sharding=maybe",
+            "error: --sharding: \"maybe\" is not a boolean (true or false)",
+        ),
+        (
+            "--sharding_address=ftp://peer",
+            "error: --sharding_address: \"ftp://peer\" is not an http(s) URL with a host",
+        ),
+        (
+            "--sharding_identity=Heapster_0",
+            "error: --sharding_identity: \"Heapster_0\" cannot name a Lease (lowercase letters, digits, '-', '.')",
+        ),
+        (
             "--metric_history=30s",
             "error: --metric_history: 30s is shorter than --metric_resolution (1m)",
         ),

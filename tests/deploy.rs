@@ -13,12 +13,13 @@ use std::process::Command;
 
 use heapster_rs::config::{self, Parsed};
 use heapster_rs::rbac::{API_CALLS, Binary, Grant, METRICS_GROUP, READER_GRANTS, READER_ROLE};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, PersistentVolumeClaim, PodSpec, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use serde::de::DeserializeOwned;
@@ -62,6 +63,11 @@ struct Objects {
     config_maps: Vec<ConfigMap>,
     api_services: Vec<APIService>,
     network_policies: Vec<NetworkPolicy>,
+    /// Each also appears in `deployments` (same metadata and pod template), so the workload
+    /// checks cover it.
+    stateful_sets: Vec<StatefulSet>,
+    roles: Vec<Role>,
+    pdbs: Vec<PodDisruptionBudget>,
 }
 
 fn render(dir: &Path) -> Objects {
@@ -97,10 +103,32 @@ fn render(dir: &Path) -> Objects {
             "ConfigMap" => objs.config_maps.push(typed(doc, &what)),
             "APIService" => objs.api_services.push(typed(doc, &what)),
             "NetworkPolicy" => objs.network_policies.push(typed(doc, &what)),
+            "StatefulSet" => {
+                let set: StatefulSet = typed(doc, &what);
+                objs.deployments.push(as_deployment(&set));
+                objs.stateful_sets.push(set);
+            }
+            "Role" => objs.roles.push(typed(doc, &what)),
+            "PodDisruptionBudget" => objs.pdbs.push(typed(doc, &what)),
             other => panic!("{what}: unexpected kind {other}"),
         }
     }
     objs
+}
+
+/// A StatefulSet's pods as a Deployment's, for the checks every workload passes.
+fn as_deployment(set: &StatefulSet) -> Deployment {
+    let spec = set.spec.clone().expect("StatefulSet spec");
+    Deployment {
+        metadata: set.metadata.clone(),
+        spec: Some(DeploymentSpec {
+            replicas: spec.replicas,
+            selector: spec.selector,
+            template: spec.template,
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
 }
 
 /// Decodes into the typed object, and fails when a key does not survive the round trip: the
@@ -164,16 +192,24 @@ fn is_component(dir: &Path) -> bool {
 /// Renders the base with a component, through a temporary kustomization (kustomize wants
 /// relative paths).
 fn render_with_component(component: &Path) -> Objects {
+    render_with_components(&[component])
+}
+
+/// Renders the base with several components.
+fn render_with_components(components: &[&Path]) -> Objects {
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let rel = |p: &Path| relative(tmp.path(), p);
-    let text = format!(
-        "resources:\n  - {}\ncomponents:\n  - {}\n",
-        rel(&repo().join("deploy/kube-config")),
-        rel(component)
+    let mut text = format!(
+        "resources:\n  - {}\ncomponents:\n",
+        rel(&repo().join("deploy/kube-config"))
     );
+    for c in components {
+        text.push_str(&format!("  - {}\n", rel(c)));
+    }
     std::fs::write(tmp.path().join("kustomization.yaml"), text).expect("write");
     let mut objs = render(tmp.path());
-    objs.name = format!("deploy/kube-config + {}", component.display());
+    let names: Vec<_> = components.iter().map(|c| c.display().to_string()).collect();
+    objs.name = format!("deploy/kube-config + {}", names.join(" + "));
     objs
 }
 
@@ -299,7 +335,10 @@ fn check_namespaces(objs: &Objects) {
         .chain(objs.role_bindings.iter().map(|o| &o.metadata))
         .chain(objs.pvcs.iter().map(|o| &o.metadata))
         .chain(objs.config_maps.iter().map(|o| &o.metadata))
-        .chain(objs.network_policies.iter().map(|o| &o.metadata));
+        .chain(objs.network_policies.iter().map(|o| &o.metadata))
+        .chain(objs.stateful_sets.iter().map(|o| &o.metadata))
+        .chain(objs.roles.iter().map(|o| &o.metadata))
+        .chain(objs.pdbs.iter().map(|o| &o.metadata));
     for meta in namespaced {
         assert_eq!(
             meta.namespace.as_deref(),
@@ -1153,8 +1192,9 @@ fn cluster_roles_grant_exactly_the_api_calls_and_are_bound_to_the_right_accounts
             call.granted_by.role_name().to_string(),
         );
         let is_bound = bindings.contains(&edge);
-        // nodes/proxy is bound only by the node-proxy component.
-        assert_eq!(is_bound, call.granted_by != Grant::NodeProxy, "{call:?}");
+        // nodes/proxy is bound only by the node-proxy component, the metrics reader only by
+        // the peer-reader component (sharded replicas).
+        assert_eq!(is_bound, !by_component(call.granted_by), "{call:?}");
     }
     for rb in &objs.role_bindings {
         assert_eq!(rb.metadata.namespace.as_deref(), Some(NAMESPACE));
@@ -1164,7 +1204,7 @@ fn cluster_roles_grant_exactly_the_api_calls_and_are_bound_to_the_right_accounts
     // No binding beyond what API_CALLS asks for.
     let wanted: BTreeSet<_> = API_CALLS
         .iter()
-        .filter(|c| c.granted_by != Grant::NodeProxy)
+        .filter(|c| !by_component(c.granted_by))
         .map(|c| {
             let kind = if c.namespace.is_some() {
                 "Role"
@@ -1189,6 +1229,141 @@ fn cluster_roles_grant_exactly_the_api_calls_and_are_bound_to_the_right_accounts
         "--source",
     );
     assert!(source.is_some_and(|s| s.contains("nodeProxy=true")));
+
+    // Sharded replicas ask each other for what kubectl top reads: the readers' role, bound
+    // cluster-wide, grants exactly that.
+    let peers = render_with_component(&repo().join("deploy/kube-config/components/peer-reader"));
+    let edge = (
+        "heapster".to_string(),
+        "ClusterRole".to_string(),
+        Grant::MetricsReader.role_name().to_string(),
+    );
+    assert!(bound(&peers).contains(&edge));
+    assert_eq!(needed(Grant::MetricsReader), want);
+    check_network_policies(&peers);
+    assert_eq!(
+        peers.network_policies.len(),
+        2,
+        "the base's and the replicas' own"
+    );
+}
+
+/// Grants bound only by a component, not by the base.
+fn by_component(grant: Grant) -> bool {
+    matches!(
+        grant,
+        Grant::NodeProxy | Grant::MetricsReader | Grant::Sharding
+    )
+}
+
+#[test]
+fn the_sharded_component_runs_three_replicas_that_hold_leases() {
+    if !available("kubectl", &["version", "--client"]) {
+        return;
+    }
+    let components =
+        ["sharded", "peer-reader"].map(|c| repo().join("deploy/kube-config/components").join(c));
+    let objs = render_with_components(&[&components[0], &components[1]]);
+    check_namespaces(&objs);
+    check_workloads(&objs);
+    check_network_policies(&objs);
+    // The StatefulSet replaces the Deployment.
+    let [set] = objs.stateful_sets.as_slice() else {
+        panic!("one StatefulSet: {:?}", objs.stateful_sets.len());
+    };
+    assert_eq!(name_of(&set.metadata), "heapster");
+    assert!(
+        !objs
+            .deployments
+            .iter()
+            .any(|d| name_of(&d.metadata) == "heapster"
+                && d.spec.as_ref().and_then(|s| s.replicas) == Some(1))
+    );
+    let spec = set.spec.as_ref().expect("spec");
+    assert_eq!(spec.replicas, Some(3));
+    let pods = pod_labels(deployment(&objs, "heapster"));
+    // Its governing Service is headless and selects its pods.
+    let governing = service(&objs, &spec.service_name.clone().expect("serviceName"));
+    let gspec = governing.spec.as_ref().expect("service spec");
+    assert_eq!(gspec.cluster_ip.as_deref(), Some("None"));
+    // At most one replica down at a time, by choice.
+    let [pdb] = objs.pdbs.as_slice() else {
+        panic!("one PodDisruptionBudget");
+    };
+    let pdb_spec = pdb.spec.as_ref().expect("pdb spec");
+    assert_eq!(pdb_spec.max_unavailable, Some(IntOrString::Int(1)));
+    let selector = pdb_spec
+        .selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone())
+        .expect("pdb selector");
+    assert!(selector.iter().all(|(k, v)| pods.get(k) == Some(v)));
+    // Spread over nodes.
+    let anti = pod_spec(deployment(&objs, "heapster"))
+        .affinity
+        .as_ref()
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .expect("pod anti-affinity");
+    let term = &anti[0].pod_affinity_term;
+    assert_eq!(term.topology_key, "kubernetes.io/hostname");
+    let anti_labels = term
+        .label_selector
+        .as_ref()
+        .and_then(|s| s.match_labels.clone())
+        .expect("anti-affinity selector");
+    assert!(anti_labels.iter().all(|(k, v)| pods.get(k) == Some(v)));
+    // The downward API gives the identity, namespace and address; the flags parse into
+    // sharding on, with the peer address on the secure port.
+    let c = container(deployment(&objs, "heapster"), "heapster");
+    for (var, path) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+        ("POD_IP", "status.podIP"),
+    ] {
+        let e = c.env.iter().flatten().find(|e| e.name == var).expect(var);
+        let field = e.value_from.as_ref().and_then(|v| v.field_ref.as_ref());
+        assert_eq!(field.map(|f| f.field_path.as_str()), Some(path), "{var}");
+    }
+    let names = env_names(c);
+    let env = move |k: &str| match k {
+        "POD_NAME" => Some("heapster-0".to_string()),
+        "POD_NAMESPACE" => Some(NAMESPACE.to_string()),
+        "POD_IP" => Some("10.244.1.7".to_string()),
+        _ => names.iter().any(|n| n == k).then(|| "x0".to_string()),
+    };
+    let mut argv = vec!["heapster".to_string()];
+    argv.extend(c.args.iter().flatten().cloned());
+    let Parsed::Run(cfg) = config::parse(argv, &env) else {
+        panic!("the StatefulSet's args do not parse");
+    };
+    let sharding = cfg.sharding.expect("sharding on");
+    assert_eq!(sharding.identity, "heapster-0");
+    assert_eq!(sharding.namespace, NAMESPACE);
+    assert_eq!(sharding.address.as_str(), "https://10.244.1.7:8443/");
+    assert!(resolve_port(c, &IntOrString::Int(8443)).is_some());
+    // The Role grants exactly the Lease calls, in the namespace, bound to heapster.
+    let [role] = objs.roles.as_slice() else {
+        panic!("one Role");
+    };
+    assert_eq!(name_of(&role.metadata), Grant::Sharding.role_name());
+    assert_eq!(
+        grants(role.rules.as_deref().unwrap_or_default()),
+        needed(Grant::Sharding)
+    );
+    assert!(bound(&objs).contains(&(
+        "heapster".to_string(),
+        "Role".to_string(),
+        Grant::Sharding.role_name().to_string()
+    )));
+    let leases = API_CALLS
+        .iter()
+        .find(|c| c.granted_by == Grant::Sharding)
+        .expect("the Lease calls");
+    assert_eq!(leases.namespace, Some(NAMESPACE));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! The simulator over real loopback sockets: kubelet payloads and counters, apiserver lists,
-//! watches, auth, faults, scale, a `kube` client against it, and a cluster split over
-//! `heapster-sim` processes.
+//! watches, auth, faults, scale, Leases, a `kube` client against it, and a cluster split
+//! over `heapster-sim` processes.
 
 mod common;
 
@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use heapster_rs::model::time::parse_rfc3339;
 use heapster_rs::sim::{self, KubeletFault, SimAuth, SimCluster, SimOptions};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde_json::Value;
 
 fn init() {
@@ -33,6 +35,16 @@ fn kubelet_url(cluster: &SimCluster, node: usize, path: &str) -> String {
 
 fn api_url(cluster: &SimCluster, path: &str) -> String {
     format!("{}{path}", cluster.api_url().as_str().trim_end_matches('/'))
+}
+
+/// A `kube` client of the cluster, from its kubeconfig.
+async fn kube_client(cluster: &SimCluster) -> kube::Client {
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(&cluster.kubeconfig_yaml()).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    kube::Client::try_from(config).expect("client")
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Value {
@@ -624,12 +636,7 @@ async fn kube_client_lists_and_watches() {
         ..SimOptions::default()
     };
     let cluster = SimCluster::start(opts).await.expect("start");
-    let kubeconfig =
-        kube::config::Kubeconfig::from_yaml(&cluster.kubeconfig_yaml()).expect("kubeconfig");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .expect("config");
-    let client = kube::Client::try_from(config).expect("client");
+    let client = kube_client(&cluster).await;
     let pods: kube::Api<Pod> = kube::Api::all(client.clone());
     let list = pods
         .list(&kube::api::ListParams::default().limit(5))
@@ -805,4 +812,127 @@ fn split_processes_refuse_flags_that_do_not_fit() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// coordination.k8s.io/v1 Leases, through a kube client: the semantics leader election and the
+// sharding membership rely on.
+
+fn lease(name: &str, role: &str) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some([("heapster.k8s.io/role".to_owned(), role.to_owned())].into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some("a".into()),
+            lease_duration_seconds: Some(5),
+            ..LeaseSpec::default()
+        }),
+    }
+}
+
+fn api_code(e: kube::Error) -> u16 {
+    match e {
+        kube::Error::Api(s) => s.code,
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_have_the_apiservers_semantics() {
+    init();
+    let opts = SimOptions {
+        https: true,
+        auth: SimAuth::Token("lease-token".into()),
+        nodes: 1,
+        ..SimOptions::default()
+    };
+    let cluster = SimCluster::start(opts).await.expect("start");
+    let client = kube_client(&cluster).await;
+    let api: kube::Api<Lease> = kube::Api::namespaced(client.clone(), "ns1");
+    let pp = PostParams::default();
+
+    let created = api
+        .create(&pp, &lease("one", "replica"))
+        .await
+        .expect("create");
+    let rv1 = created.metadata.resource_version.clone().expect("rv");
+    assert_eq!(created.metadata.namespace.as_deref(), Some("ns1"));
+    assert_eq!(
+        api_code(
+            api.create(&pp, &lease("one", "replica"))
+                .await
+                .expect_err("exists")
+        ),
+        409
+    );
+    api.create(&pp, &lease("two", "aggregator"))
+        .await
+        .expect("create two");
+    let other: kube::Api<Lease> = kube::Api::namespaced(client, "ns2");
+    other
+        .create(&pp, &lease("one", "replica"))
+        .await
+        .expect("same name elsewhere");
+
+    // Label selectors and namespaces.
+    let replicas = api
+        .list(&ListParams::default().labels("heapster.k8s.io/role=replica"))
+        .await
+        .expect("list");
+    let names: Vec<_> = replicas
+        .iter()
+        .filter_map(|l| l.metadata.name.clone())
+        .collect();
+    assert_eq!(names, ["one"]);
+    assert_eq!(
+        api.list(&ListParams::default())
+            .await
+            .expect("all")
+            .items
+            .len(),
+        2
+    );
+
+    // Update with the current resourceVersion bumps it; a stale one is a conflict.
+    let mut renewed = created.clone();
+    renewed.spec.as_mut().expect("spec").holder_identity = Some("b".into());
+    let updated = api.replace("one", &pp, &renewed).await.expect("update");
+    let rv2 = updated.metadata.resource_version.clone().expect("rv");
+    assert!(rv2.parse::<u64>().expect("n") > rv1.parse::<u64>().expect("n"));
+    assert_eq!(
+        updated.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("b")
+    );
+    assert_eq!(
+        api_code(api.replace("one", &pp, &renewed).await.expect_err("stale")),
+        409
+    );
+    let got = api.get("one").await.expect("get");
+    assert_eq!(got.metadata.resource_version, Some(rv2));
+    assert_eq!(got.metadata.uid, created.metadata.uid);
+
+    // Absent: 404 on get, update and delete.
+    let mut ghost = lease("ghost", "replica");
+    ghost.metadata.resource_version = Some("1".into());
+    assert_eq!(api_code(api.get("ghost").await.expect_err("absent")), 404);
+    assert_eq!(
+        api_code(api.replace("ghost", &pp, &ghost).await.expect_err("absent")),
+        404
+    );
+    api.delete("one", &DeleteParams::default())
+        .await
+        .expect("delete");
+    assert_eq!(api_code(api.get("one").await.expect_err("deleted")), 404);
+    assert_eq!(
+        api_code(
+            api.delete("one", &DeleteParams::default())
+                .await
+                .expect_err("gone")
+        ),
+        404
+    );
+    cluster.shutdown().await;
 }

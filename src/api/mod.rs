@@ -10,6 +10,7 @@ pub mod health;
 pub mod limits;
 pub mod model;
 mod partials;
+pub mod peers;
 pub mod resource;
 pub mod secure;
 
@@ -23,7 +24,9 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 
 use crate::model::cluster::ClusterReader;
+use crate::model::replica::Peers;
 use crate::model::time;
+use crate::shard::peer::PeerClient;
 use crate::store::Store;
 use health::Health;
 
@@ -37,6 +40,40 @@ pub struct ApiState {
     pub cluster: Option<ClusterReader>,
     /// This replica's contributions to the aggregates, when sharded (`/internal/shard/`).
     pub partials: Option<Arc<crate::shard::partials::PartialsBook>>,
+    /// The other replicas, asked for the whole cluster's answers ([`NoPeers`](crate::model::replica::NoPeers)
+    /// unless sharded).
+    pub peers: Arc<dyn Peers>,
+    /// How they are asked; `None`: never.
+    pub peer_client: Option<Arc<PeerClient>>,
+}
+
+impl ApiState {
+    /// A replica alone: nobody to ask.
+    pub fn new(
+        health: Arc<Health>,
+        registry: Arc<Registry>,
+        store: Option<Arc<Store>>,
+        cluster: Option<ClusterReader>,
+    ) -> ApiState {
+        ApiState {
+            health,
+            registry,
+            store,
+            cluster,
+            peers: Arc::new(crate::model::replica::NoPeers),
+            peer_client: None,
+            partials: None,
+        }
+    }
+
+    /// Answers for the whole cluster, asking `peers` with `client`.
+    pub fn with_peers(self, peers: Arc<dyn Peers>, client: Arc<PeerClient>) -> ApiState {
+        ApiState {
+            peers,
+            peer_client: Some(client),
+            ..self
+        }
+    }
 }
 
 /// The Heapster port's routes, with the model API and `metrics.k8s.io` (Heapster's).
@@ -54,6 +91,7 @@ pub fn plain_router(state: ApiState, apis: bool) -> Router {
     let r = if apis {
         r.merge(model::router())
             .merge(resource::router())
+            .nest(peers::LOCAL_PREFIX, peers::local_router(&state))
             .merge(partials::router())
     } else {
         r.fallback(not_served)

@@ -1,6 +1,6 @@
-//! `/internal/shard/partials?window_end=NANOS`: this replica's own per-node contributions to a
-//! tick's namespace and cluster sums, for its peers ([`crate::shard::partials`]). It waits for a
-//! tick in progress but never asks a peer.
+//! `/internal/shard/partials?window_end=NANOS`: this replica's own contribution to a tick's
+//! namespace and cluster sums (the nodes it writes), for its peers
+//! ([`crate::shard::partials`]). It waits for a tick in progress but never asks a peer.
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
@@ -17,8 +17,12 @@ struct Params {
     window_end: i64,
 }
 
+/// Where the contributions are served (on the secure port, authorized as a list of every
+/// pod's metrics: see `secure::attributes`).
+pub const PARTIALS_PATH: &str = "/internal/shard/partials";
+
 pub fn router() -> Router<ApiState> {
-    Router::new().route("/internal/shard/partials", get(partials))
+    Router::new().route(PARTIALS_PATH, get(partials))
 }
 
 async fn partials(

@@ -18,6 +18,7 @@ use crate::api::{self, ApiState, health::Health};
 use crate::config::{Config, KubernetesSource, SinkConfig, SourceConfig};
 use crate::model::cluster::{ClusterReader, cluster_state};
 use crate::model::labels::LabelPolicy;
+use crate::model::replica::Peers;
 use crate::shard::membership::{Membership, MembershipOptions};
 use crate::shard::partials::PartialsBook;
 use crate::shard::peer::{PeerClient, PeerMetrics, PeerOptions};
@@ -61,6 +62,16 @@ impl App {
     /// Builds everything and starts the tasks. Fails only on what cannot work at all (a port
     /// in use, unreadable credentials); an unreachable apiserver is retried.
     pub async fn start(cfg: Config, env: Env) -> anyhow::Result<App> {
+        App::start_with_peers(cfg, env, None).await
+    }
+
+    /// [`App::start`], with the APIs answering for the whole cluster by asking `peers` (the
+    /// other replicas) with a [`PeerClient`] built from `--peer_timeout` and `--peer_ca_file`.
+    pub async fn start_with_peers(
+        cfg: Config,
+        env: Env,
+        peers: Option<Arc<dyn Peers>>,
+    ) -> anyhow::Result<App> {
         let mut registry = Registry::with_prefix("heapster");
         let health = Arc::new(Health::new(nanos(cfg.metric_resolution)));
         health.waiting("connecting to the apiserver");
@@ -77,12 +88,11 @@ impl App {
         let shutdown = CancellationToken::new();
         let (cluster, synced) = start_watchers(&cfg, &clients.client, &shutdown);
         let (fanout, store) = build_sinks(&cfg, &mut registry)?;
-        let (shard, partials) = build_shard(
-            &cfg,
-            &clients.client,
-            &source.service_account_dir,
-            &mut registry,
-        )?;
+        let peer_client = (cfg.sharding.is_some() || peers.is_some())
+            .then(|| peer_client(&cfg, &source, &mut registry))
+            .transpose()?;
+        let (shard, partials) =
+            build_shard(&cfg, &clients.client, peer_client.clone(), &mut registry)?;
         let eventer = start_events(&cfg, &clients.client, &mut registry)?;
         let tick_metrics = tick::TickMetrics::register(&mut registry);
         let authorizer = (cfg.secure.port != 0).then(|| {
@@ -91,14 +101,22 @@ impl App {
                 &mut registry,
             ))
         });
+        // The APIs ask the given peers (tests), else the membership's live replicas.
+        let api_peers = peers.or_else(|| {
+            let membership = Arc::clone(&shard.as_ref()?.membership);
+            Some(membership as Arc<dyn Peers>)
+        });
         let registry = Arc::new(registry);
-        let api_state = ApiState {
-            health: Arc::clone(&health),
-            registry: Arc::clone(&registry),
-            store: store.clone(),
-            cluster: Some(cluster.clone()),
-            partials,
-        };
+        let mut api_state = ApiState::new(
+            Arc::clone(&health),
+            Arc::clone(&registry),
+            store.clone(),
+            Some(cluster.clone()),
+        );
+        api_state.partials = partials;
+        if let (Some(peers), Some(client)) = (api_peers, peer_client) {
+            api_state = api_state.with_peers(peers, client);
+        }
         let (addr, secure_addr, server) =
             serve_apis(&cfg, api_state, authorizer, &shutdown).await?;
 
@@ -165,6 +183,32 @@ impl App {
 /// A duration in nanoseconds, saturated.
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The client that asks the other replicas (for their aggregates' contributions and API
+/// answers): the pod's service-account token (the one TokenReview knows this replica by) goes
+/// to https peers; without the file, nothing is sent.
+fn peer_client(
+    cfg: &Config,
+    source: &KubernetesSource,
+    registry: &mut Registry,
+) -> anyhow::Result<Arc<PeerClient>> {
+    let opts = PeerOptions {
+        ca_file: cfg.peers.ca_file.clone(),
+        token: Some(TokenSource::file(source.service_account_dir.join("token"))),
+        ..PeerOptions::new(cfg.peers.timeout)
+    };
+    let client = PeerClient::new(opts, PeerMetrics::register(registry))
+        .map_err(|e| anyhow::Error::new(e).context("peer client"))?;
+    if !client.verifies_peers() {
+        tracing::warn!(
+            "--peer_ca_file is not set: the other replicas' serving certificates are not \
+             verified, so whoever answers at a replica's address (the Lease annotation \
+             heapster.k8s.io/address) over https receives this replica's service-account \
+             token; give the CA that signs their certificates with --peer_ca_file"
+        );
+    }
+    Ok(Arc::new(client))
 }
 
 /// The kubelet client and the scraper, on the endpoint the source says.
@@ -251,10 +295,10 @@ fn start_watchers(
 fn build_shard(
     cfg: &Config,
     client: &kube::Client,
-    service_account_dir: &std::path::Path,
+    peers: Option<Arc<PeerClient>>,
     registry: &mut Registry,
 ) -> anyhow::Result<(Option<shard::Shard>, Option<Arc<PartialsBook>>)> {
-    let Some(sharding) = &cfg.sharding else {
+    let (Some(sharding), Some(peers)) = (&cfg.sharding, peers) else {
         return Ok((None, None));
     };
     let options = MembershipOptions {
@@ -266,13 +310,6 @@ fn build_shard(
     let membership = Membership::new(client.clone(), options, registry);
     let timeout = cfg.peers.timeout;
     let book = Arc::new(PartialsBook::new(timeout.mul_f64(0.8)));
-    let options = PeerOptions {
-        ca_file: cfg.peers.ca_file.clone(),
-        token: Some(TokenSource::file(service_account_dir.join("token"))),
-        ..PeerOptions::new(timeout)
-    };
-    let peers = PeerClient::new(options, PeerMetrics::register(registry))
-        .map_err(|e| anyhow::Error::new(e).context("peer client"))?;
     tracing::info!(
         identity = %sharding.identity,
         namespace = %sharding.namespace,

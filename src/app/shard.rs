@@ -3,7 +3,6 @@
 //! replica's contributions.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use crate::model::time::Nanos;
 use crate::model::{Batch, MetricSet};
 use crate::shard::assign::{Assignment, Role};
 use crate::shard::membership::{Membership, View};
-use crate::shard::partials::{self, NodePartial, PartialsBook, TickPartials};
+use crate::shard::partials::{self, PartialsBook, TickPartials};
 use crate::shard::peer::PeerClient;
 
 /// How many ticks a standby keeps of each node it stands by for: enough to cover a dead
@@ -51,7 +50,7 @@ impl ShardMetrics {
         r.register(
             "shard_aggregates_skipped",
             "Ticks whose namespace and cluster aggregates were not written because some \
-             node's replica sent no contribution in time (a replica joining or leaving)",
+             node was in no answering replica's sums, or in two (a replica joining or leaving)",
             m.skipped.clone(),
         );
         r.register(
@@ -74,12 +73,12 @@ pub(super) struct Shard {
     pub membership: Arc<Membership>,
     pub replication: usize,
     pub book: Arc<PartialsBook>,
-    pub peers: PeerClient,
+    pub peers: Arc<PeerClient>,
     pub peer_timeout: Duration,
     pub metrics: ShardMetrics,
     standby: Mutex<HashMap<Arc<str>, Kept>>,
-    /// The last number of missing nodes logged (logged once per change).
-    last_missing: AtomicUsize,
+    /// The last reason logged for incomplete aggregates (logged once per change).
+    last_incomplete: Mutex<Option<partials::Incomplete>>,
 }
 
 /// A tick's plan: the view it was made from and who scrapes what.
@@ -93,7 +92,7 @@ impl Shard {
         membership: Arc<Membership>,
         replication: usize,
         book: Arc<PartialsBook>,
-        peers: PeerClient,
+        peers: Arc<PeerClient>,
         peer_timeout: Duration,
         metrics: ShardMetrics,
     ) -> Shard {
@@ -105,7 +104,7 @@ impl Shard {
             peer_timeout,
             metrics,
             standby: Mutex::default(),
-            last_missing: AtomicUsize::new(0),
+            last_incomplete: Mutex::default(),
         }
     }
 
@@ -178,25 +177,28 @@ impl Shard {
         self.metrics.writing.set(writing as i64);
     }
 
-    /// Publishes this tick's contributions, gathers the peers' and sums them: the
+    /// Publishes this tick's contribution (`sums`: the pods of the nodes in `summed`, per
+    /// namespace; `writes`: the nodes this replica writes), gathers the peers' (until
+    /// `deadline` at the latest, so the next tick starts on time) and adds them up: the
     /// namespaces' and the cluster's sets, or `None` (counted, logged once per change) when
-    /// some node's replica sent nothing in time.
+    /// some node is in no answering replica's share, or in two.
+    #[allow(clippy::too_many_arguments)]
     pub async fn aggregate(
         &self,
         plan: &Plan,
+        deadline: std::time::Instant,
         window_end: Nanos,
-        assigned: Vec<Arc<str>>,
-        contributions: Vec<(Arc<str>, Vec<MetricSet>)>,
+        writes: Vec<Arc<str>>,
+        summed: Vec<Arc<str>>,
+        sums: Vec<MetricSet>,
         expected: &[Arc<str>],
     ) -> Option<Vec<MetricSet>> {
         self.book.insert(TickPartials {
             window_end,
             replica: Arc::clone(self.me()),
-            assigned,
-            nodes: contributions
-                .into_iter()
-                .map(|(node, namespaces)| NodePartial { node, namespaces })
-                .collect(),
+            assigned: writes,
+            summed,
+            namespaces: sums,
         });
         let mut parts = Vec::new();
         parts.extend(self.book.get(window_end));
@@ -211,7 +213,10 @@ impl Shard {
             })
             .collect();
         let path = format!("/internal/shard/partials?window_end={window_end}");
-        for (peer, answer) in self.peers.get_all(&peers, &path).await {
+        let answers = tokio::time::timeout_at(deadline.into(), self.peers.get_all(&peers, &path))
+            .await
+            .unwrap_or_default();
+        for (peer, answer) in answers {
             match answer.map(|body| partials::decode(&body)) {
                 Ok(Ok(p)) if p.window_end == window_end => parts.push(Arc::new(p)),
                 Ok(Ok(_)) => {}
@@ -220,23 +225,27 @@ impl Shard {
                 Err(_) => {}
             }
         }
-        match partials::merge(window_end, &parts, &plan.assignment, expected) {
+        let merged = partials::merge(window_end, &parts, expected);
+        let mut last = self
+            .last_incomplete
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match merged {
             Ok(sets) => {
-                if self.last_missing.swap(0, Ordering::Relaxed) != 0 {
+                if last.take().is_some() {
                     tracing::info!("sharding: the aggregates are complete again");
                 }
                 Some(sets)
             }
             Err(e) => {
                 self.metrics.skipped.inc();
-                if self.last_missing.swap(e.missing, Ordering::Relaxed) != e.missing {
+                if last.as_ref() != Some(&e) {
                     tracing::warn!(
-                        missing = e.missing,
-                        expected = e.expected,
                         "sharding: namespace and cluster aggregates not written this tick: {e} \
                          (a replica joining or leaving); counted in \
                          heapster_shard_aggregates_skipped_total"
                     );
+                    *last = Some(e);
                 }
                 None
             }

@@ -181,12 +181,23 @@ impl TickLoop {
                 .saturating_sub(shard.peer_timeout)
                 .max(self.resolution / 2);
         }
-        let assigned: Vec<Arc<str>> = nodes.iter().map(|n| Arc::clone(&n.name)).collect();
+        let assigned = nodes.len();
+        let writes: Vec<Arc<str>> = match (&self.shard, &plan) {
+            (Some(shard), Some(plan)) => nodes
+                .iter()
+                .filter(|n| plan.assignment.role(&n.name, shard.me()) == Role::Writer)
+                .map(|n| Arc::clone(&n.name))
+                .collect(),
+            _ => Vec::new(),
+        };
         let deadline = started + budget;
         let max_age = 3 * i64::try_from(self.resolution.as_nanos()).unwrap_or(i64::MAX);
         let mut tick = processor.begin(window_end);
+        // Sharded, this replica sums the pods of the nodes it writes; its peers sum the rest.
+        let mut sums = crate::process::aggregate::Namespaces::default();
+        let mut summed = Vec::new();
         if self.shard.is_some() {
-            tick.keep_contributions();
+            tick.sum_elsewhere();
         }
         let (mut scraped, mut points, mut writing) = (0usize, 0usize, 0usize);
         let failed = self
@@ -212,6 +223,8 @@ impl TickLoop {
                 match owners.iter().position(|r| r == shard.me()) {
                     Some(0) => {
                         writing += 1;
+                        sums.add_pods(&batch.sets, window_end);
+                        summed.push(node);
                         sinks.network.send(&batch);
                     }
                     Some(_) => shard.keep(&node, Arc::clone(&owners[0]), window_end, &batch),
@@ -220,13 +233,20 @@ impl TickLoop {
             })
             .await
             .len();
-        let contributions = tick.take_contributions();
         let finished = processor.finish(tick, max_age);
         match (&self.shard, &plan) {
             (Some(shard), Some(plan)) => {
-                shard.counted(assigned.len(), writing);
+                shard.counted(assigned, writing);
                 let sets = shard
-                    .aggregate(plan, window_end, assigned, contributions, &expected)
+                    .aggregate(
+                        plan,
+                        started + self.resolution.mul_f64(0.95),
+                        window_end,
+                        writes,
+                        summed,
+                        sums.into_namespaces(),
+                        &expected,
+                    )
                     .await
                     .unwrap_or_default();
                 let last = Arc::new(Batch::new(window_end, sets));

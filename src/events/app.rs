@@ -58,13 +58,7 @@ impl EventerApp {
         let listener = tokio::net::TcpListener::bind((cfg.healthz_ip, cfg.healthz_port)).await?;
         let addr = listener.local_addr()?;
         // No store: health and self-metrics only.
-        let state = ApiState {
-            health: Arc::clone(&health),
-            registry: Arc::clone(&registry),
-            store: None,
-            cluster: None,
-            partials: None,
-        };
+        let state = ApiState::new(Arc::clone(&health), Arc::clone(&registry), None, None);
         let router = api::plain_router(state, false);
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();

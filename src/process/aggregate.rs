@@ -165,12 +165,21 @@ pub struct Namespaces {
 impl Namespaces {
     /// Adds the pods among `sets`.
     pub fn add(&mut self, sets: &[RawSet], timestamp: Nanos) {
-        for raw in sets {
-            let SetKey::Pod { namespace, .. } = &raw.set.key else {
+        self.add_pods(sets.iter().map(|r| &r.set), timestamp);
+    }
+
+    /// Adds the pods among finished sets (a node's, as handed to the sinks).
+    pub fn add_pods<'a>(
+        &mut self,
+        sets: impl IntoIterator<Item = &'a MetricSet>,
+        timestamp: Nanos,
+    ) {
+        for set in sets {
+            let SetKey::Pod { namespace, .. } = &set.key else {
                 continue;
             };
             let ni = self.slot(namespace, timestamp);
-            self.sets[ni].values.add_from(&raw.set.values, NS_MASK);
+            self.sets[ni].values.add_from(&set.values, NS_MASK);
         }
     }
 
@@ -185,7 +194,7 @@ impl Namespaces {
         }
     }
 
-    /// The namespaces' sets alone (a node's contribution), without the cluster.
+    /// The namespaces' sets alone (a replica's contribution), without the cluster.
     pub fn into_namespaces(self) -> Vec<MetricSet> {
         self.sets
     }

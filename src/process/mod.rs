@@ -35,23 +35,15 @@ pub struct Tick {
     timestamp: Nanos,
     scraped: Vec<Arc<str>>,
     namespaces: aggregate::Namespaces,
-    /// Each node's own namespace sums, when kept ([`Tick::keep_contributions`]).
-    contributions: Option<Vec<(Arc<str>, Vec<MetricSet>)>>,
+    /// Whether the namespaces are summed by the caller instead ([`Tick::sum_elsewhere`]).
+    sum_elsewhere: bool,
 }
 
 impl Tick {
-    /// Keeps each node's pods summed per namespace apart (for a sharded replica, whose peers
-    /// sum the nodes) instead of summing them into this tick's namespaces.
-    pub fn keep_contributions(&mut self) {
-        self.contributions.get_or_insert_with(Vec::new);
-    }
-
-    /// The nodes' contributions kept so far (empty unless kept).
-    pub fn take_contributions(&mut self) -> Vec<(Arc<str>, Vec<MetricSet>)> {
-        self.contributions
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+    /// The caller sums the namespaces (a sharded replica sums only the nodes it writes, and
+    /// its peers' sums complete them): [`Processor::finish`] then returns none.
+    pub fn sum_elsewhere(&mut self) {
+        self.sum_elsewhere = true;
     }
 }
 
@@ -73,7 +65,7 @@ impl Processor {
             timestamp,
             scraped: Vec::new(),
             namespaces: aggregate::Namespaces::default(),
-            contributions: None,
+            sum_elsewhere: false,
         }
     }
 
@@ -96,13 +88,8 @@ impl Processor {
         enrich::enrich_all(&mut sets, cluster, &sample.node, kept);
         aggregate::containers_to_pods(&mut sets);
         aggregate::pods_to_nodes(&mut sets);
-        match &mut tick.contributions {
-            Some(kept) => {
-                let mut own = aggregate::Namespaces::default();
-                own.add(&sets, tick.timestamp);
-                kept.push((Arc::clone(&sample.node), own.into_namespaces()));
-            }
-            None => tick.namespaces.add(&sets, tick.timestamp),
+        if !tick.sum_elsewhere {
+            tick.namespaces.add(&sets, tick.timestamp);
         }
         tick.scraped.push(sample.node);
         sets.into_iter().map(|r| r.set).collect()
@@ -114,6 +101,9 @@ impl Processor {
         self.rates.end(&tick.scraped, tick.timestamp, max_age);
         let now = self.ticks;
         self.pods.retain(|_, kept| kept.tick == now);
+        if tick.sum_elsewhere {
+            return Vec::new();
+        }
         tick.namespaces.finish(tick.timestamp)
     }
 

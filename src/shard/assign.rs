@@ -101,7 +101,7 @@ mod tests {
         (0..n).map(|i| format!("node-{i:05}")).collect()
     }
 
-    const PINNED: [&str; 4] = ["?", "?", "?", "?"];
+    const PINNED: [&str; 4] = ["heapster-1", "heapster-2", "heapster-2", "heapster-0"];
 
     #[test]
     fn the_same_in_every_process() {
@@ -148,7 +148,7 @@ mod tests {
         let all = nodes(5_000);
         let three = Assignment::new(replicas(3), 1);
         let four = Assignment::new(replicas(4), 1);
-        let mut moved = 0;
+        let mut moved = 0usize;
         for node in &all {
             let (before, after) = (three.writer(node), four.writer(node));
             if before != after {

@@ -377,15 +377,12 @@ impl Membership {
         }
         let mut next = lease;
         next.metadata.resource_version = current.metadata.resource_version.clone();
-        if held && let Some(spec) = &current.spec {
-            // Keep the acquire time of a renewed Lease.
-            next.spec
-                .as_mut()
-                .map(|s| s.acquire_time.clone_from(&spec.acquire_time));
-        } else {
-            next.spec
-                .as_mut()
-                .map(|s| s.acquire_time = Some(micro_now()));
+        if let Some(next_spec) = next.spec.as_mut() {
+            // A renewal keeps the acquire time; a takeover sets it.
+            next_spec.acquire_time = match (&current.spec, held) {
+                (Some(spec), true) => spec.acquire_time.clone(),
+                _ => Some(micro_now()),
+            };
         }
         match self.api.replace(AGGREGATOR_LEASE, &pp, &next).await {
             Ok(_) => Ok(true),

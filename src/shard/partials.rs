@@ -1,59 +1,57 @@
-//! Per-node contributions to the namespace and cluster sums, exchanged between replicas so
+//! Each replica's contribution to the namespace and cluster sums, exchanged between replicas so
 //! that every replica holds complete aggregates and one writes them.
 //!
-//! Each replica keeps, for its last few ticks, the nodes it was assigned and, for each node it
-//! scraped, that node's pods summed per namespace ([`TickPartials`]); it serves them at
-//! `/internal/shard/partials?window_end=NANOS` (window ends are multiples of the resolution in
-//! every replica, so the same number names the same tick everywhere). [`merge`] sums one
-//! contribution per node — the node's writer's when it sent one — and refuses a tick in which
-//! some node's owner did not answer: a half-summed cluster is worse than a missing point.
+//! A replica sums, per namespace, the pods of the nodes it writes (each node has exactly one
+//! writer, so the replicas' sums add up to the cluster's), and keeps for its last few ticks
+//! that sum, the nodes it writes and the nodes the sum holds ([`TickPartials`]). It serves them
+//! at `/internal/shard/partials?window_end=NANOS` (window ends are multiples of the resolution
+//! in every replica, so the same number names the same tick everywhere): a few namespaces'
+//! sums and two lists of names, whatever the number of pods. [`merge`] adds the replicas' sums
+//! and refuses a tick in which some node is covered by no replica that answered, or summed by
+//! two (replicas that disagree on the membership for a moment): a half-summed or twice-summed
+//! cluster is worse than a missing point.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Number, Value as Json, json};
 
-use super::assign::Assignment;
 use crate::model::{Metric, MetricSet, Nanos, SetKey, Value};
 use crate::process::aggregate::Namespaces;
 
 /// How many ticks a replica keeps for its peers.
 const KEPT_TICKS: usize = 4;
 
-/// One node's pods summed per namespace (namespace sets holding only the summed metrics).
-#[derive(Clone, Debug, PartialEq)]
-pub struct NodePartial {
-    pub node: Arc<str>,
-    pub namespaces: Vec<MetricSet>,
-}
-
-/// One replica's contributions to one tick.
+/// One replica's contribution to one tick.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TickPartials {
     pub window_end: Nanos,
     pub replica: Arc<str>,
-    /// The nodes it was assigned (scraped or failed): who covers which node.
+    /// The nodes it writes (scraped or failed): who covers which node.
     pub assigned: Vec<Arc<str>>,
-    /// The nodes it scraped.
-    pub nodes: Vec<NodePartial>,
+    /// The nodes whose pods its sums hold (those of `assigned` it scraped).
+    pub summed: Vec<Arc<str>>,
+    /// Its pods summed per namespace (namespace sets holding only the summed metrics).
+    pub namespaces: Vec<MetricSet>,
 }
 
 /// Why a tick's aggregates cannot be complete.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{missing} of {expected} nodes have no replica's contribution")]
-pub struct Incomplete {
-    pub missing: usize,
-    pub expected: usize,
+pub enum Incomplete {
+    /// Nodes no answering replica writes.
+    #[error("{missing} of {expected} nodes have no replica's contribution")]
+    Missing { missing: usize, expected: usize },
+    /// Nodes in two replicas' sums.
+    #[error("{twice} nodes are in two replicas' sums")]
+    Twice { twice: usize },
 }
 
 /// Sums the contributions of `parts` (one per replica, this one's among them) into the
-/// namespaces' and the cluster's sets, one contribution per node: its writer's when present.
-/// `expected`: the nodes that must be covered (assigned to some replica that answered).
+/// namespaces' and the cluster's sets. `expected`: the nodes that must be covered.
 pub fn merge(
     window_end: Nanos,
     parts: &[Arc<TickPartials>],
-    assignment: &Assignment,
     expected: &[Arc<str>],
 ) -> Result<Vec<MetricSet>, Incomplete> {
     let covered: HashSet<&str> = parts
@@ -62,32 +60,26 @@ pub fn merge(
         .collect();
     let missing = expected.iter().filter(|n| !covered.contains(&***n)).count();
     if missing > 0 {
-        return Err(Incomplete {
+        return Err(Incomplete::Missing {
             missing,
             expected: expected.len(),
         });
     }
-    let mut chosen: HashMap<&str, (&NodePartial, bool)> = HashMap::new();
-    for part in parts {
-        for node in &part.nodes {
-            let by_writer = assignment
-                .writer(&node.node)
-                .is_some_and(|w| w == part.replica);
-            match chosen.get(&*node.node) {
-                Some((_, true)) => {}
-                Some((_, false)) if !by_writer => {}
-                _ => {
-                    chosen.insert(&node.node, (node, by_writer));
-                }
-            }
-        }
+    let mut summed = HashSet::new();
+    let twice = parts
+        .iter()
+        .flat_map(|p| p.summed.iter())
+        .filter(|n| !summed.insert(&***n))
+        .count();
+    if twice > 0 {
+        return Err(Incomplete::Twice { twice });
     }
+    let mut parts: Vec<_> = parts.iter().collect();
+    // A fixed order so float sums do not depend on which peer answered first.
+    parts.sort_by(|a, b| a.replica.cmp(&b.replica));
     let mut namespaces = Namespaces::default();
-    // A fixed order (by node) so float sums do not depend on which peer answered first.
-    let mut nodes: Vec<_> = chosen.into_iter().collect();
-    nodes.sort_by(|a, b| a.0.cmp(b.0));
-    for (_, (partial, _)) in nodes {
-        namespaces.add_namespaces(&partial.namespaces, window_end);
+    for part in parts {
+        namespaces.add_namespaces(&part.namespaces, window_end);
     }
     Ok(namespaces.finish(window_end))
 }
@@ -146,35 +138,30 @@ impl PartialsBook {
 
 /// The JSON served to peers.
 pub fn encode(p: &TickPartials) -> Json {
-    let nodes: Vec<Json> = p
-        .nodes
-        .iter()
-        .map(|n| {
-            let mut namespaces = Map::new();
-            for set in &n.namespaces {
-                let SetKey::Namespace { namespace } = &set.key else {
-                    continue;
-                };
-                let mut values = Map::new();
-                for (metric, value) in set.values.iter() {
-                    let number = match value {
-                        Value::Int(i) => Some(Number::from(i)),
-                        Value::Float(f) => Number::from_f64(f),
-                    };
-                    if let Some(number) = number {
-                        values.insert(metric.name().to_owned(), Json::Number(number));
-                    }
-                }
-                namespaces.insert(namespace.to_string(), Json::Object(values));
+    let mut namespaces = Map::new();
+    for set in &p.namespaces {
+        let SetKey::Namespace { namespace } = &set.key else {
+            continue;
+        };
+        let mut values = Map::new();
+        for (metric, value) in set.values.iter() {
+            let number = match value {
+                Value::Int(i) => Some(Number::from(i)),
+                Value::Float(f) => Number::from_f64(f),
+            };
+            if let Some(number) = number {
+                values.insert(metric.name().to_owned(), Json::Number(number));
             }
-            json!({"node": &*n.node, "namespaces": namespaces})
-        })
-        .collect();
+        }
+        namespaces.insert(namespace.to_string(), Json::Object(values));
+    }
+    let names = |v: &[Arc<str>]| v.iter().map(|n| Json::from(&**n)).collect::<Vec<_>>();
     json!({
         "windowEnd": p.window_end,
         "replica": &*p.replica,
-        "assigned": p.assigned.iter().map(|n| &**n).collect::<Vec<_>>(),
-        "nodes": nodes,
+        "assigned": names(&p.assigned),
+        "summed": names(&p.summed),
+        "namespaces": namespaces,
     })
 }
 
@@ -183,43 +170,40 @@ pub fn decode(body: &[u8]) -> Result<TickPartials, String> {
     let v: Json = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let window_end = v["windowEnd"].as_i64().ok_or("no windowEnd")?;
     let replica: Arc<str> = Arc::from(v["replica"].as_str().ok_or("no replica")?);
-    let names = |j: &Json| -> Vec<Arc<str>> {
-        j.as_array()
-            .map(|a| a.iter().filter_map(|n| n.as_str().map(Arc::from)).collect())
-            .unwrap_or_default()
+    let names = |key: &str| -> Result<Vec<Arc<str>>, String> {
+        let list = v[key].as_array().ok_or(format!("no {key}"))?;
+        Ok(list
+            .iter()
+            .filter_map(|n| n.as_str().map(Arc::from))
+            .collect())
     };
-    let assigned = names(&v["assigned"]);
-    let mut nodes = Vec::new();
-    for n in v["nodes"].as_array().ok_or("no nodes")? {
-        let node: Arc<str> = Arc::from(n["node"].as_str().ok_or("a node without a name")?);
-        let mut namespaces = Vec::new();
-        for (ns, values) in n["namespaces"].as_object().into_iter().flatten() {
-            let mut set = MetricSet::new(
-                SetKey::Namespace {
-                    namespace: Arc::from(ns.as_str()),
-                },
-                window_end,
-            );
-            for (name, value) in values.as_object().into_iter().flatten() {
-                let Some(metric) = Metric::from_name(name) else {
-                    continue;
-                };
-                let value = match (value.as_i64(), value.as_f64()) {
-                    (Some(i), _) => Value::Int(i),
-                    (None, Some(f)) => Value::Float(f),
-                    _ => continue,
-                };
-                set.set(metric, value);
-            }
-            namespaces.push(set);
+    let mut namespaces = Vec::new();
+    for (ns, values) in v["namespaces"].as_object().ok_or("no namespaces")? {
+        let mut set = MetricSet::new(
+            SetKey::Namespace {
+                namespace: Arc::from(ns.as_str()),
+            },
+            window_end,
+        );
+        for (name, value) in values.as_object().into_iter().flatten() {
+            let Some(metric) = Metric::from_name(name) else {
+                continue;
+            };
+            let value = match (value.as_i64(), value.as_f64()) {
+                (Some(i), _) => Value::Int(i),
+                (None, Some(f)) => Value::Float(f),
+                _ => continue,
+            };
+            set.set(metric, value);
         }
-        nodes.push(NodePartial { node, namespaces });
+        namespaces.push(set);
     }
     Ok(TickPartials {
         window_end,
         replica,
-        assigned,
-        nodes,
+        assigned: names("assigned")?,
+        summed: names("summed")?,
+        namespaces,
     })
 }
 
@@ -239,43 +223,34 @@ mod tests {
         set
     }
 
-    fn part(replica: &str, assigned: &[&str], nodes: &[(&str, i64)]) -> Arc<TickPartials> {
-        Arc::new(TickPartials {
-            window_end: 10,
-            replica: Arc::from(replica),
-            assigned: assigned.iter().map(|n| Arc::from(*n)).collect(),
-            nodes: nodes
-                .iter()
-                .map(|(n, m)| NodePartial {
-                    node: Arc::from(*n),
-                    namespaces: vec![ns_set("a", *m, 0.5), ns_set("b", 1, 0.25)],
-                })
-                .collect(),
-        })
-    }
-
     fn names(v: &[&str]) -> Vec<Arc<str>> {
         v.iter().map(|n| Arc::from(*n)).collect()
     }
 
+    fn part(replica: &str, assigned: &[&str], summed: &[&str], memory: i64) -> Arc<TickPartials> {
+        Arc::new(TickPartials {
+            window_end: 10,
+            replica: Arc::from(replica),
+            assigned: names(assigned),
+            summed: names(summed),
+            namespaces: vec![ns_set("a", memory, 0.5), ns_set("b", 1, 0.25)],
+        })
+    }
+
     #[test]
     fn round_trips_through_json() {
-        let p = part("r1", &["n1", "n2"], &[("n1", 5)]);
+        let p = part("r1", &["n1", "n2"], &["n1"], 5);
         let body = serde_json::to_vec(&encode(&p)).expect("json");
         assert_eq!(decode(&body).expect("decode"), *p);
     }
 
     #[test]
-    fn one_contribution_per_node_and_none_missing() {
-        let assignment = Assignment::new(names(&["r1", "r2"]), 2);
-        let w1 = assignment.writer("n1").expect("writer");
-        let other = if &*w1 == "r1" { "r2" } else { "r1" };
-        // Both scraped n1 (replication 2): the writer's value is taken, once.
+    fn sums_every_replica_once_and_refuses_gaps_and_overlaps() {
         let parts = [
-            part(other, &["n1"], &[("n1", 1000)]),
-            part(&w1, &["n1", "n2"], &[("n1", 7), ("n2", 3)]),
+            part("r2", &["n3"], &["n3"], 3),
+            part("r1", &["n1", "n2"], &["n1"], 7),
         ];
-        let sets = merge(10, &parts, &assignment, &names(&["n1", "n2"])).expect("complete");
+        let sets = merge(10, &parts, &names(&["n1", "n2", "n3"])).expect("complete");
         let get = |key: &SetKey| sets.iter().find(|s| s.key == *key).expect("set");
         let a = get(&SetKey::Namespace {
             namespace: Arc::from("a"),
@@ -284,14 +259,23 @@ mod tests {
         let cluster = get(&SetKey::Cluster);
         assert_eq!(cluster.get(Metric::MemoryUsage), Some(Value::Int(12)));
         assert_eq!(cluster.get(Metric::CpuUsageRate), Some(Value::Float(1.5)));
-        // A node nobody covered: no aggregates at all.
-        let err = merge(10, &parts[1..], &assignment, &names(&["n1", "n2", "n3"]));
+        // A node nobody that answered covers: no aggregates at all.
+        let err = merge(10, &parts[1..], &names(&["n1", "n2", "n3"]));
         assert_eq!(
             err,
-            Err(Incomplete {
+            Err(Incomplete::Missing {
                 missing: 1,
                 expected: 3
             })
+        );
+        // Two replicas that both think they write n1.
+        let both = [
+            part("r1", &["n1"], &["n1"], 1),
+            part("r2", &["n1"], &["n1"], 1),
+        ];
+        assert_eq!(
+            merge(10, &both, &names(&["n1"])),
+            Err(Incomplete::Twice { twice: 1 })
         );
     }
 
@@ -301,7 +285,7 @@ mod tests {
         assert!(book.wait_for(10, Duration::from_millis(10)).await.is_none());
         let b = Arc::clone(&book);
         let waiter = tokio::spawn(async move { b.wait_for(10, Duration::from_secs(5)).await });
-        book.insert((*part("r", &[], &[])).clone());
+        book.insert((*part("r", &[], &[], 0)).clone());
         assert!(waiter.await.expect("join").is_some());
     }
 }

@@ -108,7 +108,7 @@ async fn read(State(s): S, Path((ns, name)): Path<(String, String)>) -> Response
 async fn create(State(s): S, Path(ns): Path<String>, body: Bytes) -> Response {
     let mut lease = match parse_body(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(name) = name_of(&lease) else {
         return status(
@@ -139,7 +139,7 @@ async fn create(State(s): S, Path(ns): Path<String>, body: Bytes) -> Response {
 async fn update(State(s): S, Path((ns, name)): Path<(String, String)>, body: Bytes) -> Response {
     let mut lease = match parse_body(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if name_of(&lease).is_some_and(|n| n != name) {
         return status(
@@ -191,7 +191,7 @@ async fn delete(State(s): S, Path((ns, name)): Path<(String, String)>) -> Respon
     }
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, Response> {
+fn parse_body(body: &[u8]) -> Result<Value, Box<Response>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) if v.is_object() => {
             let mut v = v;
@@ -202,11 +202,11 @@ fn parse_body(body: &[u8]) -> Result<Value, Response> {
             v["apiVersion"] = json!("coordination.k8s.io/v1");
             Ok(v)
         }
-        _ => Err(status(
+        _ => Err(Box::new(status(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             "the body is not a JSON object",
-        )),
+        ))),
     }
 }
 

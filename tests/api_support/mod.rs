@@ -179,15 +179,14 @@ pub fn state(batches: &[Nanos]) -> ApiState {
         store.push(&batch(*t));
     }
     let health = Arc::new(Health::new(10 * SEC));
-    ApiState {
+    ApiState::new(
         health,
-        registry: Arc::new(registry),
-        store: Some(Arc::new(store)),
-        cluster: Some(heapster_rs::model::cluster::ClusterReader::fixed(
+        Arc::new(registry),
+        Some(Arc::new(store)),
+        Some(heapster_rs::model::cluster::ClusterReader::fixed(
             cluster_state(),
         )),
-        partials: None,
-    }
+    )
 }
 
 pub fn app() -> Router {

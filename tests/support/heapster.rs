@@ -18,8 +18,12 @@ pub struct Heapster {
 impl Heapster {
     /// Runs `heapster ARGS --heapster-port=FREE --listen_ip=127.0.0.1`, logging to a file.
     pub fn start(args: &[String]) -> Heapster {
+        Heapster::start_on(args, free_port())
+    }
+
+    /// [`Heapster::start`] on a given port (e.g. one already named in its flags).
+    pub fn start_on(args: &[String], port: u16) -> Heapster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let log = std::fs::File::create(dir.path().join("heapster.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_heapster"))
             .args(args)

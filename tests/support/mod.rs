@@ -8,6 +8,8 @@ pub mod influx_data;
 #[allow(dead_code)]
 pub mod influxd;
 #[allow(dead_code)]
+pub mod kubectl;
+#[allow(dead_code)]
 pub mod proxy;
 #[allow(dead_code)]
 pub mod tansu;

@@ -34,6 +34,8 @@ struct Inner {
     script: Mutex<(VecDeque<Fault>, Fault)>,
     writes: AtomicU64,
     faulted: AtomicU64,
+    /// The bodies of the writes forwarded (uncompressed ones are readable).
+    bodies: Mutex<Vec<bytes::Bytes>>,
     stop: CancellationToken,
 }
 
@@ -59,6 +61,7 @@ impl FaultProxy {
             script: Mutex::new((VecDeque::new(), Fault::Pass)),
             writes: AtomicU64::new(0),
             faulted: AtomicU64::new(0),
+            bodies: Mutex::default(),
             stop: CancellationToken::new(),
         });
         let app = Router::new()
@@ -93,6 +96,24 @@ impl FaultProxy {
             self.inner.writes.load(Ordering::Relaxed),
             self.inner.faulted.load(Ordering::Relaxed),
         )
+    }
+}
+
+impl FaultProxy {
+    /// The line-protocol lines of every write forwarded so far (send them uncompressed:
+    /// `gzip=false`).
+    pub fn written_lines(&self) -> Vec<String> {
+        let bodies = self.inner.bodies.lock().expect("bodies");
+        bodies
+            .iter()
+            .flat_map(|b| {
+                String::from_utf8_lossy(b)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|l| !l.is_empty())
+            .collect()
     }
 }
 
@@ -140,6 +161,9 @@ async fn forward(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
         .expect("request body");
+    if is_write {
+        inner.bodies.lock().expect("bodies").push(body.clone());
+    }
     let mut out = inner.http.request(parts.method, url).body(body);
     for (name, value) in &parts.headers {
         if !is_hop_by_hop(name) {

@@ -7,18 +7,21 @@
 
 pub mod path;
 mod render;
+mod whole;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::ApiState;
 use super::error::ModelError;
+use super::peers::Fanout;
 use crate::model::{Metric, Nanos, SetKey, time};
-use crate::store::Store;
+use crate::store::{Point, Store};
 use path::ModelQuery;
 
 pub fn router() -> Router<ApiState> {
@@ -89,12 +92,16 @@ pub fn parse_query(raw: Option<&str>) -> Result<Range, ModelError> {
 async fn handle(
     State(s): State<ApiState>,
     Path(path): Path<String>,
+    uri: Uri,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ModelError> {
     let q = path::parse(&path)?;
     let range = parse_query(query.as_deref())?;
     let store = s.store.as_deref().ok_or(ModelError::NoStore)?;
-    answer(store, q, &range)
+    match Fanout::of(&s) {
+        Some(fanout) => whole::answer_all(store, q, &range, &uri, fanout).await,
+        None => answer(store, q, &range).map(Answer::into_response),
+    }
 }
 
 fn unknown(what: &str, name: &str) -> ModelError {
@@ -105,52 +112,72 @@ fn describe(key: &SetKey) -> ModelError {
     ModelError::NotFound(format!("no metrics for {key}"))
 }
 
+/// What the store answers, before rendering.
+pub enum Answer {
+    Names(Vec<String>),
+    Points(Vec<Point>),
+    /// A pod-list: each pod's points, in request order.
+    Items(Vec<Vec<Point>>),
+}
+
+impl Answer {
+    pub fn into_response(self) -> Response {
+        match self {
+            Answer::Names(names) => render::names(names),
+            Answer::Points(points) => render::points(&points),
+            Answer::Items(items) => render::items(&items),
+        }
+    }
+}
+
+fn names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Answer {
+    Answer::Names(names.into_iter().map(|s| s.as_ref().to_string()).collect())
+}
+
 /// Answers a parsed query from the store.
-pub fn answer(store: &Store, q: ModelQuery, r: &Range) -> Result<Response, ModelError> {
+pub fn answer(store: &Store, q: ModelQuery, r: &Range) -> Result<Answer, ModelError> {
     use ModelQuery as Q;
     let points =
         |key: &SetKey, m: Metric| store.points(key, m, r.resource_id.as_deref(), r.start, r.end);
     Ok(match q {
-        Q::Nodes => render::names(store.nodes()),
-        Q::Namespaces => render::names(store.namespaces()),
-        Q::Pods(ns) => render::names(store.pods(&ns).ok_or_else(|| unknown("namespace", &ns))?),
+        Q::Nodes => names(store.nodes()),
+        Q::Namespaces => names(store.namespaces()),
+        Q::Pods(ns) => names(store.pods(&ns).ok_or_else(|| unknown("namespace", &ns))?),
         Q::PodsOnNode(n) => {
             let pods = store.pods_on_node(&n).ok_or_else(|| unknown("node", &n))?;
-            render::names(pods.into_iter().map(|(ns, p)| format!("{ns}/{p}")))
+            names(pods.into_iter().map(|(ns, p)| format!("{ns}/{p}")))
         }
-        Q::Containers(ns, p) => render::names(
+        Q::Containers(ns, p) => names(
             store
                 .containers(&ns, &p)
                 .ok_or_else(|| unknown("pod", &format!("{ns}/{p}")))?,
         ),
-        Q::FreeContainers(n) => render::names(
+        Q::FreeContainers(n) => names(
             store
                 .sys_containers(&n)
                 .ok_or_else(|| unknown("node", &n))?,
         ),
-        Q::AllKeys => render::names(store.all_keys()),
+        Q::AllKeys => Answer::Names(store.all_keys()),
         Q::MetricNames(key) => {
-            let names = store.metric_names(&key);
+            let found = store.metric_names(&key);
             // The cluster exists as soon as there is data; before that its list is empty.
-            let names = match (names, &key) {
-                (Some(n), _) => n,
-                (None, SetKey::Cluster) => Vec::new(),
+            match (found, &key) {
+                (Some(n), _) => names(n),
+                (None, SetKey::Cluster) => Answer::Names(Vec::new()),
                 (None, _) => return Err(describe(&key)),
-            };
-            render::names(names)
+            }
         }
         Q::Points(key, m) => match points(&key, m) {
-            Some(p) => render::points(&p),
-            None if key == SetKey::Cluster => render::points(&[]),
+            Some(p) => Answer::Points(p),
+            None if key == SetKey::Cluster => Answer::Points(Vec::new()),
             None => return Err(describe(&key)),
         },
         Q::PodList {
             namespace,
             pods,
             metric,
-        } => {
-            let items: Vec<_> = pods
-                .into_iter()
+        } => Answer::Items(
+            pods.into_iter()
                 .map(|pod| {
                     let key = SetKey::Pod {
                         namespace: Arc::clone(&namespace),
@@ -158,8 +185,7 @@ pub fn answer(store: &Store, q: ModelQuery, r: &Range) -> Result<Response, Model
                     };
                     points(&key, metric).unwrap_or_default()
                 })
-                .collect();
-            render::items(&items)
-        }
+                .collect(),
+        ),
     })
 }

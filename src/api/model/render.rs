@@ -60,11 +60,16 @@ pub fn items(items: &[Vec<Point>]) -> Response {
     .into_response()
 }
 
-pub fn names<I, S>(names: I) -> Response
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    let v: Vec<String> = names.into_iter().map(|s| s.as_ref().to_string()).collect();
-    Json(v).into_response()
+pub fn names(names: Vec<String>) -> Response {
+    Json(names).into_response()
+}
+
+/// One pod-list item as JSON, to merge with other replicas' items.
+pub fn item_json(points: &[Point]) -> serde_json::Value {
+    serde_json::to_value(result(points)).unwrap_or_default()
+}
+
+/// A pod-list answer from items already in JSON.
+pub fn items_json(items: Vec<serde_json::Value>) -> Response {
+    Json(serde_json::json!({ "items": items })).into_response()
 }

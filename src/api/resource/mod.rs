@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -21,6 +22,7 @@ use serde::Serialize;
 use super::ApiState;
 use super::error::StatusError;
 use super::limits::MAX_NAME;
+use super::peers::{self, Fanout};
 use crate::model::cluster::{LabelPairs, NodeInfo, PodInfo};
 use crate::model::time;
 use crate::store::{Store, Usage};
@@ -40,35 +42,41 @@ pub fn router() -> Router<ApiState> {
     for gv in GROUP_VERSIONS {
         let base = format!("/apis/{gv}");
         r = r
-            .route(&base, get(move || async move { Json(discovery::resource_list(gv)) }))
+            .route(
+                &base,
+                get(move || async move { Json(discovery::resource_list(gv)) }),
+            )
             .route(
                 &format!("{base}/nodes"),
-                get(move |s: State<ApiState>, q: RawQuery| async move { nodes(s, q, None, gv) }),
+                get(move |s: State<ApiState>, u: Uri, q: RawQuery| nodes(s, u, q, None, gv)),
             )
             .route(
                 &format!("{base}/nodes/{{name}}"),
-                get(move |s: State<ApiState>, Path(n): Path<String>, q: RawQuery| async move {
-                    nodes(s, q, Some(n), gv)
-                }),
+                get(
+                    move |s: State<ApiState>, Path(n): Path<String>, u: Uri, q: RawQuery| {
+                        nodes(s, u, q, Some(n), gv)
+                    },
+                ),
             )
             .route(
                 &format!("{base}/pods"),
-                get(move |s: State<ApiState>, q: RawQuery| async move {
-                    pods(s, q, None, None, gv)
-                }),
+                get(move |s: State<ApiState>, u: Uri, q: RawQuery| pods(s, u, q, None, None, gv)),
             )
             .route(
                 &format!("{base}/namespaces/{{ns}}/pods"),
-                get(move |s: State<ApiState>, Path(ns): Path<String>, q: RawQuery| async move {
-                    pods(s, q, Some(ns), None, gv)
-                }),
+                get(
+                    move |s: State<ApiState>, Path(ns): Path<String>, u: Uri, q: RawQuery| {
+                        pods(s, u, q, Some(ns), None, gv)
+                    },
+                ),
             )
             .route(
                 &format!("{base}/namespaces/{{ns}}/pods/{{name}}"),
                 get(
                     move |s: State<ApiState>,
                           Path((ns, n)): Path<(String, String)>,
-                          q: RawQuery| async move { pods(s, q, Some(ns), Some(n), gv) },
+                          u: Uri,
+                          q: RawQuery| pods(s, u, q, Some(ns), Some(n), gv),
                 ),
             );
     }
@@ -126,12 +134,12 @@ struct ContainerJson<'a> {
 struct Empty {}
 
 #[derive(Serialize)]
-struct List<'a> {
+struct List<T> {
     kind: &'static str,
     #[serde(rename = "apiVersion")]
     api_version: &'static str,
     metadata: Empty,
-    items: Vec<Item<'a>>,
+    items: Vec<T>,
 }
 
 /// Parsed `labelSelector` and `fieldSelector`.
@@ -175,8 +183,9 @@ fn check_names(names: &[Option<&str>]) -> Result<(), StatusError> {
     Ok(())
 }
 
-fn nodes(
+async fn nodes(
     State(s): State<ApiState>,
+    uri: Uri,
     RawQuery(q): RawQuery,
     name: Option<String>,
     gv: &'static str,
@@ -218,24 +227,41 @@ fn nodes(
             containers: None,
         })
         .collect();
-    single_or_list(items, name, "nodes", "NodeMetricsList", gv)
+    let kinds = Kinds {
+        resource: "nodes",
+        list: "NodeMetricsList",
+        gv,
+    };
+    match Fanout::of(&s) {
+        Some(fanout) => whole_cluster(items, name, &uri, kinds, fanout).await,
+        None => single_or_list(items, name, kinds),
+    }
 }
 
-fn single_or_list(
-    mut items: Vec<Item<'_>>,
-    name: Option<String>,
-    kind: &'static str,
-    list_kind: &'static str,
+/// The resource, list kind and group version of an answer.
+#[derive(Clone, Copy)]
+struct Kinds {
+    resource: &'static str,
+    list: &'static str,
     gv: &'static str,
+}
+
+fn single_or_list<T: Serialize>(
+    mut items: Vec<T>,
+    name: Option<String>,
+    kinds: Kinds,
 ) -> Result<Response, StatusError> {
     match name {
         Some(name) => match items.pop() {
             Some(item) => Ok(Json(item).into_response()),
-            None => Err(StatusError::NotFound { kind, name }),
+            None => Err(StatusError::NotFound {
+                kind: kinds.resource,
+                name,
+            }),
         },
         None => Ok(Json(List {
-            kind: list_kind,
-            api_version: gv,
+            kind: kinds.list,
+            api_version: kinds.gv,
             metadata: Empty {},
             items,
         })
@@ -243,8 +269,41 @@ fn single_or_list(
     }
 }
 
-fn pods(
+/// This replica's items and its peers' for the same request, merged. A single object held
+/// here is answered without asking.
+async fn whole_cluster(
+    items: Vec<Item<'_>>,
+    name: Option<String>,
+    uri: &Uri,
+    kinds: Kinds,
+    fanout: Fanout,
+) -> Result<Response, StatusError> {
+    if name.is_some() && !items.is_empty() {
+        return single_or_list(items, name, kinds);
+    }
+    let local: Vec<serde_json::Value> = items
+        .iter()
+        .filter_map(|i| serde_json::to_value(i).ok())
+        .collect();
+    drop(items);
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let merged = if name.is_some() {
+        let answers = fanout.ask_json::<serde_json::Value>(path).await;
+        peers::newest(answers, "timestamp").into_iter().collect()
+    } else {
+        #[derive(serde::Deserialize)]
+        struct PeerList {
+            items: Vec<serde_json::Value>,
+        }
+        let lists = fanout.ask_json::<PeerList>(path).await;
+        peers::merge_objects(std::iter::once(local).chain(lists.into_iter().map(|l| l.items)))
+    };
+    single_or_list(merged, name, kinds)
+}
+
+async fn pods(
     State(s): State<ApiState>,
+    uri: Uri,
     RawQuery(q): RawQuery,
     namespace: Option<String>,
     name: Option<String>,
@@ -296,5 +355,13 @@ fn pods(
             ),
         })
         .collect();
-    single_or_list(items, name, "pods", "PodMetricsList", gv)
+    let kinds = Kinds {
+        resource: "pods",
+        list: "PodMetricsList",
+        gv,
+    };
+    match Fanout::of(&s) {
+        Some(fanout) => whole_cluster(items, name, &uri, kinds, fanout).await,
+        None => single_or_list(items, name, kinds),
+    }
 }

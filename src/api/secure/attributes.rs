@@ -14,6 +14,8 @@
 
 use std::borrow::Cow;
 
+use crate::api::partials::PARTIALS_PATH;
+use crate::api::peers::LOCAL_PREFIX;
 use crate::rbac::METRICS_GROUP;
 
 /// The version named in reviews of model API paths.
@@ -67,7 +69,17 @@ fn resource(
 impl Attributes {
     /// `/apis/<group>/<version>/nodes[/n]`, `.../pods`, `.../namespaces/<ns>/pods[/p]`, the
     /// model API ([`Attributes::of_model`]); anything else is a non-resource path.
+    ///
+    /// A replica-local path (under [`LOCAL_PREFIX`], what a replica asks its peers) is reviewed
+    /// as the same path without the prefix: it reveals a part of what that path reveals. A
+    /// replica's contributions to the aggregates (`/internal/shard/partials`, pods' usage
+    /// summed per namespace) are reviewed as a list of every pod's metrics, which reveals more.
     pub fn of(path: &str) -> Attributes {
+        let path = match path.strip_prefix(LOCAL_PREFIX) {
+            Some(rest) if rest.starts_with('/') => rest,
+            _ if path == PARTIALS_PATH => "/apis/metrics.k8s.io/v1beta1/pods",
+            _ => path,
+        };
         if let Some(attrs) = path
             .strip_prefix("/api/v1/model")
             .and_then(Attributes::of_model)
@@ -191,6 +203,22 @@ mod tests {
             (
                 "/apis/metrics/v1alpha1/pods",
                 format!("list {m}/pods ns=- name=-"),
+            ),
+            (
+                "/internal/shard/local/apis/metrics.k8s.io/v1beta1/nodes",
+                format!("list {m}/nodes ns=- name=-"),
+            ),
+            (
+                "/internal/shard/local/api/v1/model/namespaces/team-a/pods",
+                format!("list {m}/pods ns=team-a name=-"),
+            ),
+            (
+                "/internal/shard/partials",
+                format!("list {m}/pods ns=- name=-"),
+            ),
+            (
+                "/internal/shard/localx/apis/metrics.k8s.io/v1beta1/nodes",
+                "get /internal/shard/localx/apis/metrics.k8s.io/v1beta1/nodes".into(),
             ),
             (
                 "/apis/metrics.k8s.io/v1beta1",

@@ -49,6 +49,10 @@ pub fn router(state: ApiState, auth: AuthState) -> Router {
         .route("/readyz", get(|| async { "ok" }))
         .merge(super::resource::router())
         .merge(super::model::router())
+        .nest(
+            super::peers::LOCAL_PREFIX,
+            super::peers::local_router(&state),
+        )
         .merge(super::partials::router())
         .fallback(|| async {
             axum::response::IntoResponse::into_response(super::error::StatusError::NoRoute)
