@@ -182,7 +182,50 @@ async fn three_replicas_split_the_nodes_sum_like_one_and_heal_a_kill() {
     }
     let page = r1.get("/metrics").await.expect("metrics").1;
     assert_eq!(metric(&page, "heapster_shard_replicas"), Some(2.0));
+
+    // A clean stop deletes the replica's Lease (the others take its nodes at once); the
+    // killed one's stays, expired.
+    assert_eq!(
+        lease_names(&cluster).await,
+        [
+            "heapster-aggregator",
+            "heapster-replica-r0",
+            "heapster-replica-r1",
+            "heapster-replica-r2"
+        ]
+    );
+    r2.terminate();
+    assert!(
+        r2.wait_exit(Duration::from_secs(15))
+            .is_some_and(|s| s.success())
+    );
+    let left = lease_names(&cluster).await;
+    assert!(
+        !left.contains(&"heapster-replica-r2".to_owned()),
+        "{left:?}"
+    );
     cluster.shutdown().await;
+}
+
+/// The Leases in the sharding namespace.
+async fn lease_names(cluster: &SimCluster) -> Vec<String> {
+    let url = format!(
+        "{}/apis/coordination.k8s.io/v1/namespaces/monitoring/leases",
+        cluster.api_url().as_str().trim_end_matches('/')
+    );
+    let body = reqwest::get(url)
+        .await
+        .expect("list leases")
+        .bytes()
+        .await
+        .expect("body");
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["metadata"]["name"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// The series key and timestamp of a line-protocol line (the fields left out).
@@ -233,6 +276,8 @@ async fn replication_two_writes_every_tick_once_across_a_kill() {
     steady(&mut [&mut r0, &mut r1, &mut r2], 3).await;
     let from = (now() / RES) * RES;
     until_next_window_plus(RES / 2).await;
+    let page = r0.get("/metrics").await.expect("metrics").1;
+    let r0_wrote = metric(&page, "heapster_shard_nodes_writing").expect("writing");
     r0.kill();
     for _ in 0..4 {
         until_next_window_plus(RES / 2).await;
@@ -240,6 +285,18 @@ async fn replication_two_writes_every_tick_once_across_a_kill() {
     let to = (now() / RES) * RES;
     // Let the sinks deliver.
     tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The standbys wrote r0's nodes' ticks between its last write and their takeover.
+    let mut replayed = 0.0;
+    for r in [&r1, &r2] {
+        let page = r.get("/metrics").await.expect("metrics").1;
+        replayed += metric(&page, "heapster_shard_ticks_replayed_total").expect("replayed");
+    }
+    assert_eq!(
+        replayed > 0.0,
+        r0_wrote > 0.0,
+        "{replayed} ticks replayed, r0 wrote {r0_wrote} nodes"
+    );
 
     let lines = proxy.written_lines();
     let mut count: BTreeMap<(String, i64), usize> = BTreeMap::new();
