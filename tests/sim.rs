@@ -1,5 +1,8 @@
 //! The simulator over real loopback sockets: kubelet payloads and counters, apiserver lists,
-//! watches, auth, faults, scale, Leases, and a `kube` client against it.
+//! watches, auth, faults, scale, Leases, a `kube` client against it, and a cluster split
+//! over `heapster-sim` processes.
+
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -687,6 +690,128 @@ async fn thousand_node_cluster_starts() {
     let nodes = get_json(&http, &api_url(&cluster, "/api/v1/nodes")).await;
     assert_eq!(nodes["items"].as_array().expect("items").len(), 1000);
     cluster.shutdown().await;
+}
+
+/// A `heapster-sim` child process and its stdout lines; killed on drop.
+struct SimProcess {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl SimProcess {
+    fn start(args: &[String]) -> SimProcess {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_heapster-sim"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("spawn heapster-sim");
+        let stdout = child.stdout.take().expect("stdout");
+        let lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        SimProcess { child, lines }
+    }
+
+    fn line(&mut self) -> String {
+        self.lines
+            .next()
+            .expect("a line on stdout")
+            .expect("readable stdout")
+    }
+
+    /// The value of the next line, which must be `key=VALUE`.
+    fn value(&mut self, key: &str) -> String {
+        let line = self.line();
+        let value = line.strip_prefix(key).and_then(|v| v.strip_prefix('='));
+        value
+            .unwrap_or_else(|| panic!("{key}=... expected, got {line:?}"))
+            .to_owned()
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// The real binary as an apiserver alone and two processes serving kubelet ranges, agreeing on
+/// the layout the first kubelet process picked: the collector finds every node through the
+/// apiserver and scrapes each at its kubelet, whichever process serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_processes_serve_every_node_to_the_collector() {
+    let mut first = SimProcess::start(&strings(&[
+        "--serve=kubelets",
+        "--nodes=5",
+        "--node-range=0..2",
+    ]));
+    let port = first.value("kubelet_port");
+    let layout = [
+        format!("--block={}", first.value("block")),
+        format!("--kubelet-port={port}"),
+        format!("--start-unix={}", first.value("start_unix")),
+    ];
+    let mut args = strings(&["--serve=kubelets", "--nodes=5", "--node-range=2..5"]);
+    args.extend_from_slice(&layout);
+    let mut second = SimProcess::start(&args);
+    let mut args = strings(&["--serve=apiserver", "--nodes=5"]);
+    args.extend_from_slice(&layout);
+    let mut api = SimProcess::start(&args);
+    let url = api.line();
+    assert_eq!(api.value("kubelet_port"), port);
+    assert_eq!(
+        second.value("kubelet_port"),
+        port,
+        "second kubelet process ready"
+    );
+
+    let source =
+        format!("kubernetes:{url}?inClusterConfig=false&kubeletPort={port}&kubeletHttps=false");
+    let app = common::start(&source, &[]).await;
+    let batches = common::batches(&app, 1, |b| common::node_names(b).len() == 5).await;
+    let newest = batches.last().expect("a batch");
+    let names: Vec<String> = (0..5).map(sim::node_name).collect();
+    assert_eq!(common::node_names(newest), names);
+    let pods = newest
+        .sets
+        .iter()
+        .filter(|s| matches!(s.key, heapster_rs::model::SetKey::Pod { .. }))
+        .count();
+    assert_eq!(
+        pods,
+        5 * 4,
+        "every pod of every node, from both kubelet processes"
+    );
+}
+
+#[test]
+fn split_processes_refuse_flags_that_do_not_fit() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_heapster-sim"))
+            .args(args)
+            .output()
+            .expect("run heapster-sim")
+    };
+    for (args, flag) in [
+        (&["--serve=apiserver"][..], "--block"),
+        (&["--node-range=0..2"][..], "--node-range"),
+        (
+            &["--serve=kubelets", "--node-range=0..9"][..],
+            "--node-range",
+        ),
+        (&["--serve=kubelets", "--https"][..], "--https"),
+    ] {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! The end-to-end benchmark harness behind `heapster-bench`: starts a simulated cluster
-//! (`heapster-sim`), optionally a private InfluxDB, then the collector (and any peer
-//! collectors), waits for a number of ticks and measures CPU, memory, tick and scrape times.
+//! (`heapster-sim`, split over several processes when large), optionally a private InfluxDB,
+//! then the collector or several sharding replicas (and any peer collectors), waits for a
+//! number of ticks and measures CPU, memory, descriptors, tick and scrape times.
 //!
 //! Processes are separate so that `/proc` numbers belong to the collector alone. Every child is
 //! stopped when the harness finishes or fails.
@@ -11,6 +12,7 @@ pub mod procfs;
 pub mod prom;
 pub mod report;
 pub mod run;
+pub mod simproc;
 pub mod soak;
 
 /// Why a benchmark run could not be carried out.

@@ -1,4 +1,5 @@
-//! Resource use of a process from `/proc`: CPU time (utime + stime) and resident memory.
+//! Resource use of a process from `/proc`: CPU time (utime + stime), resident memory and open
+//! descriptors.
 
 use std::sync::OnceLock;
 
@@ -11,6 +12,8 @@ pub struct Usage {
     pub rss_kib: u64,
     /// Peak resident set so far (VmHWM), KiB.
     pub hwm_kib: u64,
+    /// Open file descriptors (entries of `/proc/PID/fd`).
+    pub fds: u64,
 }
 
 /// Clock ticks per second of `/proc/PID/stat` times (`getconf CLK_TCK`, 100 when unknown).
@@ -54,6 +57,7 @@ pub fn sample(pid: u32) -> Option<Usage> {
         cpu_seconds: parse_stat_ticks(&stat)? as f64 / clock_ticks(),
         rss_kib: parse_status_kib(&status, "VmRSS").unwrap_or(0),
         hwm_kib: parse_status_kib(&status, "VmHWM").unwrap_or(0),
+        fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64),
     })
 }
 
@@ -87,5 +91,6 @@ mod tests {
     fn own_process() {
         let me = sample(std::process::id()).expect("own /proc entry");
         assert!(me.rss_kib > 0 && me.hwm_kib >= me.rss_kib);
+        assert!(me.fds >= 3, "stdin, stdout, stderr at least");
     }
 }

@@ -25,6 +25,12 @@ impl Exposition {
         Exposition { samples }
     }
 
+    /// Adds `other`'s samples to these (several collectors' expositions as one: sums, label
+    /// breakdowns and histogram buckets add up).
+    pub fn merge(&mut self, other: &Exposition) {
+        self.samples.extend(other.samples.iter().cloned());
+    }
+
     fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> {
         self.samples.iter().filter(move |s| s.metric == name)
     }
@@ -37,25 +43,28 @@ impl Exposition {
     /// Samples named `name` with their label text (`outcome="success"`), for breakdowns, sorted
     /// by it.
     pub fn labelled(&self, name: &str) -> Vec<(String, f64)> {
-        let mut out: Vec<(String, f64)> = self
-            .named(name)
-            .filter(|s| !s.labels.is_empty())
-            .filter_map(|s| Some((s.labels.to_string(), scalar(&s.value)?)))
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
+        let mut out = std::collections::BTreeMap::<String, f64>::new();
+        for s in self.named(name).filter(|s| !s.labels.is_empty()) {
+            if let Some(v) = scalar(&s.value) {
+                *out.entry(s.labels.to_string()).or_default() += v;
+            }
+        }
+        out.into_iter().collect()
     }
 
     /// Cumulative buckets `(le, count)` of histogram `name` (without labels), sorted by `le`.
     pub fn buckets(&self, name: &str) -> Vec<(f64, f64)> {
-        let mut out: Vec<(f64, f64)> = self
-            .named(name)
-            .filter(|s| s.labels.is_empty())
-            .find_map(|s| match &s.value {
-                Value::Histogram(h) => Some(h.iter().map(|b| (b.less_than, b.count)).collect()),
-                _ => None,
-            })
-            .unwrap_or_default();
+        let mut out: Vec<(f64, f64)> = Vec::new();
+        for s in self.named(name).filter(|s| s.labels.is_empty()) {
+            if let Value::Histogram(h) = &s.value {
+                for b in h {
+                    match out.iter_mut().find(|(le, _)| *le == b.less_than) {
+                        Some((_, count)) => *count += b.count,
+                        None => out.push((b.less_than, b.count)),
+                    }
+                }
+            }
+        }
         out.sort_by(|a, b| a.0.total_cmp(&b.0));
         out
     }

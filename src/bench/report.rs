@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::procfs::Usage;
 use super::prom::{bucket_delta, quantile};
 use super::run::{Measured, Scenario};
 
@@ -20,6 +21,21 @@ pub struct Resources {
     pub peak_rss_kib: u64,
     pub peak_rss_kib_per_node: f64,
     pub end_rss_kib: u64,
+    /// Most open descriptors at a tick of the window.
+    pub fds_max: u64,
+}
+
+/// One collector of several (sharding replicas).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Replica {
+    pub resources: Resources,
+    /// Its ticks in the measured window.
+    pub ticks: usize,
+    pub ticks_over_resolution: usize,
+    pub tick_ms_max: u64,
+    /// Nodes it scraped per tick, least and most.
+    pub nodes_min: u64,
+    pub nodes_max: u64,
 }
 
 /// The result of one run.
@@ -41,7 +57,13 @@ pub struct Summary {
     pub ticks_over_resolution: usize,
     pub scrape_ms_p50: Option<f64>,
     pub scrape_ms_p99: Option<f64>,
+    /// Nodes scraped per tick (summed over the replicas of one window), least and most: with
+    /// sharding, every node once per tick is `nodes` both.
     pub nodes_scraped_min: u64,
+    pub nodes_scraped_max: u64,
+    /// Scrapes a tick when every node is scraped by as many replicas as `--replication` asks
+    /// (once without it).
+    pub scrapes_expected: u64,
     pub nodes_failed_max: u64,
     pub kubelet_requests: Vec<(String, f64)>,
     pub points_per_cycle: f64,
@@ -52,11 +74,17 @@ pub struct Summary {
     pub influxdb_dropped_per_cycle: f64,
     /// Points in the sink's buffer at the end of the window, not yet written.
     pub influxdb_buffered_at_end: f64,
+    /// The collector, or the sum over the replicas (peak RSS: the sum of their peaks).
     pub collector: Resources,
+    /// Each replica when more than one ran.
+    pub replicas: Vec<Replica>,
     /// Steady-state resident set after the warm-up: lowest, highest, last sampled (KiB).
     pub rss_steady_min_kib: u64,
     pub rss_steady_max_kib: u64,
+    /// The simulator, or the sum over its processes.
     pub simulator: Resources,
+    /// Each simulator process when it was split (the apiserver's first).
+    pub sim_processes: Vec<Resources>,
     pub peers: Vec<Resources>,
     pub load_start: String,
     pub load_end: String,
@@ -73,20 +101,46 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
     sorted[rank - 1]
 }
 
-fn resources(name: &str, m: &Measured, index: usize, res_s: f64, nodes: usize) -> Resources {
+/// The resources of the processes at `indexes` of the usage samples, summed.
+fn resources(
+    name: &str,
+    m: &Measured,
+    indexes: std::ops::Range<usize>,
+    res_s: f64,
+    nodes: usize,
+) -> Resources {
     Resources {
         name: name.to_string(),
         ..Resources::default()
     }
-    .with_window(m, index, res_s, nodes)
+    .with_window(m, indexes, res_s, nodes)
+}
+
+/// The sum of the usage of the processes at `indexes`, None if one had exited.
+fn usage_sum(usage: &[Option<Usage>], indexes: std::ops::Range<usize>) -> Option<Usage> {
+    let mut sum = Usage::default();
+    for i in indexes {
+        let u = usage.get(i).copied().flatten()?;
+        sum.cpu_seconds += u.cpu_seconds;
+        sum.rss_kib += u.rss_kib;
+        sum.hwm_kib += u.hwm_kib;
+        sum.fds += u.fds;
+    }
+    Some(sum)
 }
 
 impl Resources {
-    fn with_window(mut self, m: &Measured, index: usize, res_s: f64, nodes: usize) -> Resources {
+    fn with_window(
+        mut self,
+        m: &Measured,
+        indexes: std::ops::Range<usize>,
+        res_s: f64,
+        nodes: usize,
+    ) -> Resources {
         let usage = |i: usize| {
             m.ticks
                 .get(i)
-                .and_then(|t| t.usage.get(index).copied().flatten())
+                .and_then(|t| usage_sum(&t.usage, indexes.clone()))
         };
         let warm = m.warmup_index();
         let last = m.ticks.len() - 1;
@@ -103,6 +157,10 @@ impl Resources {
             self.peak_rss_kib_per_node = b.hwm_kib as f64 / nodes as f64;
             self.end_rss_kib = b.rss_kib;
         }
+        self.fds_max = (warm..=last)
+            .filter_map(|i| usage(i).map(|u| u.fds))
+            .max()
+            .unwrap_or(0);
         self
     }
 }
@@ -152,6 +210,8 @@ pub fn summarize(s: &Scenario, m: &Measured) -> Summary {
     let delta = |n: &str| m.metrics_after.sum(n) - m.metrics_before.sum(n);
     let cycles = measured.len().max(1) as f64;
     let steady = &m.rss_timeline;
+    let reps = m.replicas.max(1);
+    let peers_at = reps + m.sim_processes;
     Summary {
         nodes: s.nodes,
         pods: s.nodes * s.pods_per_node,
@@ -175,6 +235,8 @@ pub fn summarize(s: &Scenario, m: &Measured) -> Summary {
         scrape_ms_p50: quantile(&scrape, 0.5).map(|v| v * 1000.0),
         scrape_ms_p99: quantile(&scrape, 0.99).map(|v| v * 1000.0),
         nodes_scraped_min: measured.iter().map(|t| t.nodes).min().unwrap_or(0),
+        nodes_scraped_max: measured.iter().map(|t| t.nodes).max().unwrap_or(0),
+        scrapes_expected: s.nodes as u64 * replication(&s.collector_args).min(reps) as u64,
         nodes_failed_max: measured.iter().map(|t| t.failed).max().unwrap_or(0),
         kubelet_requests,
         points_per_cycle: measured.iter().map(|t| t.points as f64).sum::<f64>() / cycles,
@@ -184,21 +246,76 @@ pub fn summarize(s: &Scenario, m: &Measured) -> Summary {
             .sum("heapster_influxdb_dropped_points_total"),
         influxdb_dropped_per_cycle: delta("heapster_influxdb_dropped_points_total") / cycles,
         influxdb_buffered_at_end: m.metrics_after.sum("heapster_influxdb_buffered_points"),
-        collector: resources("heapster-rs", m, 0, res_s, s.nodes),
+        collector: resources("heapster-rs", m, 0..reps, res_s, s.nodes),
+        replicas: if reps > 1 {
+            (0..reps).map(|r| replica(m, r, res_s, s.nodes)).collect()
+        } else {
+            Vec::new()
+        },
         rss_steady_min_kib: steady.iter().copied().min().unwrap_or(0),
         rss_steady_max_kib: steady.iter().copied().max().unwrap_or(0),
-        simulator: resources("heapster-sim", m, 1, res_s, s.nodes),
+        simulator: resources("heapster-sim", m, reps..peers_at, res_s, s.nodes),
+        sim_processes: if m.sim_processes > 1 {
+            (reps..peers_at)
+                .map(|i| {
+                    let name = if i == reps {
+                        "apiserver".to_string()
+                    } else {
+                        format!("kubelets {}", i - reps - 1)
+                    };
+                    resources(&name, m, i..i + 1, res_s, s.nodes)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         peers: m
             .peer_names
             .iter()
             .enumerate()
-            .map(|(i, n)| resources(n, m, 2 + i, res_s, s.nodes))
+            .map(|(i, n)| resources(n, m, peers_at + i..peers_at + i + 1, res_s, s.nodes))
             .collect(),
         load_start: m.load_start.clone(),
         load_end: m.load_end.clone(),
         sim_start_s: m.sim_start.as_secs_f64(),
         wall_s: m.wall.as_secs_f64(),
         incomplete: m.incomplete.clone(),
+    }
+}
+
+/// The collector's `--replication` (1 when not given).
+fn replication(collector_args: &[String]) -> usize {
+    collector_args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--replication="))
+        .filter_map(|v| v.parse().ok())
+        .next_back()
+        .unwrap_or(1)
+}
+
+/// Replica `r`'s figures: its resources, and its own ticks after the warm-up.
+fn replica(m: &Measured, r: usize, res_s: f64, nodes: usize) -> Replica {
+    let lines = m.replica_ticks.get(r).map_or(&[][..], Vec::as_slice);
+    // The replica's ticks in the measured window: those of the windows after the warm-up.
+    let from = m
+        .ticks
+        .get(m.warmup_index())
+        .map_or(i64::MAX, |t| t.line.window_end);
+    let to = m.ticks.last().map_or(i64::MIN, |t| t.line.window_end);
+    let measured: Vec<_> = lines
+        .iter()
+        .filter(|t| t.window_end > from && t.window_end <= to)
+        .collect();
+    Replica {
+        resources: resources(&format!("r{r}"), m, r..r + 1, res_s, nodes),
+        ticks: measured.len(),
+        ticks_over_resolution: measured
+            .iter()
+            .filter(|t| t.duration_ms as f64 > res_s * 1000.0)
+            .count(),
+        tick_ms_max: measured.iter().map(|t| t.duration_ms).max().unwrap_or(0),
+        nodes_min: measured.iter().map(|t| t.nodes).min().unwrap_or(0),
+        nodes_max: measured.iter().map(|t| t.nodes).max().unwrap_or(0),
     }
 }
 
@@ -363,6 +480,80 @@ pub fn table(runs: &[Summary]) -> String {
             }
         }
     }
+    let sharded: Vec<_> = runs.iter().filter(|r| !r.replicas.is_empty()).collect();
+    if !sharded.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| nodes | replica | mCPU | mCPU/node | peak RSS MiB | end RSS MiB | fds | ticks | over res | \
+             tick max ms | nodes/tick |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for r in &sharded {
+            let total = Replica {
+                resources: Resources {
+                    name: "total".into(),
+                    ..r.collector.clone()
+                },
+                ticks: r.measured_ticks,
+                ticks_over_resolution: r.ticks_over_resolution,
+                tick_ms_max: r.tick_ms_max,
+                nodes_min: r.nodes_scraped_min,
+                nodes_max: r.nodes_scraped_max,
+            };
+            for p in r.replicas.iter().chain([&total]) {
+                let c = &p.resources;
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.1} | {:.4} | {} | {} | {} | {} | {} | {} | {}–{} |",
+                    r.nodes,
+                    c.name,
+                    c.mcpu,
+                    c.mcpu_per_node,
+                    mib(c.peak_rss_kib),
+                    mib(c.end_rss_kib),
+                    c.fds_max,
+                    p.ticks,
+                    p.ticks_over_resolution,
+                    p.tick_ms_max,
+                    p.nodes_min,
+                    p.nodes_max
+                );
+            }
+            if r.nodes_scraped_min != r.scrapes_expected
+                || r.nodes_scraped_max != r.scrapes_expected
+            {
+                let _ = writeln!(
+                    out,
+                    "\n! {} nodes: the replicas scraped {}–{} nodes a tick between them, not \
+                     the {} of each node scraped as often as asked",
+                    r.nodes, r.nodes_scraped_min, r.nodes_scraped_max, r.scrapes_expected
+                );
+            }
+        }
+    }
+    let split: Vec<_> = runs
+        .iter()
+        .filter(|r| !r.sim_processes.is_empty())
+        .collect();
+    if !split.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| nodes | simulator process | mCPU | peak RSS MiB | end RSS MiB | fds |\n|---|---|---|---|---|---|"
+        );
+        for r in split {
+            for p in r.sim_processes.iter().chain([&r.simulator]) {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.1} | {} | {} | {} |",
+                    r.nodes,
+                    p.name,
+                    p.mcpu,
+                    mib(p.peak_rss_kib),
+                    mib(p.end_rss_kib),
+                    p.fds_max
+                );
+            }
+        }
+    }
     for r in runs.iter().filter(|r| r.incomplete.is_some()) {
         let _ = writeln!(
             out,
@@ -422,6 +613,47 @@ mod tests {
         let t = table(&[run(100, 10.0, 20_000, 4.0), run(1100, 30.0, 120_000, 20.0)]);
         assert!(
             t.contains("| 100 → 1100 nodes | 0.0200 | 1.25 | 100.0 | 0.0 |"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn replicas_are_reported_each_and_together() {
+        let replica = |name: &str, mcpu, nodes| Replica {
+            resources: Resources {
+                name: name.into(),
+                mcpu,
+                ..Resources::default()
+            },
+            ticks: 3,
+            nodes_min: nodes,
+            nodes_max: nodes,
+            ..Replica::default()
+        };
+        let run = |scraped_max| Summary {
+            nodes: 30,
+            sink: "none".into(),
+            measured_ticks: 3,
+            nodes_scraped_min: 30,
+            nodes_scraped_max: scraped_max,
+            scrapes_expected: 30,
+            collector: Resources {
+                mcpu: 3.0,
+                ..Resources::default()
+            },
+            replicas: vec![replica("r0", 1.0, 10), replica("r1", 2.0, 20)],
+            ..Summary::default()
+        };
+        let t = table(&[run(30)]);
+        assert!(t.contains("| 30 | r1 | 2.0 |"), "{t}");
+        assert!(t.contains("| 30 | total | 3.0 |"), "{t}");
+        assert!(t.contains("| 3 | 0 | 0 | 30–30 |"), "{t}");
+        assert_eq!(replication(&["--replication=2".to_string()]), 2);
+        assert_eq!(replication(&[]), 1);
+        assert!(!t.contains("scraped as often as asked"), "{t}");
+        let t = table(&[run(35)]);
+        assert!(
+            t.contains("the replicas scraped 30–35 nodes a tick between them, not the 30 of"),
             "{t}"
         );
     }

@@ -11,6 +11,7 @@ use super::BenchError;
 use super::child::{Guarded, free_port, http_get};
 use super::procfs::{self, Usage};
 use super::prom::Exposition;
+use super::simproc;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -38,6 +39,20 @@ pub struct Scenario {
     pub startup_timeout: Duration,
     /// The simulator's `--uptime`: how long its pods have been running.
     pub sim_uptime: String,
+    /// Simulator processes serving kubelets (1: one process serves everything; more: plus
+    /// one for the apiserver); `None` picks [`simproc::default_processes`].
+    pub sim_processes: Option<usize>,
+    /// Collectors run against the simulator, sharding the nodes when more than one.
+    pub replicas: usize,
+}
+
+impl Scenario {
+    /// Simulator processes serving kubelets in this run.
+    pub fn kubelet_processes(&self) -> usize {
+        self.sim_processes
+            .unwrap_or_else(|| simproc::default_processes(self.nodes))
+            .max(1)
+    }
 }
 
 /// Where the binaries are and where logs go.
@@ -48,13 +63,26 @@ pub struct Paths {
     pub work_dir: PathBuf,
 }
 
-/// One line `tick` of the collector's JSON log.
+/// One line `tick` of the collector's JSON log (with several replicas: the sum of their lines
+/// for one window, the longest duration).
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct TickLine {
+    /// The end of the tick's window, Unix nanoseconds (0 when absent).
+    pub window_end: i64,
     pub nodes: u64,
     pub failed: u64,
     pub duration_ms: u64,
     pub points: u64,
+}
+
+impl TickLine {
+    fn add(&mut self, other: &TickLine) {
+        self.window_end = self.window_end.max(other.window_end);
+        self.nodes += other.nodes;
+        self.failed += other.failed;
+        self.duration_ms = self.duration_ms.max(other.duration_ms);
+        self.points += other.points;
+    }
 }
 
 /// A tick as observed by the harness, with resource use sampled when its log line arrived.
@@ -62,8 +90,46 @@ pub struct TickLine {
 pub struct Observed {
     pub line: TickLine,
     pub at: Instant,
-    /// Collector, simulator, then peers (None once exited).
+    /// Collectors (one per replica), simulator processes, then peers (None once exited).
     pub usage: Vec<Option<Usage>>,
+}
+
+/// Joins the replicas' tick lines into one per window: a window is complete once every replica
+/// has reported it or a later one (a replica that overran a window skips it).
+#[derive(Debug)]
+struct Windows {
+    latest: Vec<Option<i64>>,
+    pending: std::collections::BTreeMap<i64, TickLine>,
+}
+
+impl Windows {
+    fn new(replicas: usize) -> Self {
+        Windows {
+            latest: vec![None; replicas],
+            pending: Default::default(),
+        }
+    }
+
+    /// Adds replica `r`'s line; returns the windows now complete, oldest first.
+    fn push(&mut self, r: usize, line: TickLine) -> Vec<TickLine> {
+        if let Some(latest) = self.latest.get_mut(r) {
+            *latest = Some(latest.map_or(line.window_end, |l| l.max(line.window_end)));
+        }
+        self.pending
+            .entry(line.window_end)
+            .or_insert_with(|| TickLine {
+                window_end: line.window_end,
+                ..TickLine::default()
+            })
+            .add(&line);
+        let Some(done) = self.latest.iter().copied().min().flatten() else {
+            return Vec::new();
+        };
+        let later = self.pending.split_off(&(done + 1));
+        std::mem::replace(&mut self.pending, later)
+            .into_values()
+            .collect()
+    }
 }
 
 /// Everything measured in one run, for the report.
@@ -80,6 +146,12 @@ pub struct Measured {
     pub load_end: String,
     pub wall: Duration,
     pub sim_start: Duration,
+    /// Collectors run (sharding when more than one).
+    pub replicas: usize,
+    /// Every tick line of each replica, in order.
+    pub replica_ticks: Vec<Vec<TickLine>>,
+    /// Simulator processes (the apiserver's first when split).
+    pub sim_processes: usize,
     pub peer_names: Vec<String>,
     /// Wanted ticks were not all seen before the deadline.
     pub incomplete: Option<String>,
@@ -91,7 +163,13 @@ fn parse_tick(line: &str) -> Option<TickLine> {
         return None;
     }
     let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let window_end = v
+        .get("window_end")
+        .and_then(serde_json::Value::as_str)
+        .and_then(crate::model::time::parse_rfc3339)
+        .unwrap_or(0);
     Some(TickLine {
+        window_end,
         nodes: n("nodes"),
         failed: n("failed"),
         duration_ms: n("duration_ms"),
@@ -99,66 +177,8 @@ fn parse_tick(line: &str) -> Option<TickLine> {
     })
 }
 
-fn log_file(paths: &Paths, name: &str) -> Result<std::fs::File, BenchError> {
+pub(super) fn log_file(paths: &Paths, name: &str) -> Result<std::fs::File, BenchError> {
     std::fs::File::create(paths.work_dir.join(name)).map_err(BenchError::Io)
-}
-
-/// Starts the simulator; returns it with the apiserver URL, kubelet port and kubeconfig path.
-pub(super) fn start_sim(
-    s: &Scenario,
-    paths: &Paths,
-) -> Result<(Guarded, String, u16, PathBuf), BenchError> {
-    let kubeconfig = paths.work_dir.join(format!("kubeconfig-{}", s.nodes));
-    let mut cmd = Command::new(&paths.sim);
-    cmd.arg(format!("--nodes={}", s.nodes))
-        .arg(format!("--pods-per-node={}", s.pods_per_node))
-        .arg(format!("--containers-per-pod={}", s.containers_per_pod))
-        .arg(format!("--uptime={}", s.sim_uptime))
-        .arg("--kubeconfig-out")
-        .arg(&kubeconfig)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log_file(paths, &format!("sim-{}.log", s.nodes))?);
-    if s.https {
-        cmd.arg("--https")
-            .env("HEAPSTER_SIM_TOKEN", "heapster-bench-token");
-    }
-    let mut sim = Guarded::spawn("heapster-sim", &mut cmd)?;
-    let stdout = sim
-        .child_mut()
-        .and_then(|c| c.stdout.take())
-        .ok_or_else(|| BenchError::NotReady {
-            what: "heapster-sim".into(),
-            detail: "no stdout".into(),
-        })?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let not_ready = |detail: String| BenchError::NotReady {
-        what: "heapster-sim".into(),
-        detail,
-    };
-    let api = rx
-        .recv_timeout(s.startup_timeout)
-        .map_err(|e| not_ready(format!("no apiserver URL on stdout ({e})")))?;
-    let port_line = rx
-        .recv_timeout(Duration::from_secs(5))
-        .map_err(|e| not_ready(format!("no kubelet_port line on stdout ({e})")))?;
-    let port = port_line
-        .strip_prefix("kubelet_port=")
-        .and_then(|p| p.trim().parse().ok())
-        .ok_or_else(|| not_ready(format!("unexpected line {port_line:?}")))?;
-    Ok((
-        sim,
-        api.trim().trim_end_matches('/').to_string(),
-        port,
-        kubeconfig,
-    ))
 }
 
 fn source_flag(s: &Scenario, api: &str, port: u16, kubeconfig: &std::path::Path) -> String {
@@ -182,30 +202,50 @@ fn base_source_flag(s: &Scenario, api: &str, port: u16, kubeconfig: &std::path::
     }
 }
 
-/// Starts the collector against the simulator (`api`, kubelet port, kubeconfig), serving on
-/// `metrics_port`; returns it with a channel of its tick log lines (the log is kept in the work
-/// directory).
+/// Flags of replica `replica` of `replicas` serving on `port`: none for a lone collector; with
+/// several, the sharding flags (identity `r<i>`, its own address as the peers reach it).
+fn sharding_flags(replica: usize, replicas: usize, port: u16) -> Vec<String> {
+    if replicas <= 1 {
+        return Vec::new();
+    }
+    vec![
+        "--sharding=true".into(),
+        format!("--sharding_identity=r{replica}"),
+        "--sharding_namespace=kube-system".into(),
+        format!("--sharding_address=http://127.0.0.1:{port}"),
+    ]
+}
+
+/// Starts collector `replica` against the simulator, serving on `metrics_port`; its tick log
+/// lines go to `ticks` tagged with `replica` (the log is kept in the work directory).
 pub(super) fn start_collector(
     s: &Scenario,
     paths: &Paths,
-    (api, kubelet_port, kubeconfig): (&str, u16, &std::path::Path),
-    metrics_port: u16,
-) -> Result<(Guarded, mpsc::Receiver<TickLine>), BenchError> {
+    sim: &simproc::Sim,
+    (replica, metrics_port): (usize, u16),
+    ticks: mpsc::Sender<(usize, TickLine)>,
+) -> Result<Guarded, BenchError> {
+    let name = if s.replicas > 1 {
+        format!("collector-{}-r{replica}", s.nodes)
+    } else {
+        format!("collector-{}", s.nodes)
+    };
     let mut cmd = Command::new(&paths.collector);
-    cmd.arg(source_flag(s, api, kubelet_port, kubeconfig))
+    cmd.arg(source_flag(s, &sim.api, sim.kubelet_port, &sim.kubeconfig))
         .arg(format!("--metric_resolution={}s", s.resolution.as_secs()))
         .arg(format!("--heapster-port={metrics_port}"))
         .arg("--listen_ip=127.0.0.1")
         .arg("--log-format=json")
         .arg(format!("--metric_history={}", s.metric_history))
+        .args(sharding_flags(replica, s.replicas, metrics_port))
         .args(&s.collector_args)
         .stdin(Stdio::null())
-        .stdout(log_file(paths, &format!("collector-{}.out", s.nodes))?)
+        .stdout(log_file(paths, &format!("{name}.out"))?)
         .stderr(Stdio::piped());
     if let Some(url) = &s.influxdb_url {
         cmd.arg(format!("--sink=influxdb:{url}"));
     }
-    let mut collector = Guarded::spawn("heapster", &mut cmd)?;
+    let mut collector = Guarded::spawn(&format!("heapster r{replica}"), &mut cmd)?;
     let stderr = collector
         .child_mut()
         .and_then(|c| c.stderr.take())
@@ -213,43 +253,52 @@ pub(super) fn start_collector(
             what: "heapster".into(),
             detail: "no stderr".into(),
         })?;
-    let mut log = log_file(paths, &format!("collector-{}.log", s.nodes))?;
-    let (tx, rx) = mpsc::channel();
+    let mut log = log_file(paths, &format!("{name}.log"))?;
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = writeln!(log, "{line}");
             if let Some(tick) = parse_tick(&line)
-                && tx.send(tick).is_err()
+                && ticks.send((replica, tick)).is_err()
             {
                 break;
             }
         }
     });
-    Ok((collector, rx))
+    Ok(collector)
 }
 
 /// Runs the scenario and returns the raw measurements.
 pub fn run(s: &Scenario, paths: &Paths) -> Result<Measured, BenchError> {
     let load_start = procfs::loadavg();
     let started = Instant::now();
-    let (mut sim, api, kubelet_port, kubeconfig) = start_sim(s, paths)?;
+    let mut sim = simproc::start(s, paths, s.kubelet_processes())?;
     let sim_start = started.elapsed();
     eprintln!(
-        "bench: {} nodes up in {:.1}s at {api}, kubelet port {kubelet_port}",
+        "bench: {} nodes up in {:.1}s at {} ({} simulator processes), kubelet port {}",
         s.nodes,
-        sim_start.as_secs_f64()
+        sim_start.as_secs_f64(),
+        sim.api,
+        sim.procs.len(),
+        sim.kubelet_port
     );
 
-    let metrics_port = free_port()?;
-    let (mut collector, rx) =
-        start_collector(s, paths, (&api, kubelet_port, &kubeconfig), metrics_port)?;
+    let replicas = s.replicas.max(1);
+    let (tx, rx) = mpsc::channel();
+    let mut collectors = Vec::with_capacity(replicas);
+    let mut ports = Vec::with_capacity(replicas);
+    for r in 0..replicas {
+        let port = free_port()?;
+        collectors.push(start_collector(s, paths, &sim, (r, port), tx.clone())?);
+        ports.push(port);
+    }
+    drop(tx);
 
     let mut peers = Vec::new();
     for (i, peer) in s.peers.iter().enumerate() {
         let line = peer
-            .replace("{api}", &api)
-            .replace("{kubelet_port}", &kubelet_port.to_string())
-            .replace("{kubeconfig}", &kubeconfig.display().to_string());
+            .replace("{api}", &sim.api)
+            .replace("{kubelet_port}", &sim.kubelet_port.to_string())
+            .replace("{kubeconfig}", &sim.kubeconfig.display().to_string());
         let out = log_file(paths, &format!("peer{i}-{}.log", s.nodes))?;
         let err = out.try_clone().map_err(BenchError::Io)?;
         peers.push(Guarded::spawn(
@@ -263,8 +312,11 @@ pub fn run(s: &Scenario, paths: &Paths) -> Result<Measured, BenchError> {
         )?);
     }
 
-    let pids: Vec<u32> = [collector.pid(), sim.pid()]
-        .into_iter()
+    let collector_pids: Vec<u32> = collectors.iter().map(Guarded::pid).collect();
+    let pids: Vec<u32> = collector_pids
+        .iter()
+        .copied()
+        .chain(sim.pids())
         .chain(peers.iter().map(Guarded::pid))
         .collect();
     let sample_all = || pids.iter().map(|&p| procfs::sample(p)).collect::<Vec<_>>();
@@ -273,53 +325,71 @@ pub fn run(s: &Scenario, paths: &Paths) -> Result<Measured, BenchError> {
     let budget = s.resolution * (wanted + 3) + Duration::from_secs(120);
     let deadline = Instant::now() + budget;
     let mut ticks: Vec<Observed> = Vec::new();
+    let mut replica_ticks = vec![Vec::new(); replicas];
+    let mut windows = Windows::new(replicas);
     let mut rss_timeline = Vec::new();
     let mut metrics_before = Exposition::default();
     let mut incomplete = None;
     let scrape = || {
-        http_get(metrics_port, "/metrics", Duration::from_secs(5))
-            .map(|(_, body)| Exposition::parse(&body))
-            .unwrap_or_default()
+        let mut all = Exposition::default();
+        for &port in &ports {
+            if let Some((_, body)) = http_get(port, "/metrics", Duration::from_secs(5)) {
+                all.merge(&Exposition::parse(&body));
+            }
+        }
+        all
     };
     while (ticks.len() as u32) < wanted {
         if Instant::now() > deadline {
             incomplete = Some(format!("deadline of {budget:?} passed"));
             break;
         }
-        if !collector.running() {
-            incomplete = Some("the collector exited".into());
+        if let Some(c) = collectors
+            .iter_mut()
+            .find_map(|c| (!c.running()).then_some(&c.name))
+        {
+            incomplete = Some(format!("{c} exited"));
             break;
         }
         match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(line) => {
-                let usage = sample_all();
-                ticks.push(Observed {
-                    line,
-                    at: Instant::now(),
-                    usage,
-                });
-                eprintln!(
-                    "bench: tick {} of {wanted}: {} nodes, {} failed, {} ms, {} points",
-                    ticks.len(),
-                    line.nodes,
-                    line.failed,
-                    line.duration_ms,
-                    line.points
-                );
-                if ticks.len() as u32 == s.warmup {
-                    metrics_before = scrape();
+            Ok((r, line)) => {
+                replica_ticks[r].push(line);
+                for line in windows.push(r, line) {
+                    if ticks.len() as u32 >= wanted {
+                        break;
+                    }
+                    ticks.push(Observed {
+                        line,
+                        at: Instant::now(),
+                        usage: sample_all(),
+                    });
+                    eprintln!(
+                        "bench: tick {} of {wanted}: {} nodes, {} failed, {} ms, {} points",
+                        ticks.len(),
+                        line.nodes,
+                        line.failed,
+                        line.duration_ms,
+                        line.points
+                    );
+                    if ticks.len() as u32 == s.warmup {
+                        metrics_before = scrape();
+                    }
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                incomplete = Some("the collector closed its log".into());
+                incomplete = Some("the collectors closed their logs".into());
                 break;
             }
         }
-        if ticks.len() as u32 >= s.warmup
-            && let Some(u) = procfs::sample(collector.pid())
-        {
-            rss_timeline.push(u.rss_kib);
+        if ticks.len() as u32 >= s.warmup {
+            let rss: Option<Vec<u64>> = collector_pids
+                .iter()
+                .map(|&p| procfs::sample(p).map(|u| u.rss_kib))
+                .collect();
+            if let Some(rss) = rss {
+                rss_timeline.push(rss.iter().sum());
+            }
         }
     }
     let metrics_after = scrape();
@@ -337,7 +407,10 @@ pub fn run(s: &Scenario, paths: &Paths) -> Result<Measured, BenchError> {
     for p in &mut peers {
         p.stop(Duration::from_secs(10));
     }
-    collector.stop(Duration::from_secs(15));
+    for c in &mut collectors {
+        c.stop(Duration::from_secs(15));
+    }
+    let sim_processes = sim.procs.len();
     sim.stop(Duration::from_secs(15));
     if ticks.len() as u32 <= s.warmup {
         return Err(BenchError::TooFewTicks {
@@ -356,6 +429,9 @@ pub fn run(s: &Scenario, paths: &Paths) -> Result<Measured, BenchError> {
         load_end,
         wall,
         sim_start,
+        replicas,
+        replica_ticks,
+        sim_processes,
         peer_names,
         incomplete,
     })
@@ -375,5 +451,26 @@ mod tests {
         );
         assert!(parse_tick(r#"{"message":"other","nodes":1}"#).is_none());
         assert!(parse_tick("not json").is_none());
+    }
+
+    #[test]
+    fn replicas_ticks_join_by_window() {
+        let line = |window_end, nodes| TickLine {
+            window_end,
+            nodes,
+            duration_ms: nodes * 10,
+            ..TickLine::default()
+        };
+        let mut w = Windows::new(2);
+        assert!(w.push(0, line(60, 3)).is_empty());
+        let done = w.push(1, line(60, 4));
+        assert_eq!(done.len(), 1);
+        assert_eq!((done[0].nodes, done[0].duration_ms), (7, 40));
+        // Replica 1 skips window 120 (it overran): 120 completes when it reports 180.
+        assert!(w.push(0, line(120, 3)).is_empty());
+        assert!(w.push(0, line(180, 3)).is_empty());
+        let done = w.push(1, line(180, 4));
+        let seen: Vec<_> = done.iter().map(|t| (t.window_end, t.nodes)).collect();
+        assert_eq!(seen, [(120, 3), (180, 7)]);
     }
 }

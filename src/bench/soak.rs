@@ -13,7 +13,8 @@ use super::child::{free_port, http_get};
 use super::influxd::Influxd;
 use super::procfs;
 use super::prom::Exposition;
-use super::run::{Paths, Scenario, start_collector, start_sim};
+use super::run::{Paths, Scenario, start_collector};
+use super::simproc;
 
 /// How long, and how often to restart InfluxDB and to sample.
 #[derive(Debug, Clone)]
@@ -54,10 +55,10 @@ pub fn run(
     paths: &Paths,
     mut influxd: Option<&mut Influxd>,
 ) -> Result<SoakReport, BenchError> {
-    let (mut sim, api, kubelet_port, kubeconfig) = start_sim(s, paths)?;
+    let mut sim = simproc::start(s, paths, s.kubelet_processes())?;
     let metrics_port = free_port()?;
-    let (mut collector, rx) =
-        start_collector(s, paths, (&api, kubelet_port, &kubeconfig), metrics_port)?;
+    let (tx, rx) = mpsc::channel();
+    let mut collector = start_collector(s, paths, &sim, (0, metrics_port), tx)?;
     let metrics = || {
         http_get(metrics_port, "/metrics", Duration::from_secs(5))
             .map(|(_, body)| Exposition::parse(&body))

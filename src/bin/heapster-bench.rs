@@ -1,7 +1,9 @@
 //! `heapster-bench`: end-to-end benchmark of the collector against a simulated cluster (see
-//! BENCHMARKS.md). For each cluster size it starts `heapster-sim`, the collector (and optional peer
+//! BENCHMARKS.md). For each cluster size it starts `heapster-sim` (several processes when the
+//! kubelets do not fit in one), the collector or several sharding replicas (and optional peer
 //! collectors), waits for the warm-up and measured ticks, and prints tick and scrape times,
-//! CPU per cycle and per node, and peak memory, plus the marginal cost per node between sizes.
+//! CPU per cycle and per node, peak memory and descriptors, plus the marginal cost per node
+//! between sizes.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,6 +72,15 @@ struct Args {
     /// Another collector flag (repeatable), e.g. --collector-arg=--max_concurrent_scrapes=512.
     #[arg(long = "collector-arg", allow_hyphen_values = true)]
     collector_args: Vec<String>,
+    /// Simulator processes serving kubelets (one more serves the apiserver when more than
+    /// one) [default: enough that each holds at most 9,000 kubelets, within one process's
+    /// open files with their collector's kept-alive connections].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    sim_processes: Option<u64>,
+    /// Collectors run against the simulator; more than one shard the nodes between them
+    /// (`--sharding=true`, identities r0, r1, ...).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    replicas: u64,
     /// A peer collector command line run against the same simulator (repeatable);
     /// `{api}`, `{kubelet_port}` and `{kubeconfig}` are substituted.
     #[arg(long = "peer-cmd")]
@@ -85,7 +96,7 @@ struct Args {
     json: bool,
     /// Soak instead of measuring ticks: run the first cluster size for this many minutes,
     /// sampling the collector's resident set every minute (see BENCHMARKS.md).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "replicas")]
     soak_minutes: Option<u64>,
     /// During a soak, kill and restart the private InfluxDB (`--influxdb`) this often.
     #[arg(long, value_name = "MINUTES", requires_all = ["soak_minutes", "influxdb"])]
@@ -151,6 +162,8 @@ fn main() -> anyhow::Result<()> {
             peers: args.peers.clone(),
             startup_timeout: Duration::from_secs(args.startup_timeout),
             sim_uptime: args.sim_uptime.clone(),
+            sim_processes: args.sim_processes.map(|k| k as usize),
+            replicas: args.replicas as usize,
         };
         if let Some(minutes) = args.soak_minutes {
             let plan = soak::Soak {

@@ -13,7 +13,7 @@ use url::Url;
 
 use super::state::{self, AuthKind, Config, KubeletCounters, NodeState, Shared};
 use super::tls::{KubeletCert, Pki};
-use super::{KubeletFault, KubeletStats, SimAuth, SimError, SimNodeInfo, SimOptions};
+use super::{KubeletFault, KubeletStats, SimAuth, SimError, SimNodeInfo, SimOptions, SimServe};
 use super::{apiserver, formulas as f, kubeconfig, kubelet, serve};
 use crate::model::time::{NANOS_PER_SEC, align_down, now};
 
@@ -69,15 +69,44 @@ pub(super) fn new_node(
     }
 }
 
-impl SimCluster {
-    /// Binds and starts everything; returns once every listener is bound.
-    pub async fn start(opts: SimOptions) -> Result<SimCluster, SimError> {
-        if opts.nodes > f::MAX_NODES {
-            return Err(SimError::TooManyNodes {
+/// Refuses sizes, blocks and ranges the address scheme cannot hold.
+fn check_layout(opts: &SimOptions) -> Result<(), SimError> {
+    if opts.nodes > f::MAX_NODES {
+        return Err(SimError::TooManyNodes {
+            nodes: opts.nodes,
+            max: f::MAX_NODES,
+        });
+    }
+    let blocks = f::blocks_for(opts.nodes);
+    let max = 256 - blocks;
+    if opts.layout.block.is_some_and(|b| usize::from(b) > max) {
+        return Err(SimError::BlockTooHigh {
+            nodes: opts.nodes,
+            blocks,
+            max,
+        });
+    }
+    match &opts.serve {
+        SimServe::Kubelets(range) if range.start > range.end || range.end > opts.nodes => {
+            Err(SimError::BadRange {
+                start: range.start,
+                end: range.end,
                 nodes: opts.nodes,
-                max: f::MAX_NODES,
-            });
+            })
         }
+        SimServe::ApiServer
+            if opts.layout.block.is_none() || opts.layout.kubelet_port.is_none() =>
+        {
+            Err(SimError::LayoutMissing)
+        }
+        _ => Ok(()),
+    }
+}
+
+impl SimCluster {
+    /// Binds and starts everything [`SimOptions::serve`] asks for; returns once every listener
+    /// is bound. Without an apiserver ([`SimServe::Kubelets`]) [`Self::api_url`] has port 0.
+    pub async fn start(opts: SimOptions) -> Result<SimCluster, SimError> {
         let auth_kind = match (&opts.auth, opts.https) {
             (_, false) | (SimAuth::None, _) => AuthKind::None,
             (SimAuth::Token(_), true) => AuthKind::Token,
@@ -87,21 +116,41 @@ impl SimCluster {
             .https
             .then(|| Pki::new(auth_kind == AuthKind::ClientCert))
             .transpose()?;
+        let layout = opts.layout;
+        check_layout(&opts)?;
         let faults: HashMap<usize, KubeletFault> = opts.faults.iter().copied().collect();
-        let api_listener = serve::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
-        let api_addr = api_listener.local_addr().map_err(|source| SimError::Bind {
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            source,
-        })?;
+        let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let (api_listener, api_addr) = match opts.serve {
+            SimServe::Kubelets(_) => (None, any),
+            SimServe::All | SimServe::ApiServer => {
+                let listener = serve::bind(any)?;
+                let addr = listener
+                    .local_addr()
+                    .map_err(|source| SimError::Bind { addr: any, source })?;
+                (Some(listener), addr)
+            }
+        };
         let bind_node: Vec<bool> = (0..opts.nodes)
-            .map(|i| faults.get(&i) != Some(&KubeletFault::RefuseConnections))
+            .map(|i| {
+                let here = match &opts.serve {
+                    SimServe::All => true,
+                    SimServe::ApiServer => false,
+                    SimServe::Kubelets(range) => range.contains(&i),
+                };
+                here && faults.get(&i) != Some(&KubeletFault::RefuseConnections)
+            })
             .collect();
-        let placement = serve::place_kubelets(&bind_node)?;
-        let uptime = i64::try_from(opts.uptime_secs)
-            .ok()
-            .and_then(|s| s.checked_mul(NANOS_PER_SEC))
-            .unwrap_or(i64::MAX / 2);
-        let start = align_down(now(), NANOS_PER_SEC).saturating_sub(uptime);
+        let placement = serve::place_kubelets(&bind_node, layout.block, layout.kubelet_port)?;
+        let start = match layout.start_unix_secs {
+            Some(secs) => secs.saturating_mul(NANOS_PER_SEC),
+            None => {
+                let uptime = i64::try_from(opts.uptime_secs)
+                    .ok()
+                    .and_then(|s| s.checked_mul(NANOS_PER_SEC))
+                    .unwrap_or(i64::MAX / 2);
+                align_down(now(), NANOS_PER_SEC).saturating_sub(uptime)
+            }
+        };
         let cfg = Config {
             pods_per_node: opts.pods_per_node,
             containers_per_pod: opts.containers_per_pod,
@@ -147,15 +196,27 @@ impl SimCluster {
                 task: None,
             }),
         };
-        cluster.serve_apiserver(api_listener)?;
+        if let Some(listener) = api_listener {
+            cluster.serve_apiserver(listener)?;
+        }
         for (node, listener) in nodes.iter().zip(placement.listeners) {
             if let Some(listener) = listener {
                 cluster.spawn_kubelet(node, listener)?;
             }
         }
         tracing::info!(api = %cluster.api_url, nodes = opts.nodes, block = placement.block,
-            kubelet_port = placement.port, "simulated cluster started");
+            kubelet_port = placement.port, serve = ?opts.serve, "simulated cluster started");
         Ok(cluster)
+    }
+
+    /// When the nodes and pods started, Unix seconds.
+    pub fn start_unix_secs(&self) -> i64 {
+        self.shared.cfg.start / NANOS_PER_SEC
+    }
+
+    /// The first `127.B.0.0/16` block of the kubelets' addresses.
+    pub fn block(&self) -> u8 {
+        self.shared.cfg.block
     }
 
     /// Serves the apiserver on `listener` until [`ApiServer::cancel`] fires.

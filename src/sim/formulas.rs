@@ -19,18 +19,32 @@ pub const NODE_MEMORY_CAPACITY_BYTES: u64 = 16 << 30;
 /// Node filesystem capacity (`100Gi`).
 pub const NODE_FS_CAPACITY_BYTES: u64 = 100 << 30;
 
-/// How many nodes the address scheme holds (`127.B.0.1` to `127.B.255.250`).
-pub const MAX_NODES: usize = 256 * 250;
+/// How many nodes one `127.B.0.0/16` block holds (`127.B.0.1` to `127.B.255.250`).
+pub const NODES_PER_BLOCK: usize = 256 * 250;
+
+/// How many consecutive blocks a cluster may spread over.
+pub const MAX_BLOCKS: usize = 4;
+
+/// How many nodes the address scheme holds.
+pub const MAX_NODES: usize = NODES_PER_BLOCK * MAX_BLOCKS;
+
+/// How many consecutive `127.B.0.0/16` blocks `nodes` nodes take (at least one).
+pub fn blocks_for(nodes: usize) -> usize {
+    nodes.div_ceil(NODES_PER_BLOCK).max(1)
+}
 
 /// `sim-node-0007`.
 pub fn node_name(node: usize) -> String {
     format!("sim-node-{node:04}")
 }
 
-/// Node `i` of the block `127.B.0.0/16`: `127.B.(i/250).(i%250+1)`.
+/// Node `i` of a cluster whose first block is `127.B.0.0/16`: `127.B.(i/250).(i%250+1)` for
+/// the first [`NODES_PER_BLOCK`] nodes, then on in the next blocks (`127.(B+1).0.1`, ...).
 pub fn node_ip(block: u8, node: usize) -> Ipv4Addr {
-    let hi = u8::try_from((node / 250) % 256).unwrap_or(0);
-    let lo = u8::try_from(node % 250 + 1).unwrap_or(1);
+    let within = node % NODES_PER_BLOCK;
+    let block = u8::try_from(usize::from(block) + node / NODES_PER_BLOCK).unwrap_or(u8::MAX);
+    let hi = u8::try_from(within / 250).unwrap_or(0);
+    let lo = u8::try_from(within % 250 + 1).unwrap_or(1);
     Ipv4Addr::new(127, block, hi, lo)
 }
 
@@ -301,6 +315,13 @@ mod tests {
         assert_eq!(node_ip(9, 0), Ipv4Addr::new(127, 9, 0, 1));
         assert_eq!(node_ip(9, 249), Ipv4Addr::new(127, 9, 0, 250));
         assert_eq!(node_ip(9, 250), Ipv4Addr::new(127, 9, 1, 1));
+        assert_eq!(node_ip(9, 63_999), Ipv4Addr::new(127, 9, 255, 250));
+        assert_eq!(node_ip(9, 64_000), Ipv4Addr::new(127, 10, 0, 1));
+        assert_eq!(node_ip(9, 65_000), Ipv4Addr::new(127, 10, 4, 1));
+        assert_eq!(
+            (blocks_for(0), blocks_for(64_000), blocks_for(64_001)),
+            (1, 1, 2)
+        );
         assert_eq!(pod_name(7, 3), "cache-sim-node-0007-003");
         assert_eq!(pod_namespace(6), "kube-system");
         assert_eq!(container_name(0), "app");

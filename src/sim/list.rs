@@ -41,7 +41,10 @@ pub(crate) fn select(
         keys.push(key);
         true
     };
-    let live = nodes.iter().filter(|n| !n.removed);
+    // Nodes sit at their index: a later page starts at the node it ended on, not at the start
+    // (a list of two million pods takes thousands of pages).
+    let from = after.map_or(0, |a| a.0).min(nodes.len());
+    let live = nodes[from..].iter().filter(|n| !n.removed);
     match kind {
         Kind::Namespace => {
             let none = BTreeMap::new();

@@ -2,7 +2,9 @@
 //! apiserver plus one fake kubelet per node, over real HTTP or HTTPS on loopback addresses.
 //!
 //! [`SimCluster::start`] binds the apiserver on `127.0.0.1:0` and every kubelet on the same port
-//! of its own address `127.B.(i/250).(i%250+1)` (B random in 2..=250, see [`node_ip`]). The
+//! of its own address `127.B.(i/250).(i%250+1)` (B random in 2..=250, the next blocks past
+//! 64,000 nodes, see [`node_ip`]). A cluster may be split over processes ([`SimServe`]: the
+//! apiserver in one, ranges of kubelets in others) given the same [`SimLayout`]. The
 //! kubelets serve `GET /stats/summary` shaped like the 1.34/1.35 captures in
 //! `shared/fixtures/kubelet/`, and `GET /metrics/resource` with the same counters; the apiserver serves discovery, LIST + WATCH of nodes, pods and
 //! namespaces as `kube` watchers use them, and the node proxy to `/stats/summary`;
@@ -104,6 +106,37 @@ pub struct SimOptions {
     /// their start times, and so the size of cumulative counters (cpu in ns, network bytes,
     /// uptime). Real pods run for days; 0 starts everything now.
     pub uptime_secs: u64,
+    /// Which servers this process runs: a cluster may be split over several processes (one
+    /// apiserver, kubelets by node range) that agree on [`Self::layout`].
+    pub serve: SimServe,
+    /// Where the kubelets are and when the cluster started; every process of a split cluster
+    /// must be given the same.
+    pub layout: SimLayout,
+}
+
+/// Which servers [`SimCluster::start`] runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SimServe {
+    /// The apiserver and every kubelet.
+    #[default]
+    All,
+    /// The apiserver alone (its node proxy answers from the same formulas); the kubelets run
+    /// elsewhere, at the addresses [`SimOptions::layout`] gives.
+    ApiServer,
+    /// The kubelets of these node indexes alone, no apiserver.
+    Kubelets(std::ops::Range<usize>),
+}
+
+/// The address layout and clock of a cluster, fixed so that several processes agree on it.
+/// Each field left `None` is chosen at start-up (random block, free port, now − uptime).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimLayout {
+    /// The first `127.B.0.0/16` block of the kubelets (see [`node_ip`]).
+    pub block: Option<u8>,
+    /// The port every kubelet listens on.
+    pub kubelet_port: Option<u16>,
+    /// When the nodes and pods started, Unix seconds (overrides `uptime_secs`).
+    pub start_unix_secs: Option<i64>,
 }
 
 impl Default for SimOptions {
@@ -119,6 +152,8 @@ impl Default for SimOptions {
             not_ready: Vec::new(),
             kubernetes_minor: 33,
             uptime_secs: 0,
+            serve: SimServe::All,
+            layout: SimLayout::default(),
         }
     }
 }
@@ -287,6 +322,23 @@ pub enum SimError {
     /// More nodes than the address scheme holds.
     #[error("too many nodes: {nodes} (at most {max})")]
     TooManyNodes { nodes: usize, max: usize },
+    /// The nodes would spill past block 255 from the given first block.
+    #[error("{nodes} nodes take {blocks} blocks: the first block must be at most {max}")]
+    BlockTooHigh {
+        nodes: usize,
+        blocks: usize,
+        max: usize,
+    },
+    /// A kubelet range outside the cluster's nodes.
+    #[error("node range {start}..{end} is outside the {nodes} nodes")]
+    BadRange {
+        start: usize,
+        end: usize,
+        nodes: usize,
+    },
+    /// An apiserver alone needs to know where the kubelets listen.
+    #[error("an apiserver without its kubelets needs the kubelets' block and port")]
+    LayoutMissing,
     /// Generating a certificate failed.
     #[error("certificate generation failed")]
     Certificate(#[source] rcgen::Error),

@@ -83,8 +83,9 @@ where
     }
 }
 
-/// Kubelet listeners placed at `127.B.x.y:P`: the block B, the shared port P, and one listener
-/// per node (`None` where `bind_node[i]` is false).
+/// Kubelet listeners placed at `127.B.x.y:P` (B the first of the blocks the nodes take, see
+/// [`super::node_ip`]): the block B, the shared port P, and one listener per node (`None` where
+/// `bind_node[i]` is false).
 pub(crate) struct Placement {
     pub block: u8,
     pub port: u16,
@@ -93,36 +94,37 @@ pub(crate) struct Placement {
 
 const PLACEMENT_ATTEMPTS: usize = 8;
 
-/// Picks a random block and a port free on every node address, retrying on `EADDRINUSE`.
-pub(crate) fn place_kubelets(bind_node: &[bool]) -> Result<Placement, SimError> {
-    for _ in 0..PLACEMENT_ATTEMPTS {
-        let block: u8 = rand::random_range(2..=250);
-        match try_place(block, bind_node) {
+/// Picks a block and a port free on every node address to bind (random unless given), retrying
+/// on `EADDRINUSE` what was not given.
+pub(crate) fn place_kubelets(
+    bind_node: &[bool],
+    block: Option<u8>,
+    port: Option<u16>,
+) -> Result<Placement, SimError> {
+    let blocks = super::formulas::blocks_for(bind_node.len());
+    let last_first_block = u8::try_from(251 - blocks.min(249)).unwrap_or(2);
+    let attempts = if block.is_some() && port.is_some() {
+        1
+    } else {
+        PLACEMENT_ATTEMPTS
+    };
+    for _ in 0..attempts {
+        let block = block.unwrap_or_else(|| rand::random_range(2..=last_first_block));
+        match try_place(block, port, bind_node) {
             Ok(placement) => return Ok(placement),
             Err(SimError::Bind { source, .. })
-                if source.kind() == std::io::ErrorKind::AddrInUse => {}
+                if attempts > 1 && source.kind() == std::io::ErrorKind::AddrInUse => {}
             Err(e) => return Err(e),
         }
     }
-    Err(SimError::NoFreeBlock {
-        attempts: PLACEMENT_ATTEMPTS,
-    })
+    Err(SimError::NoFreeBlock { attempts })
 }
 
-fn try_place(block: u8, bind_node: &[bool]) -> Result<Placement, SimError> {
-    // 127.B.255.254 is never a node address: it only picks the port.
-    let probe = bind(SocketAddr::from((
-        std::net::Ipv4Addr::new(127, block, 255, 254),
-        0,
-    )))?;
-    let port = probe
-        .local_addr()
-        .map_err(|source| SimError::Bind {
-            addr: SocketAddr::from(([127, block, 255, 254], 0)),
-            source,
-        })?
-        .port();
-    drop(probe);
+fn try_place(block: u8, port: Option<u16>, bind_node: &[bool]) -> Result<Placement, SimError> {
+    let port = match port {
+        Some(port) => port,
+        None => probe_port(block)?,
+    };
     let listeners = bind_node
         .iter()
         .enumerate()
@@ -137,4 +139,15 @@ fn try_place(block: u8, bind_node: &[bool]) -> Result<Placement, SimError> {
         port,
         listeners,
     })
+}
+
+/// A port free on `127.B.255.254`, which is never a node address.
+fn probe_port(block: u8) -> Result<u16, SimError> {
+    let addr = SocketAddr::from((std::net::Ipv4Addr::new(127, block, 255, 254), 0));
+    let probe = bind(addr)?;
+    let port = probe
+        .local_addr()
+        .map_err(|source| SimError::Bind { addr, source })?
+        .port();
+    Ok(port)
 }
