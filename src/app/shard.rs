@@ -15,11 +15,14 @@ use crate::model::{Batch, MetricSet};
 use crate::shard::assign::{Assignment, Role};
 use crate::shard::membership::{Membership, View};
 use crate::shard::partials::{self, PartialsBook, TickPartials};
-use crate::shard::peer::PeerClient;
+use crate::shard::peer::{PeerClient, PeerError};
 
 /// How many ticks a standby keeps of each node it stands by for: enough to cover a dead
 /// writer's Lease running out (up to two resolutions) and its `written` annotation lagging.
 const STANDBY_TICKS: usize = 4;
+
+/// The pause before asking again a peer that has no sums for the tick yet.
+const PARTIALS_RETRY: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 pub(super) struct ShardMetrics {
@@ -213,17 +216,33 @@ impl Shard {
             })
             .collect();
         let path = format!("/internal/shard/partials?window_end={window_end}");
-        let answers = tokio::time::timeout_at(deadline.into(), self.peers.get_all(&peers, &path))
-            .await
-            .unwrap_or_default();
-        for (peer, answer) in answers {
-            match answer.map(|body| partials::decode(&body)) {
-                Ok(Ok(p)) if p.window_end == window_end => parts.push(Arc::new(p)),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => self.peers.invalid(&peer, e),
-                // Counted and logged by the client.
-                Err(_) => {}
+        // A peer still scraping has no sums for this tick yet (404): it is asked again until
+        // it has, or until the deadline. On a large cluster the replicas finish their ticks
+        // seconds apart.
+        let mut pending = peers;
+        while !pending.is_empty() {
+            let answers =
+                tokio::time::timeout_at(deadline.into(), self.peers.get_all(&pending, &path))
+                    .await
+                    .unwrap_or_default();
+            let mut later = Vec::new();
+            for (peer, answer) in answers {
+                match answer.map(|body| partials::decode(&body)) {
+                    Ok(Ok(p)) if p.window_end == window_end => parts.push(Arc::new(p)),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => self.peers.invalid(&peer, e),
+                    Err(PeerError::UnexpectedStatus { status: 404 }) => later.push(peer),
+                    // Counted and logged by the client.
+                    Err(_) => {}
+                }
             }
+            if std::time::Instant::now() + PARTIALS_RETRY >= deadline {
+                break;
+            }
+            if !later.is_empty() {
+                tokio::time::sleep(PARTIALS_RETRY).await;
+            }
+            pending = later;
         }
         let merged = partials::merge(window_end, &parts, expected);
         let mut last = self
