@@ -1,5 +1,5 @@
 //! The end-to-end benchmark harness behind `heapster-bench`: starts a simulated cluster
-//! (`heapster-sim`), optionally a private InfluxDB, then the collector (and any peer
+//! (`heapster-sim`), optionally a private InfluxDB or VictoriaMetrics, then the collector (and any peer
 //! collectors), waits for a number of ticks and measures CPU, memory, tick and scrape times.
 //!
 //! Processes are separate so that `/proc` numbers belong to the collector alone. Every child is
@@ -7,6 +7,7 @@
 
 pub mod child;
 pub mod influxd;
+pub mod outage;
 pub mod procfs;
 pub mod prom;
 pub mod report;

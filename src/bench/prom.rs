@@ -22,6 +22,13 @@ impl Exposition {
         Exposition { samples }
     }
 
+    /// Whether any sample is named `name` (any labels).
+    pub fn has(&self, name: &str) -> bool {
+        self.samples
+            .keys()
+            .any(|k| k == name || k.strip_prefix(name).is_some_and(|r| r.starts_with('{')))
+    }
+
     /// Sum of all samples named `name` (any labels).
     pub fn sum(&self, name: &str) -> f64 {
         self.samples

@@ -27,17 +27,31 @@ pub struct Scenario {
     pub https: bool,
     /// More `--source` options (`K=V&...`) for the collector.
     pub source_options: Option<String>,
-    /// `--sink=influxdb:URL` when set.
-    pub influxdb_url: Option<String>,
+    /// The collector's `--sink=` (`influxdb:URL`, `remotewrite:URL`) when set.
+    pub sink: Option<String>,
+    /// The private database's port, substituted for `{sink_port}` in peer command lines and
+    /// collector flags.
+    pub sink_port: Option<u16>,
     pub metric_history: String,
     /// More collector flags, as given.
     pub collector_args: Vec<String>,
-    /// Peer command lines (`{api}`, `{kubelet_port}`, `{kubeconfig}` substituted).
+    /// Peer command lines (`{api}`, `{kubelet_port}`, `{kubeconfig}`, `{sink_port}`
+    /// substituted).
     pub peers: Vec<String>,
     /// Time allowed for the simulator to come up.
     pub startup_timeout: Duration,
     /// The simulator's `--uptime`: how long its pods have been running.
     pub sim_uptime: String,
+}
+
+impl Scenario {
+    /// `text` with `{sink_port}` replaced by the private database's port.
+    pub fn substitute(&self, text: &str) -> String {
+        match self.sink_port {
+            Some(port) => text.replace("{sink_port}", &port.to_string()),
+            None => text.to_string(),
+        }
+    }
 }
 
 /// Where the binaries are and where logs go.
@@ -198,12 +212,12 @@ pub(super) fn start_collector(
         .arg("--listen_ip=127.0.0.1")
         .arg("--log-format=json")
         .arg(format!("--metric_history={}", s.metric_history))
-        .args(&s.collector_args)
+        .args(s.collector_args.iter().map(|a| s.substitute(a)))
         .stdin(Stdio::null())
         .stdout(log_file(paths, &format!("collector-{}.out", s.nodes))?)
         .stderr(Stdio::piped());
-    if let Some(url) = &s.influxdb_url {
-        cmd.arg(format!("--sink=influxdb:{url}"));
+    if let Some(sink) = &s.sink {
+        cmd.arg(format!("--sink={sink}"));
     }
     let mut collector = Guarded::spawn("heapster", &mut cmd)?;
     let stderr = collector
@@ -246,7 +260,8 @@ pub fn run(s: &Scenario, paths: &Paths) -> Result<Measured, BenchError> {
 
     let mut peers = Vec::new();
     for (i, peer) in s.peers.iter().enumerate() {
-        let line = peer
+        let line = s
+            .substitute(peer)
             .replace("{api}", &api)
             .replace("{kubelet_port}", &kubelet_port.to_string())
             .replace("{kubeconfig}", &kubeconfig.display().to_string());
