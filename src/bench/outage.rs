@@ -69,7 +69,8 @@ pub struct OutageReport {
     /// `heapster_sink_dropped_points_total` by reason at the end.
     pub dropped: Vec<(String, f64)>,
     pub dropped_total: f64,
-    /// Made − sent − dropped − queued at the end: points unaccounted for.
+    /// Made − sent − dropped − queued at the end: points still in the spool, or lost (0 once
+    /// drained: every point made was sent or counted).
     pub unaccounted: f64,
     /// Bytes a tick takes, from the bytes per point sent before the outage (what each
     /// resolution of outage adds to the spool).
@@ -274,7 +275,7 @@ pub fn table(r: &OutageReport) -> String {
          | ticks, points made | {}, {:.0} |\n\
          | points sent | {:.0} |\n\
          | points dropped (all reasons) | {:.0} {:?} |\n\
-         | unaccounted (made − sent − dropped − queued) | {:.0} |\n\
+         | made − sent − dropped − queued (in the spool, or lost) | {:.0} |\n\
          | bytes sent per tick before the outage | {} |\n\
          | peak spool | {} |\n\
          | peak queued in memory | {:.0} points |\n\
@@ -329,4 +330,52 @@ pub fn table(r: &OutageReport) -> String {
         out.push_str(&format!("\nIncomplete: {why}\n"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_reports_losses_spool_and_drain() {
+        let m = Exposition::parse(
+            "heapster_sink_spool_bytes{sink=\"influxdb\"} 1048576\n\
+             heapster_sink_queued_points{sink=\"influxdb\"} 10\n\
+             heapster_sink_delivery_lag_seconds{sink=\"influxdb\"} 40.2\n\
+             heapster_sink_sent_points_total{sink=\"influxdb\"} 900\n",
+        );
+        let s = Sample::read(&m);
+        assert_eq!(
+            (
+                s.spool_bytes,
+                s.queued_points,
+                s.lag_s,
+                s.sent_points,
+                s.dropped_points
+            ),
+            (1048576.0, 10.0, 40.2, 900.0, 0.0)
+        );
+        let r = OutageReport {
+            nodes: 100,
+            sink: "remotewrite".into(),
+            resolution_s: 15.0,
+            points_made: 1000.0,
+            sent_points: 1000.0,
+            peak_spool_bytes: 3.0 * 1048576.0,
+            spool_empty_after_s: Some(61.2),
+            samples: vec![s],
+            ..OutageReport::default()
+        };
+        let t = table(&r);
+        for line in [
+            "## Outage: 100 nodes, remotewrite sink, 15 s resolution",
+            "| points dropped (all reasons) | 0 [] |",
+            "| peak spool | 3.0 MiB |",
+            "| spool empty after the restart | 61 s |",
+            "| lag under one resolution after the restart | not within the drain timeout |",
+            "| 0 | 0 | 1.0 MiB | 10 | 40 | 900 | 0 | 0.0 MiB |",
+        ] {
+            assert!(t.contains(line), "{line:?} in {t}");
+        }
+    }
 }
