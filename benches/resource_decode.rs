@@ -9,7 +9,7 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use heapster_rs::sim::{SimCluster, SimOptions};
 use heapster_rs::source::decode::{ResourceIds, decode_summary};
-use heapster_rs::source::{resource, summary};
+use heapster_rs::source::{resource_metrics, summary};
 use heapster_rs::testing::fixture;
 
 const PODS: [usize; 3] = [10, 30, 110];
@@ -71,7 +71,7 @@ fn decode_bench(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("resource", pods),
             &resource_body,
-            |b, body| b.iter(|| black_box(resource::decode(black_box(body), &node, 0))),
+            |b, body| b.iter(|| black_box(resource_metrics::decode(black_box(body), &node, 0))),
         );
     }
     if let Some(body) = fixture("kubelet/ersilia-hub-eks-kubelet-metrics-resource.txt") {
@@ -79,7 +79,7 @@ fn decode_bench(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("resource", "eks-capture"),
             &body,
-            |b, body| b.iter(|| black_box(resource::decode(black_box(body), &node, 0))),
+            |b, body| b.iter(|| black_box(resource_metrics::decode(black_box(body), &node, 0))),
         );
     }
     g.finish();

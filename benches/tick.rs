@@ -12,12 +12,16 @@
 //! outside criterion, each in a `stage_*` function, so
 //! `TICK_ONCE=1 valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*stage_*'
 //! target/release/deps/tick-HASH` counts exactly the stages (`callgrind_annotate` splits them).
+//! There, `stage_influx_sink` also sends the gzipped tick through the InfluxDB sink (its memory
+//! queue, delivery loop and HTTP client, on one thread) to a local Python endpoint that keeps
+//! nothing: less `stage_influx_encode_gzip`, what delivering a tick costs.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use heapster_rs::config::{Parsed, SinkConfig};
 use heapster_rs::model::Batch;
 use heapster_rs::model::cluster::{ClusterState, Interner};
 use heapster_rs::model::labels::LabelPolicy;
@@ -25,6 +29,8 @@ use heapster_rs::model::sample::NodeSample;
 use heapster_rs::model::time::NANOS_PER_SEC;
 use heapster_rs::process::Processor;
 use heapster_rs::sim::{SimCluster, SimOptions};
+use heapster_rs::sink::Sink;
+use heapster_rs::sink::influxdb::InfluxSink;
 use heapster_rs::sink::influxdb::schema::{BatchEncoder, Chunk, SchemaOptions};
 use heapster_rs::source::decode::{NodeNames, ResourceIds, decode_summary_with};
 use heapster_rs::source::summary;
@@ -200,6 +206,97 @@ fn stage_flate2_default(chunks: &[Chunk]) -> usize {
     flate2_gzip(chunks, 6)
 }
 
+/// An InfluxDB 1.x stand-in that answers `/ping`, `/query` and `/write` and keeps nothing, in
+/// a process of its own so that callgrind does not count it; its port.
+struct Endpoint {
+    child: std::process::Child,
+    port: u16,
+}
+
+const ENDPOINT: &str = r#"
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        while n > 0:
+            n -= len(self.rfile.read(min(n, 1 << 20)))
+        body = b'{"results":[{"statement_id":0}]}' if self.path.startswith("/query") else b""
+        self.send_response(200 if body else 204)
+        self.send_header("X-Influxdb-Version", "1.8.10")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = answer
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+impl Endpoint {
+    fn start() -> Endpoint {
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", ENDPOINT])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 starts");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("port");
+        let port = line.trim().parse().expect("port number");
+        Endpoint { child, port }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The InfluxDB sink with its defaults, writing to `port`.
+fn influx_sink(port: u16) -> InfluxSink {
+    let flag = format!("--sink=influxdb:http://127.0.0.1:{port}?db=k8s");
+    let Parsed::Run(config) = heapster_rs::config::parse(["heapster", &flag], &|_| None) else {
+        panic!("sink config");
+    };
+    let cfg = config
+        .sinks
+        .into_iter()
+        .find_map(|s| match s {
+            SinkConfig::InfluxDb(cfg) => Some(cfg),
+            _ => None,
+        })
+        .expect("an InfluxDB sink");
+    InfluxSink::new(&cfg, &mut prometheus_client::registry::Registry::default()).expect("sink")
+}
+
+/// Exports `batch` and waits until the memory queue is empty: encoding, queueing, delivery,
+/// all on the calling thread. Returns the points written so far.
+fn deliver(rt: &tokio::runtime::Runtime, sink: &mut InfluxSink, batch: &Arc<Batch>) -> u64 {
+    rt.block_on(async {
+        sink.export(Arc::clone(batch)).await;
+        while sink.stats().buffered_points > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    sink.stats().points_written
+}
+
+#[inline(never)]
+fn stage_influx_sink(
+    rt: &tokio::runtime::Runtime,
+    sink: &mut InfluxSink,
+    batch: &Arc<Batch>,
+) -> u64 {
+    deliver(rt, sink, batch)
+}
+
 /// The sink's defaults: 5,000 lines per request, Heapster's default schema.
 fn encoder(gzip: bool) -> BatchEncoder {
     BatchEncoder::new(SchemaOptions {
@@ -229,6 +326,20 @@ fn once(p: &Payloads) {
     stage_store_push(&s, &batch);
     let bytes = stage_influx_encode(&mut encoder(false), &batch);
     let gzipped = stage_influx_encode_gzip(&mut encoder(true), &batch);
+    {
+        let endpoint = Endpoint::start();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let batch = Arc::new(batch.clone());
+        // The first tick outside the stage: the API detected, the connection opened.
+        let mut sink = rt.block_on(async { influx_sink(endpoint.port) });
+        let first = deliver(&rt, &mut sink, &batch);
+        let both = stage_influx_sink(&rt, &mut sink, &batch);
+        assert_eq!(both, 2 * first, "every point written");
+        eprintln!("{first} points written a tick through the InfluxDB sink");
+    }
     // Outside the stages: the gunzipped lines must equal the plain ones (CRC-32 printed).
     let lines = |gzip: bool| {
         let mut out = Vec::new();

@@ -41,6 +41,14 @@ impl Guarded {
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
+    /// SIGKILL at once (a crash, not a shutdown); reaps the process.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// SIGTERM, wait up to `grace`, then SIGKILL; reaps the process.
     pub fn stop(&mut self, grace: Duration) {
         let Some(mut child) = self.child.take() else {

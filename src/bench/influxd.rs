@@ -110,12 +110,30 @@ fn start_logged(
 pub struct VictoriaMetrics {
     pub process: Guarded,
     pub port: u16,
+    dir: PathBuf,
 }
 
 impl VictoriaMetrics {
     /// Starts `victoria-metrics` with data under `dir`; waits for `/health`.
     pub fn start(dir: &Path) -> Result<VictoriaMetrics, BenchError> {
-        let port = free_port()?;
+        VictoriaMetrics::start_on(dir, free_port()?)
+    }
+
+    /// SIGKILL: the database is gone at once, with whatever it had not flushed (the outage
+    /// benchmark).
+    pub fn kill(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts it again on the same port and data after [`VictoriaMetrics::kill`]; waits for
+    /// `/health`.
+    pub fn start_again(&mut self) -> Result<(), BenchError> {
+        self.process.kill();
+        *self = VictoriaMetrics::start_on(&self.dir, self.port)?;
+        Ok(())
+    }
+
+    fn start_on(dir: &Path, port: u16) -> Result<VictoriaMetrics, BenchError> {
         let data: PathBuf = dir.join("victoria-metrics");
         std::fs::create_dir_all(&data).map_err(BenchError::Io)?;
         let mut cmd = Command::new("victoria-metrics");
@@ -126,6 +144,10 @@ impl VictoriaMetrics {
         let log = data.join("victoria-metrics.log");
         let ready = (port, "/health", 200, Duration::from_secs(60));
         let process = start_logged("victoria-metrics", &mut cmd, &log, ready)?;
-        Ok(VictoriaMetrics { process, port })
+        Ok(VictoriaMetrics {
+            process,
+            port,
+            dir: dir.to_path_buf(),
+        })
     }
 }

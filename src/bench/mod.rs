@@ -1,5 +1,5 @@
 //! The end-to-end benchmark harness behind `heapster-bench`: starts a simulated cluster
-//! (`heapster-sim`, split over several processes when large), optionally a private InfluxDB,
+//! (`heapster-sim`, split over several processes when large), optionally a private InfluxDB or VictoriaMetrics,
 //! then the collector or several sharding replicas (and any peer collectors), waits for a
 //! number of ticks and measures CPU, memory, descriptors, tick and scrape times.
 //!
@@ -8,6 +8,7 @@
 
 pub mod child;
 pub mod influxd;
+pub mod outage;
 pub mod procfs;
 pub mod prom;
 pub mod report;

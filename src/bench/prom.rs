@@ -35,6 +35,11 @@ impl Exposition {
         self.samples.iter().filter(move |s| s.metric == name)
     }
 
+    /// Whether any sample is named `name` (any labels).
+    pub fn has(&self, name: &str) -> bool {
+        self.named(name).next().is_some()
+    }
+
     /// Sum of all samples named `name` (any labels).
     pub fn sum(&self, name: &str) -> f64 {
         self.named(name).filter_map(|s| scalar(&s.value)).sum()

@@ -67,8 +67,10 @@ pub struct Summary {
     pub nodes_failed_max: u64,
     pub kubelet_requests: Vec<(String, f64)>,
     pub points_per_cycle: f64,
+    /// The sink's figures (any sink: `heapster_sink_*`, or `heapster_influxdb_*` from a
+    /// collector older than the shared delivery layer), under their first names.
     pub influxdb_points_written_per_cycle: f64,
-    /// Points the sink dropped over the whole run (`heapster_influxdb_dropped_points_total`).
+    /// Points the sink dropped over the whole run (`heapster_sink_dropped_points_total`).
     pub influxdb_dropped_points: f64,
     /// Points the sink dropped in the measured window, per cycle.
     pub influxdb_dropped_per_cycle: f64,
@@ -208,6 +210,23 @@ pub fn summarize(s: &Scenario, m: &Measured) -> Summary {
         })
         .collect();
     let delta = |n: &str| m.metrics_after.sum(n) - m.metrics_before.sum(n);
+    // The delivery layer's `heapster_sink_*`, or the InfluxDB sink's older names (a collector
+    // built before it).
+    let sink_metric = |new: &'static str, old: &'static str| {
+        if m.metrics_after.has(new) { new } else { old }
+    };
+    let written = sink_metric(
+        "heapster_sink_sent_points_total",
+        "heapster_influxdb_points_written_total",
+    );
+    let dropped = sink_metric(
+        "heapster_sink_dropped_points_total",
+        "heapster_influxdb_dropped_points_total",
+    );
+    let queued = sink_metric(
+        "heapster_sink_queued_points",
+        "heapster_influxdb_buffered_points",
+    );
     let cycles = measured.len().max(1) as f64;
     let steady = &m.rss_timeline;
     let reps = m.replicas.max(1);
@@ -217,11 +236,11 @@ pub fn summarize(s: &Scenario, m: &Measured) -> Summary {
         pods: s.nodes * s.pods_per_node,
         containers: s.nodes * s.pods_per_node * s.containers_per_pod,
         resolution_s: res_s,
-        sink: if s.influxdb_url.is_some() {
-            "influxdb".into()
-        } else {
-            "none".into()
-        },
+        sink: s
+            .sink
+            .as_deref()
+            .and_then(|k| k.split_once(':'))
+            .map_or("none".into(), |(kind, _)| kind.to_string()),
         https: s.https,
         measured_ticks: measured.len(),
         window_s: m.window_s(),
@@ -240,12 +259,10 @@ pub fn summarize(s: &Scenario, m: &Measured) -> Summary {
         nodes_failed_max: measured.iter().map(|t| t.failed).max().unwrap_or(0),
         kubelet_requests,
         points_per_cycle: measured.iter().map(|t| t.points as f64).sum::<f64>() / cycles,
-        influxdb_points_written_per_cycle: delta("heapster_influxdb_points_written_total") / cycles,
-        influxdb_dropped_points: m
-            .metrics_after
-            .sum("heapster_influxdb_dropped_points_total"),
-        influxdb_dropped_per_cycle: delta("heapster_influxdb_dropped_points_total") / cycles,
-        influxdb_buffered_at_end: m.metrics_after.sum("heapster_influxdb_buffered_points"),
+        influxdb_points_written_per_cycle: delta(written) / cycles,
+        influxdb_dropped_points: m.metrics_after.sum(dropped),
+        influxdb_dropped_per_cycle: delta(dropped) / cycles,
+        influxdb_buffered_at_end: m.metrics_after.sum(queued),
         collector: resources("heapster-rs", m, 0..reps, res_s, s.nodes),
         replicas: if reps > 1 {
             (0..reps).map(|r| replica(m, r, res_s, s.nodes)).collect()

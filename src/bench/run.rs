@@ -28,12 +28,16 @@ pub struct Scenario {
     pub https: bool,
     /// More `--source` options (`K=V&...`) for the collector.
     pub source_options: Option<String>,
-    /// `--sink=influxdb:URL` when set.
-    pub influxdb_url: Option<String>,
+    /// The collector's `--sink=` (`influxdb:URL`, `remotewrite:URL`) when set.
+    pub sink: Option<String>,
+    /// The private database's port, substituted for `{sink_port}` in peer command lines and
+    /// collector flags.
+    pub sink_port: Option<u16>,
     pub metric_history: String,
     /// More collector flags, as given.
     pub collector_args: Vec<String>,
-    /// Peer command lines (`{api}`, `{kubelet_port}`, `{kubeconfig}` substituted).
+    /// Peer command lines (`{api}`, `{kubelet_port}`, `{kubeconfig}`, `{sink_port}`
+    /// substituted).
     pub peers: Vec<String>,
     /// Time allowed for the simulator to come up.
     pub startup_timeout: Duration,
@@ -52,6 +56,16 @@ impl Scenario {
         self.sim_processes
             .unwrap_or_else(|| simproc::default_processes(self.nodes))
             .max(1)
+    }
+}
+
+impl Scenario {
+    /// `text` with `{sink_port}` replaced by the private database's port.
+    pub fn substitute(&self, text: &str) -> String {
+        match self.sink_port {
+            Some(port) => text.replace("{sink_port}", &port.to_string()),
+            None => text.to_string(),
+        }
     }
 }
 
@@ -238,12 +252,12 @@ pub(super) fn start_collector(
         .arg("--log-format=json")
         .arg(format!("--metric_history={}", s.metric_history))
         .args(sharding_flags(replica, s.replicas, metrics_port))
-        .args(&s.collector_args)
+        .args(s.collector_args.iter().map(|a| s.substitute(a)))
         .stdin(Stdio::null())
         .stdout(log_file(paths, &format!("{name}.out"))?)
         .stderr(Stdio::piped());
-    if let Some(url) = &s.influxdb_url {
-        cmd.arg(format!("--sink=influxdb:{url}"));
+    if let Some(sink) = &s.sink {
+        cmd.arg(format!("--sink={sink}"));
     }
     let mut collector = Guarded::spawn(&format!("heapster r{replica}"), &mut cmd)?;
     let stderr = collector
@@ -295,7 +309,8 @@ pub fn run(s: &Scenario, paths: &Paths) -> Result<Measured, BenchError> {
 
     let mut peers = Vec::new();
     for (i, peer) in s.peers.iter().enumerate() {
-        let line = peer
+        let line = s
+            .substitute(peer)
             .replace("{api}", &sim.api)
             .replace("{kubelet_port}", &sim.kubelet_port.to_string())
             .replace("{kubeconfig}", &sim.kubeconfig.display().to_string());

@@ -13,7 +13,7 @@ use clap::Parser;
 use heapster_rs::bench::influxd::{Influxd, VictoriaMetrics};
 use heapster_rs::bench::report::{self, Summary};
 use heapster_rs::bench::run::{self, Paths, Scenario};
-use heapster_rs::bench::soak;
+use heapster_rs::bench::{outage, soak};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,6 +56,25 @@ struct Args {
     /// Write to this InfluxDB sink URL (as in `--sink=influxdb:URL`).
     #[arg(long)]
     influxdb_url: Option<String>,
+    /// With `--victoria-metrics`: write through Prometheus remote write
+    /// (`--sink=remotewrite:http://127.0.0.1:PORT/api/v1/write`) instead of InfluxDB's API.
+    #[arg(long, requires = "victoria_metrics")]
+    remote_write: bool,
+    /// More sink options (`K=V&...`) appended to the private database's sink URL, e.g.
+    /// `concurrency=4&spool_bytes=4Gi`.
+    #[arg(long, value_name = "K=V&...")]
+    sink_options: Option<String>,
+    /// The outage benchmark (with `--victoria-metrics`, first cluster size only): this long
+    /// after the warm-up, kill the database (SIGKILL) ...
+    #[arg(long, value_name = "DURATION", value_parser = duration, requires_all = ["victoria_metrics", "outage_for"])]
+    outage_after: Option<Duration>,
+    /// ... and start it again (same port and data) this much later; then run until the
+    /// backlog is delivered. The sink gets a `spool_dir` in the work directory.
+    #[arg(long, value_name = "DURATION", value_parser = duration, requires = "outage_after")]
+    outage_for: Option<Duration>,
+    /// How long after the restart the backlog may take to drain.
+    #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "30m")]
+    drain_timeout: Duration,
     /// Serve the simulated apiserver and kubelets over TLS with a bearer token.
     #[arg(long)]
     https: bool,
@@ -103,6 +122,20 @@ struct Args {
     influxdb_restart_every: Option<u64>,
 }
 
+/// `90s`, `2m`, `1h`: a whole number and a unit.
+fn duration(v: &str) -> Result<Duration, String> {
+    let (n, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{v:?} is not a duration like 90s, 2m, 1h"))?;
+    match unit {
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{v:?} is not a duration like 90s, 2m, 1h")),
+    }
+}
+
 fn next_to_self(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating this binary")?;
     Ok(exe.with_file_name(name))
@@ -132,7 +165,7 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let vm = if args.victoria_metrics {
+    let mut vm = if args.victoria_metrics {
         Some(VictoriaMetrics::start(&work_dir).context("starting victoria-metrics")?)
     } else {
         None
@@ -143,10 +176,24 @@ fn main() -> anyhow::Result<()> {
             .as_ref()
             .map(|i| i.port)
             .or(vm.as_ref().map(|v| v.port));
-        let influxdb_url = match (port, &args.influxdb_url) {
-            (Some(port), _) => Some(format!("http://127.0.0.1:{port}?db=k8s_{nodes}")),
-            (None, url) => url.clone(),
+        let mut sink = match (port, &args.influxdb_url) {
+            (Some(port), _) if args.remote_write => Some(format!(
+                "remotewrite:http://127.0.0.1:{port}/api/v1/write?cluster_name=k8s_{nodes}"
+            )),
+            (Some(port), _) => Some(format!("influxdb:http://127.0.0.1:{port}?db=k8s_{nodes}")),
+            (None, url) => url.as_ref().map(|u| format!("influxdb:{u}")),
         };
+        if let Some(sink) = &mut sink {
+            let mut more: Vec<String> = args.sink_options.iter().cloned().collect();
+            if args.outage_after.is_some() {
+                let dir = work_dir.join(format!("spool-{nodes}"));
+                more.push(format!("spool_dir={}", dir.display()));
+            }
+            for option in more {
+                sink.push(if sink.contains('?') { '&' } else { '?' });
+                sink.push_str(&option);
+            }
+        }
         let scenario = Scenario {
             nodes,
             pods_per_node: args.pods_per_node,
@@ -156,7 +203,8 @@ fn main() -> anyhow::Result<()> {
             cycles: args.cycles,
             https: args.https,
             source_options: args.source_options.clone(),
-            influxdb_url,
+            sink,
+            sink_port: port,
             metric_history: args.metric_history.clone(),
             collector_args: args.collector_args.clone(),
             peers: args.peers.clone(),
@@ -178,6 +226,22 @@ fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 print!("{}", soak::table(&r));
+            }
+            return Ok(());
+        }
+        if let (Some(after), Some(down_for), Some(vm)) =
+            (args.outage_after, args.outage_for, vm.as_mut())
+        {
+            let plan = outage::Plan {
+                after,
+                down_for,
+                drain_timeout: args.drain_timeout,
+            };
+            let r = outage::run(&scenario, &plan, &paths, vm)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", outage::table(&r));
             }
             return Ok(());
         }
@@ -205,4 +269,19 @@ fn main() -> anyhow::Result<()> {
         print!("{}", report::table(&runs));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(duration("2").is_err());
+        assert!(duration("m").is_err());
+        assert!(duration("1.5m").is_err());
+    }
 }
