@@ -6,7 +6,6 @@
 
 pub mod api;
 pub mod app;
-pub mod bench;
 pub mod certificate;
 pub mod config;
 pub mod events;

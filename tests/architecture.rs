@@ -54,8 +54,6 @@ const RULES: &[(&str, Rule)] = &[
 const OUTSIDE: &[(&str, &[&str])] = &[
     // The simulator: the embedded simulated source and the binaries.
     ("sim", &["app/simulated.rs", "bin/"]),
-    // The benchmark harness: only its binary.
-    ("bench", &["bin/"]),
     // Test helpers: tests, benches and fuzz targets only.
     ("testing", &[]),
 ];

@@ -180,7 +180,7 @@ fn parse_tick(line: &str) -> Option<TickLine> {
     let window_end = v
         .get("window_end")
         .and_then(serde_json::Value::as_str)
-        .and_then(crate::model::time::parse_rfc3339)
+        .and_then(heapster_rs::model::time::parse_rfc3339)
         .unwrap_or(0);
     Some(TickLine {
         window_end,

@@ -232,7 +232,7 @@ pub fn start(s: &Scenario, paths: &Paths, processes: usize) -> Result<Sim, Bench
 }
 
 fn uptime_secs(s: &str) -> Result<u64, BenchError> {
-    crate::config::parse_duration(s)
+    heapster_rs::config::parse_duration(s)
         .map(|d| d.as_secs())
         .map_err(|e| BenchError::NotReady {
             what: "heapster-sim".into(),

@@ -5,15 +5,17 @@
 //! CPU per cycle and per node, peak memory and descriptors, plus the marginal cost per node
 //! between sizes.
 
+mod bench;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use heapster_rs::bench::influxd::{Influxd, VictoriaMetrics};
-use heapster_rs::bench::report::{self, Summary};
-use heapster_rs::bench::run::{self, Paths, Scenario};
-use heapster_rs::bench::{outage, soak};
+use crate::bench::influxd::{Influxd, VictoriaMetrics};
+use crate::bench::report::{self, Summary};
+use crate::bench::run::{self, Paths, Scenario};
+use crate::bench::{outage, soak};
 
 #[derive(Debug, Parser)]
 #[command(
