@@ -10,12 +10,12 @@ mod bench;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use clap::Parser;
 use crate::bench::influxd::{Influxd, VictoriaMetrics};
 use crate::bench::report::{self, Summary};
 use crate::bench::run::{self, Paths, Scenario};
 use crate::bench::{outage, soak};
+use anyhow::Context;
+use clap::Parser;
 
 #[derive(Debug, Parser)]
 #[command(
