@@ -373,3 +373,58 @@ async fn heapster_event_sink_runs_the_eventer_in_process() {
     }
     app.stop().await;
 }
+
+/// A sharded replica that is not the aggregator counts the events it would export as
+/// `standby` and exports none; once the gate opens it exports again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_export_gate_counts_events_as_standby() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    common::init();
+    let sim = SimCluster::start(SimOptions {
+        nodes: 1,
+        pods_per_node: 1,
+        ..SimOptions::default()
+    })
+    .await
+    .expect("simulator");
+    let cfg = eventer_config(&sim.api_url(), &["--sink=log".to_string()]);
+    let app = EventerApp::start(
+        &cfg,
+        Arc::new(|_: &str| None),
+        fast(1000, Duration::from_millis(100)),
+    )
+    .await
+    .expect("eventer starts");
+    let open = Arc::new(AtomicBool::new(false));
+    let gate = Arc::clone(&open);
+    app.eventer
+        .export_only_when(Arc::new(move || gate.load(Ordering::Relaxed)));
+    app.eventer.synced().await;
+    let exported = || {
+        app.metrics
+            .exported
+            .get_or_create(&heapster_rs::events::metrics::SinkLabel { sink: "log" })
+            .get()
+    };
+    let wait_for = |what: &'static str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() {
+            assert!(Instant::now() < deadline, "waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    for i in 0..5 {
+        sim.emit_event(event(i, "Pod"));
+    }
+    wait_for("5 standby drops", &|| {
+        app.metrics.dropped_count(reason::STANDBY) == 5
+    });
+    assert_eq!(exported(), 0);
+    open.store(true, Ordering::Relaxed);
+    for i in 5..8 {
+        sim.emit_event(event(i, "Pod"));
+    }
+    wait_for("3 exported", &|| exported() == 3);
+    assert_eq!(app.metrics.dropped_count(reason::STANDBY), 5);
+    app.stop().await;
+}
